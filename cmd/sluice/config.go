@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/pipelines"
+	"github.com/sluicehq/sluice/plugins/postgres"
+)
+
+// engineConfig turns a loaded pipeline file into the engine's config.
+func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
+	cfg := engine.Config{
+		Name:        p.Name,
+		SourceDSN:   p.Source.DSN.Reveal(),
+		SinkDSN:     p.Sink.DSN.Reveal(),
+		Schema:      p.Sync.Schema,
+		Full:        p.Sync.Full,
+		Incremental: p.Sync.Incremental,
+		StateDir:    p.StateDir,
+		Parallel:    p.Copy.Parallel,
+		ChunkRows:   p.Copy.ChunkRows,
+	}
+	for i, o := range p.Objects {
+		where := fmt.Sprintf("%s:%d: objects[%d]", p.File, o.Line, i)
+		if o.Schema != "" {
+			name, err := o.SchemaName()
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %w", where, err)
+			}
+			cfg.Objects = append(cfg.Objects, postgres.Selection{Schema: name, Where: where})
+			continue
+		}
+		schema, name, err := o.TableName()
+		if err != nil {
+			return cfg, fmt.Errorf("%s: %w", where, err)
+		}
+		cfg.Objects = append(cfg.Objects, postgres.Selection{Table: record.TableName{Schema: schema, Name: name}, Where: where})
+	}
+	return cfg, nil
+}

@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres"
+)
+
+// Crash points of the full copy (see package failpoint).
+const (
+	fpChunkBatch           = "copy.chunk.batch"            // inside a COPY, after a batch was read
+	fpChunkAfterCommit     = "copy.chunk.after_commit"     // sink committed, checkpoint not yet written
+	fpChunkAfterCheckpoint = "copy.chunk.after_checkpoint" // checkpoint written
+)
+
+// copyJob is one chunk to copy.
+type copyJob struct {
+	table *postgres.Table
+	key   string
+	plan  *postgres.Plan
+	chunk postgres.Chunk
+	prog  *tableProgress
+}
+
+// fullCopy copies every selected table at one snapshot. Chunks already
+// committed at the sink by an earlier run are skipped.
+func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
+	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
+		return err
+	}
+	sinkDone, err := postgres.DoneChunks(ctx, dst, r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	snap, err := postgres.ExportSnapshot(ctx, r.cfg.SourceDSN, tables)
+	if err != nil {
+		return err
+	}
+	defer snap.Close(ctx)
+	r.log.Info("snapshot exported", "snapshot", snap.ID)
+
+	prog := newProgress(r.cfg)
+	var jobs []copyJob
+	for _, t := range tables {
+		if t.Partitioned {
+			continue // rows live in the partitions
+		}
+		key := tableKey(t.Name)
+		plan, done, reset, err := r.tablePlan(ctx, src, dst, t, key, sinkDone[key])
+		if err != nil {
+			return err
+		}
+		if reset {
+			sum.TablesReset++
+		}
+		tp := prog.add(t.Name, plan, done)
+		for _, c := range plan.Chunks {
+			if _, ok := done[c.ID]; ok {
+				sum.ChunksSkipped++
+				continue
+			}
+			jobs = append(jobs, copyJob{table: t, key: key, plan: plan, chunk: c, prog: tp})
+		}
+	}
+	// Biggest chunks first, so the last ones to finish are small.
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].chunk.EstRows > jobs[j].chunk.EstRows })
+	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
+
+	progCtx, stopProgress := context.WithCancel(ctx)
+	progDone := make(chan struct{})
+	go func() { prog.run(progCtx, r.log); close(progDone) }()
+	err = r.copyChunks(ctx, snap.ID, jobs, sum)
+	stopProgress()
+	<-progDone
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	sum.Rows, sum.Bytes = prog.totals()
+	return nil
+}
+
+// tablePlan returns the table's chunk plan and its done chunks, reconciling
+// the local checkpoint with the sink's progress rows (the sink wins: it
+// commits the data and its progress row together).
+func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.Table, key string, sinkDone map[int]int64) (*postgres.Plan, map[int]checkpoint.ChunkDone, bool, error) {
+	saved, found, err := r.store.TablePlan(key)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	reset := false
+	if found {
+		plan := fromSavedPlan(saved)
+		done, err := r.store.DoneChunks(key)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		for id, n := range sinkDone {
+			if _, ok := done[id]; !ok {
+				d := checkpoint.ChunkDone{Rows: n, At: time.Now().UTC()}
+				if err := r.store.MarkChunkDone(key, id, d); err != nil {
+					return nil, nil, false, err
+				}
+				done[id] = d
+			}
+		}
+		for id := range done {
+			if _, ok := sinkDone[id]; !ok {
+				// The checkpoint says done but the sink has no such commit:
+				// the sink was changed behind our back. Copy it again.
+				delete(done, id)
+			}
+		}
+		switch {
+		case len(done) == len(plan.Chunks):
+			return plan, done, false, nil
+		case plan.Method != postgres.MethodCTID:
+			return plan, done, false, nil
+		case len(done) == 0:
+			// A block-range plan belongs to the snapshot it was made in;
+			// nothing is copied yet, so plan afresh below.
+		default:
+			r.log.Warn("restarting the copy of a table without a key: block ranges of the interrupted run do not carry over to a new snapshot", "table", t.Name.String(), "chunks_done", len(done))
+			reset = true
+		}
+	} else if len(sinkDone) > 0 {
+		// Progress at the sink but no plan locally: the state dir was lost.
+		r.log.Warn("the sink holds rows of an earlier copy of this table but the state dir has no plan for it; copying it again from scratch", "table", t.Name.String())
+		reset = true
+	}
+	if reset {
+		if err := postgres.ResetTable(ctx, dst, r.cfg.Name, key, r.target(t.Name)); err != nil {
+			return nil, nil, false, err
+		}
+		if err := r.store.ResetTable(key); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	plan, err := postgres.PlanChunks(ctx, src, t, r.cfg.ChunkRows)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if err := r.store.PutTablePlan(toSavedPlan(key, plan)); err != nil {
+		return nil, nil, false, err
+	}
+	return plan, map[int]checkpoint.ChunkDone{}, reset, nil
+}
+
+func toSavedPlan(key string, p *postgres.Plan) *checkpoint.TablePlan {
+	tp := &checkpoint.TablePlan{Table: key, Method: p.Method, KeyColumns: p.Key, PlannedAt: time.Now().UTC()}
+	for _, c := range p.Chunks {
+		tp.Chunks = append(tp.Chunks, checkpoint.Chunk{ID: c.ID, Lo: c.Lo, Hi: c.Hi, EstRows: c.EstRows})
+	}
+	return tp
+}
+
+func fromSavedPlan(tp *checkpoint.TablePlan) *postgres.Plan {
+	p := &postgres.Plan{Method: tp.Method, Key: tp.KeyColumns}
+	for _, c := range tp.Chunks {
+		p.Chunks = append(p.Chunks, postgres.Chunk{ID: c.ID, Lo: c.Lo, Hi: c.Hi, EstRows: c.EstRows})
+	}
+	return p
+}
+
+// copyChunks runs the jobs on Parallel workers, each with one source
+// connection inside the snapshot and one sink connection. The first error
+// stops every worker.
+func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJob, sum *Summary) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	workers := min(r.cfg.Parallel, len(jobs))
+	queue := make(chan copyJob)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		cancel(err)
+	}
+	// Open every reader before handing out work: the snapshot must be
+	// imported by all workers while the exporting transaction is open.
+	readers := make([]*postgres.Reader, workers)
+	writers := make([]*postgres.Writer, workers)
+	defer func() {
+		for i := range readers {
+			if readers[i] != nil {
+				readers[i].Close(ctx)
+			}
+			if writers[i] != nil {
+				writers[i].Close(ctx)
+			}
+		}
+	}()
+	for i := 0; i < workers; i++ {
+		var err error
+		if readers[i], err = postgres.OpenReader(ctx, r.cfg.SourceDSN, snapshotID); err != nil {
+			return err
+		}
+		if writers[i], err = postgres.OpenWriter(ctx, r.cfg.SinkDSN, r.cfg.Name, r.log); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func(rd *postgres.Reader, wr *postgres.Writer) {
+			defer wg.Done()
+			for job := range queue {
+				if ctx.Err() != nil {
+					continue
+				}
+				if err := r.copyOne(ctx, rd, wr, job); err != nil {
+					fail(err)
+					continue
+				}
+				mu.Lock()
+				sum.ChunksCopied++
+				mu.Unlock()
+			}
+		}(readers[i], writers[i])
+	}
+	for _, j := range jobs {
+		select {
+		case queue <- j:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(queue)
+	wg.Wait()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// copyOne copies one chunk: a reader goroutine streams batches into the
+// sink's COPY; the sink commits the rows with the chunk's progress row;
+// then the checkpoint records it.
+func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.Writer, job copyJob) error {
+	chunkCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan *record.Batch, 2)
+	errc := make(chan error, 1)
+	go func() {
+		err := rd.ReadChunk(chunkCtx, job.table, job.plan, job.chunk, postgres.DefaultBatchLimits, func(b *record.Batch) error {
+			if err := r.cfg.Failpoints.Hit(fpChunkBatch); err != nil {
+				return err
+			}
+			select {
+			case batches <- b:
+				job.prog.addRows(int64(len(b.Records)), b.Bytes)
+				return nil
+			case <-chunkCtx.Done():
+				return chunkCtx.Err()
+			}
+		})
+		errc <- err
+		close(batches)
+	}()
+	target := r.target(job.table.Name)
+	format := record.Text
+	if job.table.Binary {
+		format = record.Binary
+	}
+	rows, size, err := wr.CopyChunk(chunkCtx, target, job.table.Relation(), format, job.key, job.chunk.ID, batches, errc)
+	if err != nil {
+		cancel()
+		for range batches { // let the reader finish
+		}
+		return fmt.Errorf("copy %s chunk %d: %w", job.table.Name, job.chunk.ID, err)
+	}
+	if err := r.cfg.Failpoints.Hit(fpChunkAfterCommit); err != nil {
+		return err
+	}
+	if err := r.store.MarkChunkDone(job.key, job.chunk.ID, checkpoint.ChunkDone{Rows: rows, Bytes: size, At: time.Now().UTC()}); err != nil {
+		return err
+	}
+	job.prog.chunkDone()
+	return r.cfg.Failpoints.Hit(fpChunkAfterCheckpoint)
+}

@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres"
+)
+
+// tableProgress counts one table's full copy.
+type tableProgress struct {
+	name        record.TableName
+	estRows     int64
+	chunks      int
+	chunksDone  atomic.Int64
+	rows, bytes atomic.Int64
+	started     atomic.Int64 // unix nanos of the first row
+}
+
+func (t *tableProgress) addRows(rows, bytes int64) {
+	if t.started.Load() == 0 {
+		t.started.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	t.rows.Add(rows)
+	t.bytes.Add(bytes)
+}
+
+func (t *tableProgress) chunkDone() { t.chunksDone.Add(1) }
+
+func (t *tableProgress) done() bool { return t.chunksDone.Load() >= int64(t.chunks) }
+
+// progress shows the full copy's progress: redrawn per-table lines on a
+// terminal, structured log lines otherwise.
+type progress struct {
+	cfg    Config
+	mu     sync.Mutex
+	tables []*tableProgress
+	start  time.Time
+	drawn  int // lines drawn last time on the terminal
+}
+
+func newProgress(cfg Config) *progress {
+	return &progress{cfg: cfg, start: time.Now()}
+}
+
+func (p *progress) add(name record.TableName, plan *postgres.Plan, done map[int]checkpoint.ChunkDone) *tableProgress {
+	tp := &tableProgress{name: name, chunks: len(plan.Chunks)}
+	for _, c := range plan.Chunks {
+		tp.estRows += c.EstRows
+	}
+	tp.chunksDone.Store(int64(len(done)))
+	p.mu.Lock()
+	p.tables = append(p.tables, tp)
+	p.mu.Unlock()
+	return tp
+}
+
+func (p *progress) totals() (rows, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.tables {
+		rows += t.rows.Load()
+		bytes += t.bytes.Load()
+	}
+	return rows, bytes
+}
+
+func (p *progress) run(ctx context.Context, log *slog.Logger) {
+	interval := p.cfg.ProgressInterval
+	if p.cfg.Terminal {
+		interval = 500 * time.Millisecond
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if p.cfg.Terminal && p.cfg.Progress != nil {
+				p.draw(p.cfg.Progress)
+			} else {
+				p.log(log)
+			}
+		}
+	}
+}
+
+func (p *progress) finish() {
+	if p.cfg.Terminal && p.cfg.Progress != nil {
+		p.draw(p.cfg.Progress)
+	}
+}
+
+func (p *progress) log(log *slog.Logger) {
+	rows, bytes := p.totals()
+	var est int64
+	var done, total int
+	p.mu.Lock()
+	for _, t := range p.tables {
+		est += max(t.estRows, t.rows.Load())
+		total++
+		if t.done() {
+			done++
+		}
+	}
+	p.mu.Unlock()
+	elapsed := time.Since(p.start)
+	rate := float64(rows) / elapsed.Seconds()
+	log.Info("copy progress", "rows", rows, "bytes", bytes, "rows_per_sec", int64(rate),
+		"tables_done", done, "tables", total, "eta", eta(est-rows, rate).String())
+}
+
+func eta(left int64, rate float64) time.Duration {
+	if rate <= 0 || left <= 0 {
+		return 0
+	}
+	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second)
+}
+
+// draw redraws the progress block: a total line, then the tables still
+// copying (at most 10) and a count of the finished ones.
+func (p *progress) draw(w io.Writer) {
+	rows, bytes := p.totals()
+	elapsed := time.Since(p.start)
+	p.mu.Lock()
+	tables := append([]*tableProgress(nil), p.tables...)
+	p.mu.Unlock()
+	var active []*tableProgress
+	var est int64
+	done := 0
+	for _, t := range tables {
+		est += max(t.estRows, t.rows.Load())
+		if t.done() {
+			done++
+		} else if t.rows.Load() > 0 {
+			active = append(active, t)
+		}
+	}
+	sort.Slice(active, func(i, j int) bool { return active[i].rows.Load() > active[j].rows.Load() })
+	if len(active) > 10 {
+		active = active[:10]
+	}
+	rate := float64(rows) / elapsed.Seconds()
+	var b strings.Builder
+	if p.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", p.drawn)
+	}
+	lines := 0
+	line := func(format string, args ...any) {
+		b.WriteString("\x1b[2K")
+		fmt.Fprintf(&b, format, args...)
+		b.WriteByte('\n')
+		lines++
+	}
+	line("copy %s: %d/%d tables, %s rows, %s, %s rows/s, elapsed %s, eta %s",
+		p.cfg.Name, done, len(tables), humanCount(rows), humanBytes(bytes), humanCount(int64(rate)),
+		elapsed.Round(time.Second), eta(est-rows, rate))
+	for _, t := range active {
+		r := t.rows.Load()
+		trate := 0.0
+		if s := t.started.Load(); s > 0 {
+			trate = float64(r) / time.Since(time.Unix(0, s)).Seconds()
+		}
+		line("  %-40s %10s / ~%-10s %10s rows/s  chunks %d/%d  eta %s", truncate(t.name.String(), 40),
+			humanCount(r), humanCount(t.estRows), humanCount(int64(trate)), t.chunksDone.Load(), t.chunks,
+			eta(t.estRows-r, trate))
+	}
+	for i := lines; i < p.drawn; i++ {
+		b.WriteString("\x1b[2K\n")
+		lines++
+	}
+	p.drawn = lines
+	_, _ = io.WriteString(w, b.String())
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func humanCount(n int64) string {
+	switch {
+	case n >= 10_000_000:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 10_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d", n)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

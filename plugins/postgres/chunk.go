@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// Chunk methods: how a table's rows are split for the full copy.
+const (
+	// MethodWhole copies the table as one chunk.
+	MethodWhole = "whole"
+	// MethodKey splits by ranges of the table's key. A row's chunk depends
+	// only on its key, so chunks stay disjoint across snapshots and an
+	// interrupted copy can resume the unfinished ones.
+	MethodKey = "key"
+	// MethodCTID splits a table without a key by physical block ranges.
+	// Membership depends on the snapshot, so a resumed copy of such a table
+	// restarts it whole.
+	MethodCTID = "ctid"
+)
+
+// Chunk is one piece of a table's full copy. Lo is the inclusive lower
+// bound and Hi the exclusive upper bound: key values in text form (MethodKey)
+// or a block number (MethodCTID); nil means unbounded.
+type Chunk struct {
+	ID      int
+	Lo, Hi  []string
+	EstRows int64
+}
+
+// Plan is how one table is split.
+type Plan struct {
+	Method string
+	Key    []string
+	Chunks []Chunk
+}
+
+// samplesPerChunk is how many sampled keys back each chunk boundary.
+const samplesPerChunk = 64
+
+// PlanChunks splits a table into chunks of about chunkRows rows: by key
+// ranges chosen from a sample of the keys, by block ranges when it has no
+// key, or as a single chunk when it is small.
+func PlanChunks(ctx context.Context, conn *pgx.Conn, t *Table, chunkRows int64) (*Plan, error) {
+	if chunkRows < 1 {
+		chunkRows = 1
+	}
+	est := t.EstRows
+	if est < 0 { // never analyzed: guess from the size
+		est = t.Pages * 60
+	}
+	whole := &Plan{Method: MethodWhole, Chunks: []Chunk{{ID: 0, EstRows: est}}}
+	if t.Partitioned || est <= chunkRows+chunkRows/2 || t.Pages < 16 {
+		return whole, nil
+	}
+	n := int((est + chunkRows - 1) / chunkRows)
+	if len(t.Key) == 0 {
+		return planCTID(t, n, est), nil
+	}
+	pct := math.Min(100, math.Max(0.001, 100*float64(n*samplesPerChunk)/float64(est)))
+	cols := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		cols[i] = record.QuoteIdent(k)
+	}
+	list := strings.Join(cols, ", ")
+	sql := fmt.Sprintf("SELECT %s FROM ONLY %s TABLESAMPLE SYSTEM (%s) ORDER BY %s",
+		list, t.Name.Quoted(), strconv.FormatFloat(pct, 'f', 4, 64), list)
+	// Keys are read as text so they can be stored and bound back as text
+	// parameters of the key column's type.
+	rr := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, []int16{pgtype.TextFormatCode})
+	var samples [][]string
+	for rr.NextRow() {
+		vals := rr.Values()
+		row := make([]string, len(vals))
+		for i, v := range vals {
+			row[i] = string(v)
+		}
+		samples = append(samples, row)
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("sample keys of %s: %w", t.Name, err)
+	}
+	if len(samples) < 2 {
+		return whole, nil
+	}
+	if n > len(samples) {
+		n = len(samples)
+	}
+	var bounds [][]string
+	for i := 1; i < n; i++ {
+		b := samples[len(samples)*i/n]
+		if len(bounds) > 0 && equalStrings(bounds[len(bounds)-1], b) {
+			continue
+		}
+		bounds = append(bounds, b)
+	}
+	if len(bounds) == 0 {
+		return whole, nil
+	}
+	plan := &Plan{Method: MethodKey, Key: append([]string(nil), t.Key...)}
+	per := est / int64(len(bounds)+1)
+	var lo []string
+	for i := 0; i <= len(bounds); i++ {
+		var hi []string
+		if i < len(bounds) {
+			hi = bounds[i]
+		}
+		plan.Chunks = append(plan.Chunks, Chunk{ID: i, Lo: lo, Hi: hi, EstRows: per})
+		lo = hi
+	}
+	return plan, nil
+}
+
+func planCTID(t *Table, n int, est int64) *Plan {
+	per := (t.Pages + int64(n) - 1) / int64(n)
+	if per < 1 {
+		per = 1
+	}
+	plan := &Plan{Method: MethodCTID}
+	var id int
+	for lo := int64(0); lo < t.Pages; lo += per {
+		c := Chunk{ID: id, Lo: []string{strconv.FormatInt(lo, 10)}, EstRows: est / int64(n)}
+		if lo+per < t.Pages {
+			c.Hi = []string{strconv.FormatInt(lo+per, 10)}
+		}
+		if lo == 0 {
+			c.Lo = nil
+		}
+		plan.Chunks = append(plan.Chunks, c)
+		id++
+	}
+	return plan
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkQuery builds the SELECT that reads one chunk, with its bounds as
+// parameters (text values bound with the key column types' OIDs).
+func chunkQuery(t *Table, method string, key []string, c Chunk) (sql string, params [][]byte, oids []uint32, err error) {
+	cols := t.CopyColumns()
+	names := make([]string, len(cols))
+	for i, col := range cols {
+		names[i] = record.QuoteIdent(col.Name)
+	}
+	sql = "SELECT " + strings.Join(names, ", ") + " FROM ONLY " + t.Name.Quoted()
+	var conds []string
+	switch method {
+	case MethodWhole, "":
+	case MethodCTID:
+		if c.Lo != nil {
+			params = append(params, []byte("("+c.Lo[0]+",0)"))
+			oids = append(oids, 27)
+			conds = append(conds, fmt.Sprintf("ctid >= $%d", len(params)))
+		}
+		if c.Hi != nil {
+			params = append(params, []byte("("+c.Hi[0]+",0)"))
+			oids = append(oids, 27)
+			conds = append(conds, fmt.Sprintf("ctid < $%d", len(params)))
+		}
+	case MethodKey:
+		keyOIDs := make([]uint32, len(key))
+		keyNames := make([]string, len(key))
+		for i, k := range key {
+			found := false
+			for _, col := range t.Columns {
+				if col.Name == k {
+					keyOIDs[i], found = col.TypeOID, true
+				}
+			}
+			if !found {
+				return "", nil, nil, fmt.Errorf("table %s: key column %s of the saved copy plan no longer exists (run `sluice drop` and start over)", t.Name, record.QuoteIdent(k))
+			}
+			keyNames[i] = record.QuoteIdent(k)
+		}
+		bound := func(vals []string, op string) error {
+			if len(vals) != len(key) {
+				return fmt.Errorf("table %s: chunk %d bound has %d values for %d key columns", t.Name, c.ID, len(vals), len(key))
+			}
+			ph := make([]string, len(vals))
+			for i, v := range vals {
+				params = append(params, []byte(v))
+				oids = append(oids, keyOIDs[i])
+				ph[i] = fmt.Sprintf("$%d", len(params))
+			}
+			if len(key) == 1 {
+				conds = append(conds, keyNames[0]+" "+op+" "+ph[0])
+			} else {
+				conds = append(conds, "("+strings.Join(keyNames, ", ")+") "+op+" ("+strings.Join(ph, ", ")+")")
+			}
+			return nil
+		}
+		if c.Lo != nil {
+			if err := bound(c.Lo, ">="); err != nil {
+				return "", nil, nil, err
+			}
+		}
+		if c.Hi != nil {
+			if err := bound(c.Hi, "<"); err != nil {
+				return "", nil, nil, err
+			}
+		}
+	default:
+		return "", nil, nil, fmt.Errorf("table %s: unknown chunk method %q", t.Name, method)
+	}
+	if len(conds) > 0 {
+		sql += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return sql, params, oids, nil
+}
