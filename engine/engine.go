@@ -14,9 +14,9 @@ package engine
 import (
 	"context"
 	"errors"
-	"strings"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"

@@ -26,6 +26,8 @@ SET search_path = "Sales Ünï ""q""", public;
 
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'it''s', 'back\slash');
 ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok';
+-- next transaction: a new enum value is usable only once committed
+SET search_path = "Sales Ünï ""q""", public;
 CREATE DOMAIN good_mood AS mood NOT NULL CONSTRAINT "not sad" CHECK (VALUE <> 'sad');
 CREATE DOMAIN public.year AS integer CONSTRAINT year_check CHECK (VALUE >= 1901 AND VALUE <= 2155);
 ALTER DOMAIN public.year ADD CONSTRAINT year_not_2000 CHECK (VALUE <> 2000) NOT VALID;
@@ -128,7 +130,9 @@ func newSchemaEnv(t *testing.T) *schemaEnv {
 			t.Fatal(err)
 		}
 	}
-	e.srcExec(schemaFixture)
+	for _, part := range strings.Split(schemaFixture, "-- next transaction") {
+		e.srcExec(part)
+	}
 	e.src, e.dst = connect(t, e.srcDSN, "source"), connect(t, e.dstDSN, "sink")
 	var err error
 	e.tables, err = Discover(t.Context(), e.src, []Selection{{Schema: schemaSales, Where: "test"}, {Schema: "public", Where: "test"}})
