@@ -95,8 +95,8 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 		d.add(0, "", "the file is empty; a pipeline needs at least name, source, sink and objects")
 		return nil
 	}
-	root, err := d.unalias(doc.Content[0], false)
-	if err != nil {
+	root, ok := d.unalias(doc.Content[0], false)
+	if !ok {
 		return nil
 	}
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
@@ -116,16 +116,15 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: "+msg)
 }
 
-var errTooBig = errors.New("too big")
-
 // unalias returns n with every alias replaced by a copy of its anchor's
-// value and merge keys (<<) merged, working in place except in copies.
-func (d *decoder) unalias(n *yaml.Node, clone bool) (*yaml.Node, error) {
+// value and merge keys (<<) merged, working in place except in copies
+// (clone). It returns false, having reported it, if the tree grows too big.
+func (d *decoder) unalias(n *yaml.Node, clone bool) (*yaml.Node, bool) {
 	if d.count++; d.count > maxNodes {
 		if d.count == maxNodes+1 {
 			d.add(n.Line, "", fmt.Sprintf("the file expands to more than %d YAML nodes (aliases of aliases?)", maxNodes))
 		}
-		return nil, errTooBig
+		return nil, false
 	}
 	if n.Kind == yaml.AliasNode {
 		return d.unalias(n.Alias, true)
@@ -137,16 +136,16 @@ func (d *decoder) unalias(n *yaml.Node, clone bool) (*yaml.Node, error) {
 		n = &c
 	}
 	for i, c := range n.Content {
-		r, err := d.unalias(c, clone)
-		if err != nil {
-			return nil, err
+		r, ok := d.unalias(c, clone)
+		if !ok {
+			return nil, false
 		}
 		n.Content[i] = r
 	}
 	if n.Kind == yaml.MappingNode {
 		d.merge(n)
 	}
-	return n, nil
+	return n, true
 }
 
 // merge applies the merge keys of mapping m: keys given in m win, then

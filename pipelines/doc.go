@@ -33,7 +33,9 @@
 // happens after the YAML is parsed, so a value can never change the
 // structure of the file, and a substituted value always stays one scalar.
 // Errors never print a substituted value; they name the key path and the
-// variable instead, because a DSN may hold a password.
+// variable instead, because a DSN may hold a password. Inside a flow
+// mapping ({...}) quote a value holding ${VAR}: YAML reads its braces as
+// the mapping's own (dsn: "${SRC_DSN}").
 //
 // # Errors
 //

@@ -100,7 +100,8 @@ type Copy struct {
 // os.LookupEnv in production. A nil env knows no variables.
 //
 // A file that cannot be read gives an error starting "open pipeline: ".
-// Any problem inside the file gives an errors.Join of [*Error] values.
+// Any problem inside the file gives an errors.Join of [*Error] values. On
+// error the returned pipeline is nil.
 func Load(path string, env func(string) (string, bool)) (*Pipeline, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -198,8 +198,8 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"bad DSN", strings.Replace(header, `"postgres://dst/db"`, `"host=dst password='unterminated"`, 1), nil, []string{
 			`p.yaml:3: sink.dsn: not a valid PostgreSQL connection string: failed to parse as keyword/value; the form is key=value pairs separated by spaces, with values holding spaces or quotes written in single quotes ('...') and \' for a quote`}},
-		{"bad DSN URL", strings.Replace(header, `"postgres://dst/db"`, `"postgres://u:pw@dst:5432:5433/db"`, 1), nil, []string{
-			`p.yaml:3: sink.dsn: not a valid PostgreSQL connection string: failed to parse as URL; check that special characters in the user name and password are percent-encoded (@ as %40, : as %3A, / as %2F, ? as %3F, # as %23)`}},
+		{"bad DSN URL", strings.Replace(header, `"postgres://dst/db"`, `"postgres://u:p w@dst/db"`, 1), nil, []string{
+			`p.yaml:3: sink.dsn: not a valid PostgreSQL connection string: failed to parse as URL; check that special characters in the user name and password are percent-encoded (space as %20, @ as %40, : as %3A, / as %2F, ? as %3F, # as %23)`}},
 		{"lone dollar", strings.Replace(header, "postgres://src/db", "postgres://u:pa$word@src/db", 1), nil, []string{
 			`p.yaml:2: source.dsn: "$" at character 16 must start ${VAR} or be written $$ for a literal "$"`}},
 		{"unterminated variable", header + "state_dir: ${HOME\n", nil, []string{
@@ -273,7 +273,7 @@ func TestInterpolation(t *testing.T) {
 	})
 	src := `name: demo
 source: {dsn: "postgres://u:pa$$word@${HOST}:${PORT:-5432}/db"}
-sink: {dsn: 'host=${EMPTY:-dst.example} dbname=${DB:-my db}'}
+sink: {dsn: "host=${EMPTY:-dst.example} dbname='${DB:-my db}'"}
 sync: {incremental: "${INCR}"}
 objects:
   - table: '${YAMLY}'
@@ -287,7 +287,7 @@ state_dir: $$HOME/x
 	}
 	for _, c := range []struct{ got, want any }{
 		{p.Source.DSN.Reveal(), "postgres://u:pa$word@db.example:5432/db"},
-		{p.Sink.DSN.Reveal(), "host=dst.example dbname=my db"},
+		{p.Sink.DSN.Reveal(), "host=dst.example dbname='my db'"},
 		{p.Sync, Sync{Schema: true, Full: true, Incremental: true}},
 		{p.Objects[0].Table, "x\nname: evil\nobjects: []"}, // a value never adds structure
 		{p.Objects[1].Table, "[1, 2]"},

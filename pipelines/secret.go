@@ -249,7 +249,7 @@ func checkDSN(dsn Secret) string {
 	}
 	switch msg {
 	case "failed to parse as URL":
-		msg += "; check that special characters in the user name and password are percent-encoded (@ as %40, : as %3A, / as %2F, ? as %3F, # as %23)"
+		msg += "; check that special characters in the user name and password are percent-encoded (space as %20, @ as %40, : as %3A, / as %2F, ? as %3F, # as %23)"
 	case "failed to parse as keyword/value":
 		msg += "; the form is key=value pairs separated by spaces, with values holding spaces or quotes written in single quotes ('...') and \\' for a quote"
 	default:
@@ -276,4 +276,3 @@ func leaksSecret(msg, dsn string) bool {
 	}
 	return false
 }
-

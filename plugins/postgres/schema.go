@@ -76,7 +76,7 @@ type StatementError struct {
 
 func (e *StatementError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "sink: creating %s failed at %q: ", e.Object, firstLine(e.SQL))
+	fmt.Fprintf(&b, "sink: schema sync of %s failed: ", e.Object)
 	var pgErr *pgconn.PgError
 	if errors.As(e.Err, &pgErr) {
 		fmt.Fprintf(&b, "%s: %s (SQLSTATE %s)", pgErr.Severity, pgErr.Message, pgErr.Code)
@@ -89,7 +89,8 @@ func (e *StatementError) Error() string {
 	} else {
 		b.WriteString(e.Err.Error())
 	}
-	b.WriteString("\n(the schema changes run in one transaction, which was rolled back: nothing was created; fix the sink or the selection and run again)")
+	b.WriteString("\nSTATEMENT: " + firstLine(e.SQL))
+	b.WriteString("\n(all schema changes run in one sink transaction, which was rolled back: nothing was created; fix the sink or the selection and run again)")
 	return b.String()
 }
 
@@ -567,8 +568,12 @@ func (p *planner) planCreates() error {
 			Object: "sequence " + dispName(s.Schema, s.Name),
 			SQL:    fmt.Sprintf("CREATE %sSEQUENCE %s %s", unlogged, qname(s.Schema, s.Name), s.options(true)),
 		})
-		if s.OwnerTable != 0 && p.tableState[s.OwnerTable] == stCreate {
-			owner := p.target(p.tables[s.OwnerTable].Name)
+		// PostgreSQL links a sequence only to a table of its own schema:
+		// a table renamed into another schema leaves it unowned.
+		if s.OwnerTable == 0 || p.tableState[s.OwnerTable] != stCreate {
+			continue
+		}
+		if owner := p.target(p.tables[s.OwnerTable].Name); owner.Schema == s.Schema {
 			p.postStmts = append(p.postStmts, Statement{
 				Object: "sequence " + dispName(s.Schema, s.Name),
 				SQL: fmt.Sprintf("ALTER SEQUENCE %s OWNED BY %s.%s", qname(s.Schema, s.Name), owner.Quoted(),
@@ -639,10 +644,16 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 			}
 			col += " GENERATED " + how + " AS IDENTITY"
 			if seq := deps.seqs[deps.identity[t.OID][c.Num]]; seq != nil {
-				if err := p.needSchema(seq.Schema); err != nil {
-					return err
+				// An identity sequence lives in its table's schema.
+				// The sequence takes the column's type (AS is refused
+				// here); a type changed since is set afterwards.
+				col += " (SEQUENCE NAME " + qname(tn.Schema, seq.Name) + " " + seq.options(false) + ")"
+				if seq.Type != c.TypeName {
+					p.postStmts = append(p.postStmts, Statement{
+						Object: "sequence " + dispName(tn.Schema, seq.Name),
+						SQL:    "ALTER SEQUENCE " + qname(tn.Schema, seq.Name) + " AS " + seq.Type,
+					})
 				}
-				col += " (SEQUENCE NAME " + qname(seq.Schema, seq.Name) + " " + seq.options(seq.Type != c.TypeName) + ")"
 			}
 		case c.Default != "":
 			col += " DEFAULT " + c.Default
