@@ -537,3 +537,33 @@ func TestSchemaPagila(t *testing.T) {
 		t.Errorf("SyncSequences: %v", err)
 	}
 }
+
+// TestSchemaExtensionType: a column of an extension's type brings a
+// CREATE EXTENSION, not a CREATE TYPE.
+func TestSchemaExtensionType(t *testing.T) {
+	ctx := t.Context()
+	srcC, dstC := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN := pgtest.NewDB(t, srcC), pgtest.NewDB(t, dstC)
+	if err := srcC.Exec(ctx, dbOf(t, srcDSN), `CREATE SCHEMA "Ext"; CREATE EXTENSION citext WITH SCHEMA "Ext";
+		CREATE TABLE public.users (id int PRIMARY KEY, email "Ext".citext NOT NULL, aliases "Ext".citext[])`); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := connect(t, srcDSN, "source"), connect(t, dstDSN, "sink")
+	tables, err := Discover(ctx, src, []Selection{{Table: record.TableName{Schema: "public", Name: "users"}, Where: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanMissing(ctx, src, dst, tables, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan.String(), `CREATE EXTENSION IF NOT EXISTS "citext" WITH SCHEMA "Ext"`) || strings.Contains(plan.String(), "CREATE TYPE") {
+		t.Errorf("plan:\n%s", plan)
+	}
+	if err := plan.Apply(ctx, dst); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := describeTable(t, src, tables[0].Name), describeTable(t, dst, tables[0].Name); want != got {
+		t.Errorf("table differs at the sink:\n%s", firstDiff(want, got))
+	}
+}
