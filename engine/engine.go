@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/failpoint"
+	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
 
@@ -54,6 +55,21 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Failpoints, when non-nil, stop the engine at named crash points.
 	Failpoints *failpoint.Set
+
+	// UntilCaughtUp ends streaming once every change committed at the
+	// source before streaming started is applied; otherwise streaming runs
+	// until ctx ends.
+	UntilCaughtUp bool
+	// Heartbeat is how often the source's heartbeat row is written
+	// (default 10s).
+	Heartbeat time.Duration
+	// StatusInterval is how often the applied position is reported to the
+	// source (default 10s).
+	StatusInterval time.Duration
+	// MaxGroupDelay and MaxGroupTxns bound how many source transactions
+	// share one sink transaction (defaults 200ms, 1000).
+	MaxGroupDelay time.Duration
+	MaxGroupTxns  int
 }
 
 // Summary reports what a run did.
@@ -68,6 +84,8 @@ type Summary struct {
 	ChunksSkipped int // already copied by an earlier run
 	TablesReset   int // keyless tables restarted after an interrupted run
 	SequencesSet  int
+	// Stream describes the streaming phase, when it ran.
+	Stream StreamStats
 }
 
 // RowsPerSec is the copy rate over the whole run.
@@ -89,14 +107,23 @@ func (c *Config) validate() error {
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("state dir is empty"))
 	}
-	if c.Incremental {
-		errs = append(errs, errors.New("sync.incremental: true is not available in this build yet; set it to false to run the schema and full copy"))
-	}
 	if c.Parallel < 1 {
 		c.Parallel = 1
 	}
 	if c.ChunkRows < 1 {
 		c.ChunkRows = 100000
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = 10 * time.Second
+	}
+	if c.MaxGroupDelay <= 0 {
+		c.MaxGroupDelay = 200 * time.Millisecond
+	}
+	if c.MaxGroupTxns <= 0 {
+		c.MaxGroupTxns = 1000
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = 10 * time.Second
@@ -156,10 +183,16 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	sum.Tables = len(tables)
 	r.log.Info("tables selected", "pipeline", r.cfg.Name, "tables", len(tables))
 
-	if r.cfg.Schema {
+	phase, err := r.store.Phase()
+	if err != nil {
+		return nil, err
+	}
+	if phase == checkpoint.PhaseNew {
 		if err := r.store.SetPhase(checkpoint.PhaseSchema); err != nil {
 			return nil, err
 		}
+	}
+	if r.cfg.Schema {
 		plan, err := postgres.PlanMissing(ctx, src, dst, tables, r.target)
 		if err != nil {
 			return nil, err
@@ -179,11 +212,29 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 
-	if r.cfg.Full {
-		if err := r.store.SetPhase(checkpoint.PhaseCopy); err != nil {
+	// Once streaming has started the copy is never revisited: the stream
+	// keeps the copied rows current. A copy-only pipeline checks its chunks
+	// on every run (finished ones are skipped).
+	copyPending := r.cfg.Full && !(r.cfg.Incremental && (phase == checkpoint.PhaseStream || phase == checkpoint.PhaseDone))
+	var snapshotID string
+	var copyLSN record.LSN
+	release := func() {}
+	if r.cfg.Incremental {
+		snapshotID, copyLSN, release, err = r.prepareStreaming(ctx, src, dst, tables, copyPending)
+		if err != nil {
 			return nil, err
 		}
-		if err := r.fullCopy(ctx, src, dst, tables, sum); err != nil {
+		defer release()
+	}
+	if copyPending {
+		if phase != checkpoint.PhaseCopy {
+			if err := r.store.SetPhase(checkpoint.PhaseCopy); err != nil {
+				return nil, err
+			}
+		}
+		err := r.fullCopy(ctx, src, dst, tables, snapshotID, copyLSN, sum)
+		release() // every worker has imported the snapshot by now
+		if err != nil {
 			return nil, err
 		}
 		n, err := postgres.SyncSequences(ctx, src, dst, tables, r.target)
@@ -192,8 +243,15 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		sum.SequencesSet = n
 	}
-	if err := r.store.SetPhase(checkpoint.PhaseDone); err != nil {
-		return nil, err
+	if r.cfg.Incremental {
+		if err := r.stream(ctx, src, tables, sum); err != nil {
+			return nil, err
+		}
+	}
+	if !r.cfg.Incremental {
+		if err := r.store.SetPhase(checkpoint.PhaseDone); err != nil {
+			return nil, err
+		}
 	}
 	sum.Duration = time.Since(start)
 	return sum, nil

@@ -33,7 +33,12 @@ type copyJob struct {
 
 // fullCopy copies every selected table at one snapshot. Chunks already
 // committed at the sink by an earlier run are skipped.
-func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
+//
+// snapshotID, when set, is a replication slot's exported snapshot to read
+// at, and copyLSN its consistent point; it is recorded for every table with
+// chunks copied in this run, so streaming knows which changes the copied
+// rows already hold.
+func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, snapshotID string, copyLSN record.LSN, sum *Summary) error {
 	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
 		return err
 	}
@@ -41,7 +46,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if err != nil {
 		return err
 	}
-	snap, err := postgres.ExportSnapshot(ctx, r.cfg.SourceDSN, tables)
+	snap, err := postgres.ExportSnapshot(ctx, r.cfg.SourceDSN, tables, snapshotID)
 	if err != nil {
 		return err
 	}
@@ -63,6 +68,11 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 			sum.TablesReset++
 		}
 		tp := prog.add(t.Name, plan, done)
+		if copyLSN != 0 && len(done) < len(plan.Chunks) {
+			if err := r.setCopyLSN(key, copyLSN); err != nil {
+				return err
+			}
+		}
 		for _, c := range plan.Chunks {
 			if _, ok := done[c.ID]; ok {
 				sum.ChunksSkipped++

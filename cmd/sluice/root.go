@@ -36,7 +36,7 @@ interruption. A pipeline file (YAML) says what to copy and where.`,
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.runCommand(), a.checkCommand(), a.versionCommand())
+	root.AddCommand(a.runCommand(), a.checkCommand(), a.dropCommand(), a.versionCommand())
 	return root
 }
 

@@ -19,8 +19,10 @@ type Snapshot struct {
 }
 
 // ExportSnapshot opens a repeatable-read transaction on the source, locks
-// the tables against DDL and exports its snapshot.
-func ExportSnapshot(ctx context.Context, dsn string, tables []*Table) (*Snapshot, error) {
+// the tables against DDL and exports its snapshot. With a non-empty
+// importID (a replication slot's exported snapshot) the transaction adopts
+// that snapshot instead of exporting its own, and holds the locks for it.
+func ExportSnapshot(ctx context.Context, dsn string, tables []*Table, importID string) (*Snapshot, error) {
 	conn, err := Connect(ctx, dsn, "source")
 	if err != nil {
 		return nil, err
@@ -29,12 +31,18 @@ func ExportSnapshot(ctx context.Context, dsn string, tables []*Table) (*Snapshot
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-		return fail(fmt.Errorf("source: begin snapshot transaction: %w", err))
-	}
-	var id string
-	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&id); err != nil {
-		return fail(fmt.Errorf("source: export snapshot: %w", err))
+	id := importID
+	if id != "" {
+		if err := importSnapshot(ctx, conn, id); err != nil {
+			return fail(err)
+		}
+	} else {
+		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+			return fail(fmt.Errorf("source: begin snapshot transaction: %w", err))
+		}
+		if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&id); err != nil {
+			return fail(fmt.Errorf("source: export snapshot: %w", err))
+		}
 	}
 	if len(tables) > 0 {
 		names := make([]string, len(tables))

@@ -21,8 +21,9 @@ import (
 const ProgressSchema = "sluice"
 
 // EnsureSinkState creates the sink's bookkeeping tables: per-chunk progress
-// of the full copy and the applied stream position, both written in the
-// same transaction as the data they describe.
+// of the full copy and the applied stream position (the last applied source
+// commit and the position just past it), both written in the same
+// transaction as the data they describe.
 func EnsureSinkState(ctx context.Context, conn *pgx.Conn) error {
 	_, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS sluice;
 CREATE TABLE IF NOT EXISTS sluice.copy_progress (
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS sluice.copy_progress (
 CREATE TABLE IF NOT EXISTS sluice.apply_progress (
 	pipeline   text        PRIMARY KEY,
 	lsn        pg_lsn      NOT NULL,
+	end_lsn    pg_lsn      NOT NULL,
 	updated_at timestamptz NOT NULL DEFAULT now()
 );`)
 	if err != nil {
@@ -290,4 +292,31 @@ func writeCopyText(buf *bytes.Buffer, data []byte) {
 		start = i + 1
 	}
 	buf.Write(data[start:])
+}
+
+// DropSinkState removes the pipeline's progress rows at the sink and
+// returns how many there were. A sink without the sluice schema has none.
+func DropSinkState(ctx context.Context, conn *pgx.Conn, pipeline string) (int64, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('sluice.copy_progress') IS NOT NULL AND to_regclass('sluice.apply_progress') IS NOT NULL").Scan(&exists); err != nil {
+		return 0, fmt.Errorf("sink: look up progress tables: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var n int64
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, sql := range []string{"DELETE FROM sluice.copy_progress WHERE pipeline = $1", "DELETE FROM sluice.apply_progress WHERE pipeline = $1"} {
+			tag, err := tx.Exec(ctx, sql, pipeline)
+			if err != nil {
+				return err
+			}
+			n += tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sink: remove progress rows: %w", err)
+	}
+	return n, nil
 }

@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/plugins/postgres"
+)
+
+// DropReport lists what Drop removed.
+type DropReport struct {
+	Removed []string
+}
+
+// Drop removes everything the pipeline made: at the source its replication
+// slot, publication, heartbeat row (and the sluice schema when no other
+// pipeline uses it); at the sink its progress rows; and the local state
+// dir. The copied tables at the sink are left alone. It is safe to run
+// twice. While a run of the pipeline is live it refuses, unless force is
+// set, in which case the live run's walsender is terminated.
+func Drop(ctx context.Context, cfg Config, force bool) (*DropReport, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	rep := &DropReport{}
+	// A live run holds the state dir's lock.
+	if _, err := os.Stat(cfg.StateDir); err == nil {
+		store, err := checkpoint.Open(ctx, cfg.StateDir, cfg.Log)
+		var inUse *checkpoint.InUseError
+		switch {
+		case errors.As(err, &inUse) && !force:
+			return nil, fmt.Errorf("pipeline %s is running (%v): stop it first, or use --force", cfg.Name, err)
+		case err == nil:
+			store.Close()
+		case !errors.As(err, &inUse):
+			return nil, err
+		}
+	}
+	src, err := postgres.Connect(ctx, cfg.SourceDSN, "source")
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	removed, err := postgres.DropSource(ctx, src, cfg.Name, force)
+	rep.Removed = append(rep.Removed, removed...)
+	if err != nil {
+		return rep, err
+	}
+	dst, err := postgres.Connect(ctx, cfg.SinkDSN, "sink")
+	if err != nil {
+		return rep, err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	n, err := postgres.DropSinkState(ctx, dst, cfg.Name)
+	if err != nil {
+		return rep, err
+	}
+	if n > 0 {
+		rep.Removed = append(rep.Removed, fmt.Sprintf("%d progress rows at the sink", n))
+	}
+	if _, err := os.Stat(cfg.StateDir); err == nil {
+		if err := os.RemoveAll(cfg.StateDir); err != nil {
+			return rep, fmt.Errorf("remove state dir %s: %w", cfg.StateDir, err)
+		}
+		rep.Removed = append(rep.Removed, "state dir "+cfg.StateDir)
+	}
+	return rep, nil
+}

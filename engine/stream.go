@@ -1,0 +1,383 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres"
+)
+
+// Crash points of streaming (see package failpoint).
+const (
+	fpStreamAfterCommit     = "stream.after_commit"     // sink committed, checkpoint not yet written
+	fpStreamAfterCheckpoint = "stream.after_checkpoint" // checkpoint written, source not yet told
+	fpStreamChange          = "stream.change"           // a change queued inside an open sink transaction
+)
+
+// State-dir keys of streaming.
+const (
+	keyStreamStart = "v1/stream/start"  // the slot's consistent point
+	keyCopyLSN     = "v1/copylsn/"      // + table: consistent point of the table's last copy
+	keyStreamStats = "v1/stream/totals" // counters, for status
+)
+
+func (r *runner) setCopyLSN(table string, lsn record.LSN) error {
+	var cur uint64
+	if _, err := r.store.Get(keyCopyLSN+checkpoint.KeyPart(table), &cur); err != nil {
+		return err
+	}
+	if uint64(lsn) <= cur {
+		return nil
+	}
+	return r.store.Put(keyCopyLSN+checkpoint.KeyPart(table), uint64(lsn))
+}
+
+func (r *runner) copyLSN(table string) (record.LSN, error) {
+	var cur uint64
+	_, err := r.store.Get(keyCopyLSN+checkpoint.KeyPart(table), &cur)
+	return record.LSN(cur), err
+}
+
+// prepareStreaming readies the source for streaming and returns the slot's
+// snapshot to copy at (empty when nothing is left to copy, or when resuming
+// with a fresh temporary snapshot, which it then also returns), its
+// consistent point, and a release function to call once the copy is done.
+func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, copyPending bool) (snapshotID string, copyLSN record.LSN, release func(), err error) {
+	release = func() {}
+	if err := postgres.CheckLogical(ctx, src); err != nil {
+		return "", 0, release, err
+	}
+	changed, err := postgres.PrepareSource(ctx, src, r.cfg.Name, tables)
+	for _, n := range changed {
+		r.log.Info("set REPLICA IDENTITY FULL on a source table without a primary key, so its updates and deletes can be replicated", "table", n.String())
+	}
+	if err != nil {
+		return "", 0, release, err
+	}
+	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
+		return "", 0, release, err
+	}
+	slotName := postgres.SlotName(r.cfg.Name)
+	st, err := postgres.ReadSlot(ctx, src, slotName)
+	if err != nil {
+		return "", 0, release, err
+	}
+	var start uint64
+	haveStart, err := r.store.Get(keyStreamStart, &start)
+	if err != nil {
+		return "", 0, release, err
+	}
+	if !st.Exists {
+		if haveStart {
+			return "", 0, release, fmt.Errorf("source: replication slot %s, created by an earlier run of this pipeline, no longer exists, so changes made since are lost: run `sluice drop` for this pipeline and start over (empty the sink tables first)", slotName)
+		}
+		slot, err := postgres.CreateSlot(ctx, r.cfg.SourceDSN, slotName, false)
+		if err != nil {
+			return "", 0, release, err
+		}
+		if err := r.store.Put(keyStreamStart, uint64(slot.ConsistentPoint)); err != nil {
+			slot.Close(ctx)
+			return "", 0, release, err
+		}
+		r.log.Info("replication slot created", "slot", slotName, "consistent_point", slot.ConsistentPoint.String())
+		if !copyPending {
+			slot.Close(ctx)
+			return "", slot.ConsistentPoint, release, nil
+		}
+		return slot.SnapshotID, slot.ConsistentPoint, func() { slot.Close(ctx) }, nil
+	}
+	if st.Plugin != "pgoutput" {
+		return "", 0, release, fmt.Errorf("source: replication slot %s exists but uses plugin %q, not pgoutput: drop it or rename the pipeline", slotName, st.Plugin)
+	}
+	if !haveStart {
+		// Crashed right after creating the slot: it has never been
+		// acknowledged, so its confirmed position is its consistent point.
+		if err := r.store.Put(keyStreamStart, uint64(st.ConfirmedFlush)); err != nil {
+			return "", 0, release, err
+		}
+	}
+	if !copyPending {
+		return "", 0, release, nil
+	}
+	// Resuming an interrupted copy: the slot's own snapshot is gone. A
+	// temporary slot gives a new snapshot with its exact consistent point;
+	// changes up to it are replayed idempotently for the tables copied now.
+	tmp, err := postgres.CreateSlot(ctx, r.cfg.SourceDSN, slotName+"_resume", true)
+	if err != nil {
+		return "", 0, release, err
+	}
+	r.log.Info("resuming the full copy at a new snapshot", "consistent_point", tmp.ConsistentPoint.String())
+	return tmp.SnapshotID, tmp.ConsistentPoint, func() { tmp.Close(ctx) }, nil
+}
+
+// StreamStats describe the streaming phase of a run.
+type StreamStats struct {
+	Transactions int64
+	Rows         int64
+	Reconnects   int
+	LastCommit   record.LSN
+	LagSeconds   float64
+	LagBytes     int64
+}
+
+// stream applies the slot's changes until ctx ends, or, with
+// UntilCaughtUp, until every change committed before it started is
+// applied. Connection failures reconnect with backoff and resume from the
+// sink's position.
+func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
+	applyTables := map[uint32]*postgres.ApplyTable{}
+	for _, t := range tables {
+		if t.Partitioned {
+			continue
+		}
+		lsn, err := r.copyLSN(tableKey(t.Name))
+		if err != nil {
+			return err
+		}
+		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: t.Key, CopyLSN: lsn}
+	}
+	var start uint64
+	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
+		return err
+	}
+	if err := r.store.SetPhase(checkpoint.PhaseStream); err != nil {
+		return err
+	}
+
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	defer stopHeartbeat()
+	var target record.LSN
+	if r.cfg.UntilCaughtUp {
+		lsn, err := postgres.Heartbeat(ctx, src, r.cfg.Name)
+		if err != nil {
+			return err
+		}
+		target = lsn
+		r.log.Info("streaming until caught up", "target", target.String())
+	}
+	go r.heartbeat(hbCtx)
+
+	backoff := time.Second
+	for {
+		caughtUp, progressed, err := r.streamOnce(ctx, applyTables, record.LSN(start), target, sum)
+		if err == nil && caughtUp {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !postgres.IsConnectionError(err) {
+			return err
+		}
+		if progressed {
+			backoff = time.Second
+		}
+		sum.Stream.Reconnects++
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		r.log.Warn("connection lost while streaming; reconnecting from the sink's position", "error", err, "attempt", sum.Stream.Reconnects, "retry_in", wait.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// heartbeat writes the pipeline's heartbeat row at the source on an
+// interval, reconnecting as needed; failures are logged, not fatal.
+func (r *runner) heartbeat(ctx context.Context) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	tick := time.NewTicker(r.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if conn == nil || conn.IsClosed() {
+			c, err := postgres.Connect(ctx, r.cfg.SourceDSN, "source")
+			if err != nil {
+				r.log.Debug("heartbeat: cannot connect to the source", "error", err)
+				continue
+			}
+			conn = c
+		}
+		if _, err := postgres.Heartbeat(ctx, conn, r.cfg.Name); err != nil && ctx.Err() == nil {
+			r.log.Debug("heartbeat failed", "error", err)
+			conn.Close(context.WithoutCancel(ctx))
+			conn = nil
+		}
+	}
+}
+
+// streamOnce runs one streaming session: connect, check the positions,
+// apply until an error, ctx's end, or the target is reached.
+func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.ApplyTable, start, target record.LSN, sum *Summary) (caughtUp, progressed bool, err error) {
+	applier, err := postgres.OpenApplier(ctx, r.cfg.SinkDSN, r.cfg.Name, tables, r.log)
+	if err != nil {
+		return false, false, err
+	}
+	defer applier.Close(ctx)
+	applied, end, err := applier.Position(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	if end == 0 {
+		end = start
+	}
+	src, err := postgres.Connect(ctx, r.cfg.SourceDSN, "source")
+	if err != nil {
+		return false, false, err
+	}
+	slotName := postgres.SlotName(r.cfg.Name)
+	st, err := postgres.ReadSlot(ctx, src, slotName)
+	src.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return false, false, err
+	}
+	if !st.Exists {
+		return false, false, fmt.Errorf("source: replication slot %s no longer exists: changes since %s are lost; run `sluice drop` and start over", slotName, end)
+	}
+	if st.ConfirmedFlush > end {
+		return false, false, fmt.Errorf("source: replication slot %s has confirmed %s but the sink has only applied up to %s: the changes in between are gone (was the slot used by another consumer, or the sink restored from an older backup?); run `sluice drop` and start over", slotName, st.ConfirmedFlush, end)
+	}
+	if target != 0 && applied >= target {
+		return true, false, nil
+	}
+	stream, err := postgres.StartStream(ctx, r.cfg.SourceDSN, slotName, slotName, end, postgres.StreamOptions{StatusInterval: r.cfg.StatusInterval})
+	if err != nil {
+		return false, false, err
+	}
+	defer stream.Close(ctx)
+	r.log.Info("streaming", "slot", slotName, "from", end.String(), "applied", applied.String())
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan []postgres.Event, 8)
+	errc := make(chan error, 1)
+	go func() { errc <- stream.Run(sctx, events) }()
+
+	var (
+		skipping   bool
+		pending    *postgres.Event // last commit not yet committed at the sink
+		groupStart time.Time
+		groupTxns  int
+		lastLog    = time.Now()
+		lastCommit time.Time
+	)
+	commitGroup := func() error {
+		if pending == nil {
+			return nil
+		}
+		if err := applier.Commit(ctx, pending.CommitLSN, pending.EndLSN); err != nil {
+			return err
+		}
+		if err := r.cfg.Failpoints.Hit(fpStreamAfterCommit); err != nil {
+			return err
+		}
+		if err := r.store.SetPosition(uint64(pending.EndLSN)); err != nil {
+			return err
+		}
+		if err := r.cfg.Failpoints.Hit(fpStreamAfterCheckpoint); err != nil {
+			return err
+		}
+		stream.SetFlushed(pending.EndLSN)
+		applied = pending.CommitLSN
+		lastCommit = pending.CommitTime
+		sum.Stream.Transactions += int64(groupTxns)
+		sum.Stream.LastCommit = applied
+		progressed = true
+		pending, groupTxns = nil, 0
+		return nil
+	}
+	report := func() {
+		lag := 0.0
+		if !lastCommit.IsZero() {
+			lag = time.Since(lastCommit).Seconds()
+		}
+		lagBytes := int64(stream.ServerWALEnd()) - int64(stream.Flushed())
+		sum.Stream.LagSeconds, sum.Stream.LagBytes = lag, max(lagBytes, 0)
+		sum.Stream.Rows = applier.Rows
+		if time.Since(lastLog) >= r.cfg.ProgressInterval {
+			lastLog = time.Now()
+			r.log.Info("stream progress", "applied", applied.String(), "transactions", sum.Stream.Transactions,
+				"rows", applier.Rows, "lag_seconds", fmt.Sprintf("%.1f", lag), "lag_bytes", sum.Stream.LagBytes)
+		}
+	}
+	fail := func(err error) (bool, bool, error) {
+		applier.Rollback(ctx)
+		return false, progressed, err
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var evs []postgres.Event
+		select {
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		case err := <-errc:
+			return fail(err)
+		case <-tick.C:
+			report()
+			continue
+		case evs = <-events:
+		}
+		for i := range evs {
+			ev := &evs[i]
+			switch ev.Kind {
+			case postgres.EventBegin:
+				// After a source crash the slot may resend transactions the
+				// sink already has: skip them by commit position.
+				skipping = ev.CommitLSN <= applied
+				if !skipping && pending == nil {
+					groupStart = time.Now()
+				}
+			case postgres.EventChange:
+				if skipping {
+					continue
+				}
+				if err := applier.Apply(ctx, &ev.Record, ev.CommitLSN); err != nil {
+					return fail(err)
+				}
+				if err := r.cfg.Failpoints.Hit(fpStreamChange); err != nil {
+					return fail(err)
+				}
+			case postgres.EventTruncate:
+				if skipping {
+					continue
+				}
+				if err := applier.Truncate(ctx, ev.Truncated, ev.RestartIdentity, ev.CommitLSN); err != nil {
+					return fail(err)
+				}
+			case postgres.EventCommit:
+				if skipping {
+					continue
+				}
+				pending = ev
+				groupTxns++
+			}
+		}
+		if pending != nil && (len(events) == 0 || time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns) {
+			if err := commitGroup(); err != nil {
+				return fail(err)
+			}
+			if target != 0 && applied >= target {
+				report()
+				return true, true, nil
+			}
+		}
+	}
+}

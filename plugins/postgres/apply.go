@@ -1,0 +1,471 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// ApplyTable tells the applier how to write one source table's changes.
+type ApplyTable struct {
+	Target record.TableName
+	// Key names the columns that find a row at the sink; empty for a
+	// table without a key (rows are then found by their whole old value).
+	Key []string
+	// CopyLSN is the consistent point of the snapshot the table's rows were
+	// last copied at. Changes committed at or before it are already in the
+	// copied rows: for a keyed table they are applied idempotently (the
+	// table may mix chunks copied at two snapshots after a resumed copy),
+	// for a table without a key they are skipped.
+	CopyLSN record.LSN
+}
+
+// Applier writes streamed changes into the sink: many source transactions
+// per sink transaction, statements pipelined, and the position of the last
+// applied source commit written in the same sink transaction.
+type Applier struct {
+	conn     *pgx.Conn
+	pipeline string
+	log      *slog.Logger
+	tables   map[uint32]*ApplyTable // by source relation OID
+	skip     map[string]bool        // source relations whose changes are dropped (the heartbeat)
+	prepared map[string]string      // statement shape -> prepared statement name
+	batch    *pgconn.Batch
+	checks   []check
+	inTx     bool
+	// Statistics for the caller.
+	Rows int64
+}
+
+// check remembers what one queued statement was, to verify how many rows it
+// touched and to name it in errors.
+type check struct {
+	rec      *record.Record
+	table    *ApplyTable
+	lenient  bool // 0 rows is fine (idempotent replay)
+	fallback func() error
+}
+
+// OpenApplier connects to the sink for applying changes.
+func OpenApplier(ctx context.Context, dsn, pipeline string, tables map[uint32]*ApplyTable, log *slog.Logger) (*Applier, error) {
+	conn, err := Connect(ctx, dsn, "sink")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "SET session_replication_role = replica"); err != nil {
+		log.Warn("sink: cannot set session_replication_role = replica; sink triggers and foreign keys will fire for applied changes (grant SET ON PARAMETER session_replication_role, or use a superuser)", "error", err)
+	}
+	return &Applier{conn: conn, pipeline: pipeline, log: log, tables: tables,
+		skip:     map[string]bool{HeartbeatTable.String(): true},
+		prepared: map[string]string{}, batch: &pgconn.Batch{}}, nil
+}
+
+// Close closes the sink connection, rolling back an open transaction.
+func (a *Applier) Close(ctx context.Context) error {
+	return a.conn.Close(context.WithoutCancel(ctx))
+}
+
+// Position returns the last source commit the sink applied for this
+// pipeline and the position just past it, or zeros when none.
+func (a *Applier) Position(ctx context.Context) (commit, end record.LSN, err error) {
+	var c, e *string
+	err = a.conn.QueryRow(ctx, `SELECT lsn::text, end_lsn::text FROM sluice.apply_progress WHERE pipeline = $1`, a.pipeline).Scan(&c, &e)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("sink: read applied position: %w", err)
+	}
+	if c != nil {
+		if commit, err = record.ParseLSN(*c); err != nil {
+			return 0, 0, err
+		}
+	}
+	if e != nil {
+		if end, err = record.ParseLSN(*e); err != nil {
+			return 0, 0, err
+		}
+	}
+	return commit, end, nil
+}
+
+// InTx reports whether a sink transaction is open.
+func (a *Applier) InTx() bool { return a.inTx }
+
+func (a *Applier) begin(ctx context.Context) error {
+	if a.inTx {
+		return nil
+	}
+	if _, err := a.conn.Exec(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("sink: begin: %w", err)
+	}
+	a.inTx = true
+	return nil
+}
+
+// Apply queues one change of a transaction committed at commitLSN.
+func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN record.LSN) error {
+	if a.skip[rec.Rel.Table.String()] {
+		return nil
+	}
+	t := a.tables[rec.Rel.ID]
+	if t == nil {
+		return fmt.Errorf("change at %s for %s, which the pipeline does not copy (was it added to the publication by hand?)", commitLSN, rec.Rel.Table)
+	}
+	if err := a.begin(ctx); err != nil {
+		return err
+	}
+	replay := commitLSN <= t.CopyLSN
+	if replay && len(t.Key) == 0 {
+		return nil // already in the copied rows
+	}
+	a.Rows++
+	var err error
+	switch rec.Op {
+	case record.Insert:
+		if replay {
+			err = a.queueDelete(ctx, t, rec, rec.New, true)
+			if err == nil {
+				err = a.queueInsert(ctx, t, rec)
+			}
+		} else {
+			err = a.queueInsert(ctx, t, rec)
+		}
+	case record.Update:
+		err = a.queueUpdate(ctx, t, rec, replay)
+	case record.Delete:
+		err = a.queueDelete(ctx, t, rec, rec.Old, replay)
+	default:
+		err = fmt.Errorf("unexpected operation %s", rec.Op)
+	}
+	if err != nil {
+		return err
+	}
+	if len(a.checks) >= 2000 {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+// Truncate empties the truncated tables at the sink, in order with the
+// changes around it.
+func (a *Applier) Truncate(ctx context.Context, rels []*record.Relation, restartIdentity bool, commitLSN record.LSN) error {
+	var names []string
+	for _, rel := range rels {
+		if a.skip[rel.Table.String()] {
+			continue
+		}
+		t := a.tables[rel.ID]
+		if t == nil {
+			return fmt.Errorf("truncate at %s of %s, which the pipeline does not copy", commitLSN, rel.Table)
+		}
+		if commitLSN <= t.CopyLSN {
+			continue
+		}
+		names = append(names, t.Target.Quoted())
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if err := a.begin(ctx); err != nil {
+		return err
+	}
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	sql := "TRUNCATE ONLY " + strings.Join(names, ", ")
+	if restartIdentity {
+		sql += " RESTART IDENTITY"
+	}
+	if _, err := a.conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("sink: apply truncate at %s (%s): %w", commitLSN, sql, describeRowError(err))
+	}
+	return nil
+}
+
+// Commit applies what is queued, records commitLSN/endLSN as the applied
+// position in the same transaction, and commits. After it returns the
+// position is durable at the sink.
+func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) error {
+	if err := a.begin(ctx); err != nil {
+		return err
+	}
+	a.batch.ExecParams(`INSERT INTO sluice.apply_progress (pipeline, lsn, end_lsn, updated_at) VALUES ($1, $2::pg_lsn, $3::pg_lsn, now())
+		ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, end_lsn = EXCLUDED.end_lsn, updated_at = EXCLUDED.updated_at`,
+		[][]byte{[]byte(a.pipeline), []byte(commitLSN.String()), []byte(endLSN.String())}, nil, nil, nil)
+	a.checks = append(a.checks, check{lenient: true})
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	if _, err := a.conn.Exec(ctx, "COMMIT"); err != nil {
+		a.inTx = false
+		return fmt.Errorf("sink: commit changes up to %s: %w", commitLSN, err)
+	}
+	a.inTx = false
+	return nil
+}
+
+// Rollback abandons the open sink transaction.
+func (a *Applier) Rollback(ctx context.Context) {
+	a.batch = &pgconn.Batch{}
+	a.checks = a.checks[:0]
+	if a.inTx {
+		_, _ = a.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		a.inTx = false
+	}
+}
+
+// flush sends the queued statements in one pipeline and checks each
+// result.
+func (a *Applier) flush(ctx context.Context) error {
+	if len(a.checks) == 0 {
+		return nil
+	}
+	batch, checks := a.batch, a.checks
+	a.batch, a.checks = &pgconn.Batch{}, nil
+	mrr := a.conn.PgConn().ExecBatch(ctx, batch)
+	var fallbacks []func() error
+	i := 0
+	for mrr.NextResult() {
+		tag, err := mrr.ResultReader().Close()
+		if err != nil {
+			_ = mrr.Close()
+			return a.statementError(checks, i, err)
+		}
+		if i < len(checks) {
+			c := checks[i]
+			if tag.RowsAffected() == 0 && !c.lenient && c.rec != nil {
+				if c.fallback != nil {
+					fallbacks = append(fallbacks, c.fallback)
+				}
+				a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
+					"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
+					"action", map[bool]string{true: "inserted the new row", false: "nothing to do"}[c.fallback != nil])
+			}
+		}
+		i++
+	}
+	if err := mrr.Close(); err != nil {
+		return a.statementError(checks, i, err)
+	}
+	for _, f := range fallbacks {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	if len(fallbacks) > 0 {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+func (a *Applier) statementError(checks []check, i int, err error) error {
+	if i < len(checks) && checks[i].rec != nil {
+		c := checks[i]
+		return fmt.Errorf("sink: apply %s on %s (key %s) from the source transaction committed at %s: %w",
+			c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, describeRowError(err))
+	}
+	return fmt.Errorf("sink: apply changes: %w", describeRowError(err))
+}
+
+// keyText renders a change's key for messages: the key columns' values, or
+// for a table without a key a note saying so.
+func keyText(t *ApplyTable, rec *record.Record) string {
+	vals := rec.Old
+	if vals == nil {
+		vals = rec.New
+	}
+	if len(t.Key) == 0 {
+		return "(none: table without a key)"
+	}
+	var parts []string
+	for _, k := range t.Key {
+		i := rec.Rel.ColumnIndex(k)
+		if i < 0 || i >= len(vals) {
+			continue
+		}
+		v := "NULL"
+		if !vals[i].Null {
+			v = string(vals[i].Data)
+			if len(v) > 64 {
+				v = v[:64] + "…"
+			}
+		}
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// prepare returns the name of a prepared statement for sql, preparing it
+// the first time.
+func (a *Applier) prepare(ctx context.Context, shape, sql string) (string, error) {
+	if name, ok := a.prepared[shape]; ok {
+		return name, nil
+	}
+	// Preparing needs the pipeline empty: it is a round trip of its own.
+	if err := a.flush(ctx); err != nil {
+		return "", err
+	}
+	name := "sluice_" + strconv.Itoa(len(a.prepared)+1)
+	if _, err := a.conn.PgConn().Prepare(ctx, name, sql, nil); err != nil {
+		return "", fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))
+	}
+	a.prepared[shape] = name
+	return name, nil
+}
+
+func (a *Applier) queue(ctx context.Context, shape, sql string, params [][]byte, c check) error {
+	name, err := a.prepare(ctx, shape, sql)
+	if err != nil {
+		return err
+	}
+	a.batch.ExecPrepared(name, params, nil, nil)
+	a.checks = append(a.checks, c)
+	return nil
+}
+
+func (a *Applier) queueInsert(ctx context.Context, t *ApplyTable, rec *record.Record) error {
+	cols, params, mask := presentColumns(rec.Rel, rec.New)
+	ph := make([]string, len(cols))
+	for i := range cols {
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	sql := "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
+	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), sql, params, check{rec: rec, table: t, lenient: true})
+}
+
+func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Record, replay bool) error {
+	complete := true
+	for _, v := range rec.New {
+		if v.Unchanged {
+			complete = false
+		}
+	}
+	if replay && complete {
+		// Idempotent: remove the row under its old and new key, insert it.
+		if rec.Old != nil {
+			if err := a.queueDelete(ctx, t, rec, rec.Old, true); err != nil {
+				return err
+			}
+		}
+		if err := a.queueDelete(ctx, t, rec, rec.New, true); err != nil {
+			return err
+		}
+		return a.queueInsert(ctx, t, rec)
+	}
+	setCols, params, mask := presentColumns(rec.Rel, rec.New)
+	set := make([]string, len(setCols))
+	for i, c := range setCols {
+		set[i] = c + " = $" + strconv.Itoa(i+1)
+	}
+	old := rec.Old
+	if old == nil {
+		old = rec.New // the key did not change
+	}
+	where, wparams, wmask, err := a.rowMatch(t, rec, old, len(params))
+	if err != nil {
+		return err
+	}
+	params = append(params, wparams...)
+	sql := "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where
+	c := check{rec: rec, table: t, lenient: replay}
+	if complete && !replay {
+		c.fallback = func() error { return a.queueInsert(ctx, t, rec) }
+	}
+	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), sql, params, c)
+}
+
+func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Record, old []record.Value, lenient bool) error {
+	if old == nil {
+		return fmt.Errorf("sink: %s on %s at %s carries no old key (is the source table's REPLICA IDENTITY NOTHING?)", rec.Op, t.Target, rec.Position)
+	}
+	where, params, wmask, err := a.rowMatch(t, rec, old, 0)
+	if err != nil {
+		return err
+	}
+	sql := "DELETE FROM " + t.Target.Quoted() + where
+	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), sql, params, check{rec: rec, table: t, lenient: lenient})
+}
+
+// rowMatch builds the WHERE clause that finds the changed row: by key
+// columns, or for a table without a key by every column of the old row
+// (compared as text, so types without an equality operator work), limited
+// to exactly one row even when duplicates exist.
+func (a *Applier) rowMatch(t *ApplyTable, rec *record.Record, old []record.Value, offset int) (string, [][]byte, string, error) {
+	var conds []string
+	var params [][]byte
+	var mask strings.Builder
+	n := offset
+	if len(t.Key) > 0 {
+		for _, k := range t.Key {
+			i := rec.Rel.ColumnIndex(k)
+			if i < 0 || i >= len(old) || old[i].Unchanged {
+				return "", nil, "", fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(k))
+			}
+			n++
+			conds = append(conds, record.QuoteIdent(k)+" = $"+strconv.Itoa(n))
+			params = append(params, valueParam(old[i]))
+		}
+		return " WHERE " + strings.Join(conds, " AND "), params, "k", nil
+	}
+	for i, c := range rec.Rel.Columns {
+		if i >= len(old) || old[i].Unchanged {
+			mask.WriteByte('-')
+			continue
+		}
+		if old[i].Null {
+			mask.WriteByte('n')
+			conds = append(conds, record.QuoteIdent(c.Name)+" IS NULL")
+			continue
+		}
+		mask.WriteByte('v')
+		n++
+		conds = append(conds, record.QuoteIdent(c.Name)+"::text = $"+strconv.Itoa(n)+"::text")
+		params = append(params, old[i].Data)
+	}
+	if len(conds) == 0 {
+		return "", nil, "", fmt.Errorf("sink: %s on %s at %s: no old values to find the row by (set REPLICA IDENTITY FULL on the source table)", rec.Op, t.Target, rec.Position)
+	}
+	where := " WHERE ctid = (SELECT ctid FROM ONLY " + t.Target.Quoted() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
+	return where, params, mask.String(), nil
+}
+
+// presentColumns lists the columns a tuple carries a value for (unchanged
+// TOASTed values are left out, so the sink keeps what it has), their
+// values as parameters, and a mask naming the shape.
+func presentColumns(rel *record.Relation, vals []record.Value) ([]string, [][]byte, string) {
+	cols := make([]string, 0, len(vals))
+	params := make([][]byte, 0, len(vals))
+	var mask strings.Builder
+	for i, v := range vals {
+		if i >= len(rel.Columns) {
+			break
+		}
+		if v.Unchanged {
+			mask.WriteByte('-')
+			continue
+		}
+		mask.WriteByte('+')
+		cols = append(cols, record.QuoteIdent(rel.Columns[i].Name))
+		params = append(params, valueParam(v))
+	}
+	return cols, params, mask.String()
+}
+
+func valueParam(v record.Value) []byte {
+	if v.Null {
+		return nil
+	}
+	if v.Data == nil {
+		return []byte{}
+	}
+	return v.Data
+}

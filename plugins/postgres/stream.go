@@ -1,0 +1,327 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// EventKind says what a stream event carries.
+type EventKind uint8
+
+// Stream event kinds: a source transaction arrives as Begin, its changes,
+// then Commit.
+const (
+	EventBegin EventKind = iota + 1
+	EventChange
+	EventTruncate
+	EventCommit
+)
+
+// Event is one decoded message of the change stream.
+type Event struct {
+	Kind EventKind
+	// CommitLSN is the transaction's commit position (on Begin, Change and
+	// Commit); EndLSN the position just past its commit record (Commit).
+	CommitLSN  record.LSN
+	EndLSN     record.LSN
+	CommitTime time.Time
+	Xid        uint32
+	// Record is the row change (EventChange).
+	Record record.Record
+	// Truncated lists the truncated relations (EventTruncate) and
+	// RestartIdentity/Cascade its options.
+	Truncated       []*record.Relation
+	RestartIdentity bool
+}
+
+// StreamOptions tune a change stream.
+type StreamOptions struct {
+	// StatusInterval is how often the stream reports its flushed position
+	// to the source (default 10s).
+	StatusInterval time.Duration
+	// MaxEvents bounds the events sent in one slice (default 1024).
+	MaxEvents int
+}
+
+// Stream receives a slot's changes (pgoutput, text values) and reports to
+// the source the position the sink has made durable, never more.
+type Stream struct {
+	conn     *pgconn.PgConn
+	slot     string
+	opts     StreamOptions
+	rels     map[uint32]*record.Relation
+	flushed  atomic.Uint64
+	received atomic.Uint64
+	walEnd   atomic.Uint64
+	// current transaction while decoding
+	commitLSN  record.LSN
+	commitTime time.Time
+	xid        uint32
+}
+
+// StartStream opens a replication connection and starts streaming the slot
+// from start (the position just past the last transaction the sink has
+// applied). Flushed starts at start.
+func StartStream(ctx context.Context, dsn, slot, publication string, start record.LSN, opts StreamOptions) (*Stream, error) {
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = 10 * time.Second
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 1024
+	}
+	cfg, err := ReplicationConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("source: open a replication connection: %w", err)
+	}
+	err = pglogrepl.StartReplication(ctx, conn, slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(publication, "'", "''") + "'"},
+	})
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("source: start streaming slot %s at %s: %w", slot, start, err)
+	}
+	s := &Stream{conn: conn, slot: slot, opts: opts, rels: map[uint32]*record.Relation{}}
+	s.flushed.Store(uint64(start))
+	s.received.Store(uint64(start))
+	return s, nil
+}
+
+// SetFlushed records the position the sink has durably applied (and the
+// checkpoint recorded); the next status update reports it to the source.
+func (s *Stream) SetFlushed(lsn record.LSN) {
+	for {
+		cur := s.flushed.Load()
+		if uint64(lsn) <= cur || s.flushed.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// Flushed returns the position last reported as durable.
+func (s *Stream) Flushed() record.LSN { return record.LSN(s.flushed.Load()) }
+
+// ServerWALEnd returns the source's WAL end as last reported by it, for lag
+// in bytes.
+func (s *Stream) ServerWALEnd() record.LSN { return record.LSN(s.walEnd.Load()) }
+
+// Close ends the replication connection.
+func (s *Stream) Close(ctx context.Context) error {
+	return s.conn.Close(context.WithoutCancel(ctx))
+}
+
+func (s *Stream) sendStatus(ctx context.Context) error {
+	flushed := pglogrepl.LSN(s.flushed.Load())
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: flushed,
+		WALFlushPosition: flushed,
+		WALApplyPosition: flushed,
+	})
+	if err != nil {
+		return fmt.Errorf("source: send status update: %w", err)
+	}
+	return nil
+}
+
+// Run receives messages until ctx ends or the connection fails, sending
+// decoded events to out in order, in slices of at most MaxEvents. Each slice
+// belongs to the receiver. Status updates go out every StatusInterval and
+// whenever the source asks, also while out is full.
+func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
+	var pending []Event
+	nextStatus := time.Now().Add(s.opts.StatusInterval)
+	send := func() error {
+		for len(pending) > 0 {
+			wait := time.Until(nextStatus)
+			timer := time.NewTimer(max(wait, 0))
+			select {
+			case out <- pending:
+				timer.Stop()
+				pending = nil
+			case <-timer.C:
+				if err := s.sendStatus(ctx); err != nil {
+					return err
+				}
+				nextStatus = time.Now().Add(s.opts.StatusInterval)
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	for {
+		if time.Now().After(nextStatus) {
+			if err := s.sendStatus(ctx); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(s.opts.StatusInterval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		msg, err := s.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("source: receive from slot %s: %w", s.slot, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				continue
+			}
+			switch m.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+				if err != nil {
+					return fmt.Errorf("source: parse keepalive: %w", err)
+				}
+				s.walEnd.Store(uint64(ka.ServerWALEnd))
+				if ka.ReplyRequested {
+					nextStatus = time.Time{}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+				if err != nil {
+					return fmt.Errorf("source: parse WAL data: %w", err)
+				}
+				s.walEnd.Store(uint64(xld.ServerWALEnd))
+				ev, ok, err := s.decode(xld.WALData)
+				if err != nil {
+					return fmt.Errorf("source: decode change at %s: %w", record.LSN(xld.WALStart), err)
+				}
+				if !ok {
+					continue
+				}
+				pending = append(pending, ev)
+				if ev.Kind == EventCommit || len(pending) >= s.opts.MaxEvents {
+					if err := send(); err != nil {
+						return err
+					}
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("source: slot %s: %w", s.slot, pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyDone:
+			return errors.New("source: the server ended the replication stream")
+		}
+	}
+}
+
+// decode turns one pgoutput message into an event, copying every value out
+// of the connection's buffer.
+func (s *Stream) decode(data []byte) (Event, bool, error) {
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return Event{}, false, err
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		rel := &record.Relation{ID: m.RelationID, Table: record.TableName{Schema: m.Namespace, Name: m.RelationName}}
+		for _, c := range m.Columns {
+			rel.Columns = append(rel.Columns, record.Column{Name: c.Name, TypeOID: c.DataType, Key: c.Flags&1 != 0})
+		}
+		s.rels[m.RelationID] = rel
+		return Event{}, false, nil
+	case *pglogrepl.BeginMessage:
+		s.commitLSN, s.commitTime, s.xid = record.LSN(m.FinalLSN), m.CommitTime, m.Xid
+		return Event{Kind: EventBegin, CommitLSN: s.commitLSN, CommitTime: m.CommitTime, Xid: m.Xid}, true, nil
+	case *pglogrepl.CommitMessage:
+		ev := Event{Kind: EventCommit, CommitLSN: record.LSN(m.CommitLSN), EndLSN: record.LSN(m.TransactionEndLSN), CommitTime: m.CommitTime, Xid: s.xid}
+		s.received.Store(uint64(m.TransactionEndLSN))
+		return ev, true, nil
+	case *pglogrepl.InsertMessage:
+		rel, err := s.relation(m.RelationID)
+		if err != nil {
+			return Event{}, false, err
+		}
+		return s.change(record.Record{Op: record.Insert, Rel: rel, New: tupleValues(m.Tuple)}), true, nil
+	case *pglogrepl.UpdateMessage:
+		rel, err := s.relation(m.RelationID)
+		if err != nil {
+			return Event{}, false, err
+		}
+		r := record.Record{Op: record.Update, Rel: rel, New: tupleValues(m.NewTuple)}
+		if m.OldTuple != nil {
+			r.Old = tupleValues(m.OldTuple)
+		}
+		return s.change(r), true, nil
+	case *pglogrepl.DeleteMessage:
+		rel, err := s.relation(m.RelationID)
+		if err != nil {
+			return Event{}, false, err
+		}
+		return s.change(record.Record{Op: record.Delete, Rel: rel, Old: tupleValues(m.OldTuple)}), true, nil
+	case *pglogrepl.TruncateMessage:
+		ev := Event{Kind: EventTruncate, CommitLSN: s.commitLSN, CommitTime: s.commitTime, Xid: s.xid,
+			RestartIdentity: m.Option&pglogrepl.TruncateOptionRestartIdentity != 0}
+		for _, id := range m.RelationIDs {
+			rel, err := s.relation(id)
+			if err != nil {
+				return Event{}, false, err
+			}
+			ev.Truncated = append(ev.Truncated, rel)
+		}
+		return ev, true, nil
+	}
+	// Type, origin and logical messages carry nothing to apply.
+	return Event{}, false, nil
+}
+
+func (s *Stream) relation(id uint32) (*record.Relation, error) {
+	rel := s.rels[id]
+	if rel == nil {
+		return nil, fmt.Errorf("change for relation %d arrived before its description", id)
+	}
+	return rel, nil
+}
+
+func (s *Stream) change(r record.Record) Event {
+	r.Format = record.Text
+	r.Position = s.commitLSN
+	return Event{Kind: EventChange, CommitLSN: s.commitLSN, CommitTime: s.commitTime, Xid: s.xid, Record: r}
+}
+
+// tupleValues copies a pgoutput tuple into values (one allocation for the
+// data of the whole tuple).
+func tupleValues(t *pglogrepl.TupleData) []record.Value {
+	if t == nil {
+		return nil
+	}
+	size := 0
+	for _, c := range t.Columns {
+		size += len(c.Data)
+	}
+	buf := make([]byte, 0, size)
+	vals := make([]record.Value, len(t.Columns))
+	for i, c := range t.Columns {
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			vals[i].Null = true
+		case pglogrepl.TupleDataTypeToast:
+			vals[i].Unchanged = true
+		default:
+			off := len(buf)
+			buf = append(buf, c.Data...)
+			vals[i].Data = buf[off:len(buf):len(buf)]
+		}
+	}
+	return vals
+}
