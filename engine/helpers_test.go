@@ -81,7 +81,9 @@ func (e *env) config(sel ...postgres.Selection) engine.Config {
 	}
 }
 
-func schemaSel(s string) []postgres.Selection { return []postgres.Selection{{Schema: s, Where: "test"}} }
+func schemaSel(s string) []postgres.Selection {
+	return []postgres.Selection{{Schema: s, Where: "test"}}
+}
 
 // runOK runs the engine and fails the test on error.
 func runOK(t *testing.T, cfg engine.Config) *engine.Summary {
@@ -147,6 +149,18 @@ func queryInt(t *testing.T, dsn, sql string, args ...any) int64 {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// queryText runs a query returning one text value.
+func queryText(t *testing.T, dsn, sql string, args ...any) string {
+	t.Helper()
+	conn := oracleConn(t, dsn)
+	defer conn.Close(context.Background())
+	var s string
+	if err := conn.QueryRow(t.Context(), sql, args...).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
 }
 
 // tablesOf lists the quoted names of the tables (plain, partitioned and

@@ -121,9 +121,12 @@ type StreamStats struct {
 	Transactions int64
 	Rows         int64
 	Reconnects   int
-	LastCommit   record.LSN
-	LagSeconds   float64
-	LagBytes     int64
+	// SinkCommits counts sink transactions: fewer than Transactions when
+	// source transactions were grouped.
+	SinkCommits int64
+	LastCommit  record.LSN
+	LagSeconds  float64
+	LagBytes    int64
 }
 
 // stream applies the slot's changes until ctx ends, or, with
@@ -266,7 +269,9 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan []postgres.Event, 8)
+	// Up to 64 slices of at most 512 events in flight: enough for the
+	// receiver to run ahead while the sink works, and bounded.
+	events := make(chan []postgres.Event, 64)
 	errc := make(chan error, 1)
 	go func() { errc <- stream.Run(sctx, events) }()
 
@@ -298,6 +303,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		applied = pending.CommitLSN
 		lastCommit = pending.CommitTime
 		sum.Stream.Transactions += int64(groupTxns)
+		sum.Stream.SinkCommits++
 		sum.Stream.LastCommit = applied
 		progressed = true
 		pending, groupTxns = nil, 0
@@ -311,6 +317,10 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		lagBytes := int64(stream.ServerWALEnd()) - int64(stream.Flushed())
 		sum.Stream.LagSeconds, sum.Stream.LagBytes = lag, max(lagBytes, 0)
 		sum.Stream.Rows = applier.Rows
+		if r.cfg.Terminal && r.cfg.Progress != nil {
+			fmt.Fprintf(r.cfg.Progress, "\r\x1b[2Kstream %s: applied %s, %d transactions, %s row changes, lag %.1fs / %s",
+				r.cfg.Name, applied, sum.Stream.Transactions, humanCount(applier.Rows), lag, humanBytes(sum.Stream.LagBytes))
+		}
 		if time.Since(lastLog) >= r.cfg.ProgressInterval {
 			lastLog = time.Now()
 			r.log.Info("stream progress", "applied", applied.String(), "transactions", sum.Stream.Transactions,

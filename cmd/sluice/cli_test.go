@@ -149,12 +149,12 @@ func TestBadPipelineFiles(t *testing.T) {
 			}
 		})
 	}
+	t.Run("password_hidden", func(t *testing.T) { testPasswordHidden(t, srcDSN) })
 }
 
-// TestSecretsNotShown points a DSN with a password (from a variable) at a
+// testPasswordHidden points a DSN with a password (from a variable) at a
 // closed port: the connection fails, and the password appears nowhere.
-func TestSecretsNotShown(t *testing.T) {
-	srcDSN := pgtest.NewDB(t, pgtest.Source(t))
+func testPasswordHidden(t *testing.T, srcDSN string) {
 	const password = "Pw_q7Zx81Distinct"
 	for _, c := range []struct {
 		name, role string

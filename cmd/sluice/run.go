@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +15,7 @@ import (
 
 func (a *app) runCommand() *cobra.Command {
 	var asJSON, noProgress, untilCaughtUp bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "run PIPELINE",
 		Short: "Run a pipeline: create missing tables, copy the data, resume where a previous run stopped",
@@ -46,6 +49,17 @@ started streaming). Exits 0 with a summary when done.`,
 			if cfg.Failpoints, err = failpoint.Parse(spec); err != nil {
 				return usageError{fmt.Errorf("%s: %w", failpoint.EnvVar, err)}
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			sum, err := engine.Run(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -75,6 +89,7 @@ started streaming). Exits 0 with a summary when done.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&noProgress, "no-progress", false, "no live progress display on a terminal")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) to this file")
 	cmd.Flags().BoolVar(&untilCaughtUp, "until-caught-up", false, "with sync.incremental: stop once every change committed at the source before streaming began is applied")
 	return cmd
 }
@@ -104,13 +119,14 @@ type streamJSON struct {
 	Transactions int64   `json:"transactions"`
 	Rows         int64   `json:"rows"`
 	Reconnects   int     `json:"reconnects"`
+	SinkCommits  int64   `json:"sink_commits"`
 	LastCommit   string  `json:"last_commit_lsn"`
 	LagSeconds   float64 `json:"lag_seconds"`
 	LagBytes     int64   `json:"lag_bytes"`
 }
 
 func withStream(out runSummary, s *engine.Summary) runSummary {
-	out.Stream = &streamJSON{s.Stream.Transactions, s.Stream.Rows, s.Stream.Reconnects, s.Stream.LastCommit.String(), s.Stream.LagSeconds, s.Stream.LagBytes}
+	out.Stream = &streamJSON{s.Stream.Transactions, s.Stream.Rows, s.Stream.Reconnects, s.Stream.SinkCommits, s.Stream.LastCommit.String(), s.Stream.LagSeconds, s.Stream.LagBytes}
 	return out
 }
 

@@ -51,6 +51,7 @@ type check struct {
 	rec      *record.Record
 	table    *ApplyTable
 	lenient  bool // 0 rows is fine (idempotent replay)
+	commit   bool // the COMMIT closing the group
 	fallback func() error
 }
 
@@ -100,13 +101,14 @@ func (a *Applier) Position(ctx context.Context) (commit, end record.LSN, err err
 // InTx reports whether a sink transaction is open.
 func (a *Applier) InTx() bool { return a.inTx }
 
+// begin opens a sink transaction: BEGIN goes out with the first pipeline
+// of statements, saving a round trip.
 func (a *Applier) begin(ctx context.Context) error {
 	if a.inTx {
 		return nil
 	}
-	if _, err := a.conn.Exec(ctx, "BEGIN"); err != nil {
-		return fmt.Errorf("sink: begin: %w", err)
-	}
+	a.batch.ExecParams("BEGIN", nil, nil, nil, nil)
+	a.checks = append(a.checks, check{lenient: true})
 	a.inTx = true
 	return nil
 }
@@ -202,12 +204,12 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 		ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, end_lsn = EXCLUDED.end_lsn, updated_at = EXCLUDED.updated_at`,
 		[][]byte{[]byte(a.pipeline), []byte(commitLSN.String()), []byte(endLSN.String())}, nil, nil, nil)
 	a.checks = append(a.checks, check{lenient: true})
+	// COMMIT rides in the same pipeline: one round trip for the group. If
+	// any statement fails, the server skips the rest, COMMIT included.
+	a.batch.ExecParams("COMMIT", nil, nil, nil, nil)
+	a.checks = append(a.checks, check{lenient: true, commit: true})
 	if err := a.flush(ctx); err != nil {
 		return err
-	}
-	if _, err := a.conn.Exec(ctx, "COMMIT"); err != nil {
-		a.inTx = false
-		return fmt.Errorf("sink: commit changes up to %s: %w", commitLSN, err)
 	}
 	a.inTx = false
 	return nil
@@ -216,10 +218,12 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 // Rollback abandons the open sink transaction.
 func (a *Applier) Rollback(ctx context.Context) {
 	a.batch = &pgconn.Batch{}
-	a.checks = a.checks[:0]
+	a.checks = nil
 	if a.inTx {
-		_, _ = a.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		a.inTx = false
+		if !a.conn.IsClosed() {
+			_, _ = a.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
 	}
 }
 
@@ -239,6 +243,10 @@ func (a *Applier) flush(ctx context.Context) error {
 		if err != nil {
 			_ = mrr.Close()
 			return a.statementError(checks, i, err)
+		}
+		if i < len(checks) && checks[i].commit && tag.String() != "COMMIT" {
+			_ = mrr.Close()
+			return fmt.Errorf("sink: the transaction was rolled back instead of committed (%s)", tag)
 		}
 		if i < len(checks) {
 			c := checks[i]

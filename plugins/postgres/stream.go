@@ -49,7 +49,7 @@ type StreamOptions struct {
 	// StatusInterval is how often the stream reports its flushed position
 	// to the source (default 10s).
 	StatusInterval time.Duration
-	// MaxEvents bounds the events sent in one slice (default 1024).
+	// MaxEvents bounds the events sent in one slice (default 512).
 	MaxEvents int
 }
 
@@ -77,7 +77,7 @@ func StartStream(ctx context.Context, dsn, slot, publication string, start recor
 		opts.StatusInterval = 10 * time.Second
 	}
 	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = 1024
+		opts.MaxEvents = 512
 	}
 	cfg, err := ReplicationConfig(dsn)
 	if err != nil {

@@ -1,0 +1,155 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/engine/failpoint"
+)
+
+const itemsFixture = `
+CREATE TABLE public.items (id bigint PRIMARY KEY, body text, n numeric);
+INSERT INTO public.items SELECT g, repeat(md5(g::text), 1 + (g % 3)::int), g / 7.0 FROM generate_series(1, 100000) g;
+ANALYZE public.items;
+`
+
+const itemsKey = `"public"."items"`
+
+func failpoints(t *testing.T, spec string) *failpoint.Set {
+	t.Helper()
+	fp, err := failpoint.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+// assertChunkAtomic checks that the sink holds exactly the rows its
+// progress rows account for: a chunk is there whole, with its progress
+// row, or not at all.
+func assertChunkAtomic(t *testing.T, dsn, table, key string) int64 {
+	t.Helper()
+	rows := queryInt(t, dsn, "SELECT count(*) FROM "+table)
+	accounted := queryInt(t, dsn, `SELECT COALESCE(sum(rows), 0)::bigint FROM sluice.copy_progress WHERE pipeline = 't' AND table_name = $1`, key)
+	if rows != accounted {
+		t.Errorf("after the failed run the sink holds %d rows of %s but its progress rows account for %d: a chunk is there in part", rows, table, accounted)
+	}
+	return progressRows(t, dsn, "t", key)
+}
+
+func TestResumeAfterFailure(t *testing.T) {
+	t.Run("after_commit", func(t *testing.T) {
+		// One worker, so exactly three chunks are committed when the
+		// third one's checkpoint is about to be written.
+		e := newEnv(t)
+		e.srcExec(itemsFixture)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 10000, 1
+		cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@3")
+		err := runErr(t, cfg)
+		if !strings.Contains(err.Error(), "copy.chunk.after_commit") {
+			t.Errorf("first run: error %q does not name the failpoint", err)
+		}
+		if n := assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey); n != 3 {
+			t.Errorf("after the failed run the sink has %d chunks committed, want 3", n)
+		}
+
+		cfg.Failpoints = nil
+		sum := runOK(t, cfg)
+		total := progressRows(t, e.dstDSN, "t", itemsKey)
+		if total < 8 {
+			t.Fatalf("items copied in %d chunks, want about 10", total)
+		}
+		if sum.ChunksSkipped != 3 || int64(sum.ChunksCopied) != total-3 {
+			t.Errorf("second run: %d chunks skipped, %d copied; want 3 and %d", sum.ChunksSkipped, sum.ChunksCopied, total-3)
+		}
+		if sum.TablesReset != 0 {
+			t.Errorf("second run: %d tables reset, want 0 (the table has a key)", sum.TablesReset)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
+		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+	})
+
+	t.Run("after_commit_parallel", func(t *testing.T) {
+		// Four workers: others may commit after the failing one; whatever
+		// they committed is skipped, nothing is copied twice.
+		e := newEnv(t)
+		e.srcExec(itemsFixture)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 10000, 4
+		cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@3")
+		runErr(t, cfg)
+		committed := assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey)
+		if committed < 3 {
+			t.Errorf("after the failed run the sink has %d chunks committed, want >= 3", committed)
+		}
+
+		cfg.Failpoints = nil
+		sum := runOK(t, cfg)
+		total := progressRows(t, e.dstDSN, "t", itemsKey)
+		if int64(sum.ChunksSkipped) != committed || int64(sum.ChunksSkipped+sum.ChunksCopied) != total {
+			t.Errorf("second run: %d chunks skipped, %d copied; want %d skipped of %d", sum.ChunksSkipped, sum.ChunksCopied, committed, total)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
+		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+	})
+
+	t.Run("mid_copy", func(t *testing.T) {
+		// The fifth batch read fails: the chunk being written rolls back.
+		// Chunks of ~20000 rows are ~5 batches of 4096 rows, so the
+		// failure comes after some batches of the chunk were written.
+		e := newEnv(t)
+		e.srcExec(itemsFixture)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 20000, 1
+		cfg.Failpoints = failpoints(t, "copy.chunk.batch=error@5")
+		err := runErr(t, cfg)
+		if !strings.Contains(err.Error(), "copy.chunk.batch") {
+			t.Errorf("first run: error %q does not name the failpoint", err)
+		}
+		committed := assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey)
+		if committed > 1 {
+			t.Errorf("after the failed run the sink has %d chunks committed, want at most 1", committed)
+		}
+
+		cfg.Failpoints = nil
+		sum := runOK(t, cfg)
+		total := progressRows(t, e.dstDSN, "t", itemsKey)
+		if int64(sum.ChunksSkipped) != committed || int64(sum.ChunksSkipped+sum.ChunksCopied) != total {
+			t.Errorf("second run: %d chunks skipped, %d copied; want %d skipped of %d", sum.ChunksSkipped, sum.ChunksCopied, committed, total)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
+		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+	})
+
+	t.Run("keyless", func(t *testing.T) {
+		// A keyless table is chunked by block ranges, which do not carry
+		// over to a new snapshot: the second run starts it over. The small
+		// keyed table, not reached by the first run, is not reset.
+		e := newEnv(t)
+		e.srcExec(`
+CREATE TABLE public.nokey (n bigint, body text);
+INSERT INTO public.nokey SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 100000) g;
+CREATE TABLE public.small (id integer PRIMARY KEY, v text);
+INSERT INTO public.small SELECT g, g::text FROM generate_series(1, 10) g;
+ANALYZE public.nokey, public.small;`)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 10000, 1
+		cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@3")
+		runErr(t, cfg)
+		if n := assertChunkAtomic(t, e.dstDSN, "public.nokey", `"public"."nokey"`); n != 3 {
+			t.Errorf("after the failed run the sink has %d chunks of nokey committed, want 3", n)
+		}
+
+		cfg.Failpoints = nil
+		sum := runOK(t, cfg)
+		if sum.TablesReset != 1 {
+			t.Errorf("second run: %d tables reset, want 1", sum.TablesReset)
+		}
+		if sum.ChunksSkipped != 0 {
+			t.Errorf("second run: %d chunks skipped, want 0 (the keyless table starts over)", sum.ChunksSkipped)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.nokey", "public.small"})
+		assertNoDuplicates(t, e.dstDSN, "public.nokey", "n")
+	})
+}
