@@ -140,12 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	store, err := checkpoint.Open(ctx, cfg.StateDir, cfg.Log)
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close()
-	r := &runner{cfg: cfg, store: store, log: cfg.Log, target: postgres.SameName}
+	r := &runner{cfg: cfg, log: cfg.Log, target: postgres.SameName}
 	return r.run(ctx)
 }
 
@@ -170,6 +165,13 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
 
+	// The state dir is opened once both databases answer, so a run that
+	// cannot connect leaves nothing behind.
+	r.store, err = checkpoint.Open(ctx, r.cfg.StateDir, r.cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer r.store.Close()
 	if err := r.checkIdentity(ctx, src, dst); err != nil {
 		return nil, err
 	}

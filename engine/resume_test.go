@@ -152,4 +152,23 @@ ANALYZE public.nokey, public.small;`)
 		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.nokey", "public.small"})
 		assertNoDuplicates(t, e.dstDSN, "public.nokey", "n")
 	})
+
+	t.Run("state_dir_lost", func(t *testing.T) {
+		// The sink holds chunks of an interrupted run but the state dir is
+		// new: the table is copied again from scratch, without duplicates.
+		e := newEnv(t)
+		e.srcExec(itemsFixture)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 10000, 1
+		cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@3")
+		runErr(t, cfg)
+		cfg.Failpoints = nil
+		cfg.StateDir = t.TempDir()
+		sum := runOK(t, cfg)
+		if sum.TablesReset != 1 || sum.ChunksSkipped != 0 {
+			t.Errorf("second run: %d tables reset, %d chunks skipped; want 1 and 0", sum.TablesReset, sum.ChunksSkipped)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
+		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+	})
 }

@@ -24,6 +24,8 @@ CREATE TABLE s.gen (
 );
 INSERT INTO s.gen (price, qty, note) SELECT g * 0.5, g % 7, CASE WHEN g % 2 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 1000) g;
 CREATE TABLE s.empty (id integer PRIMARY KEY, v text);
+CREATE TABLE s.huge (id integer PRIMARY KEY, t text, b bytea);
+INSERT INTO s.huge SELECT g, repeat(md5(g::text), 400000), decode(repeat(md5((g + 1)::text), 300000), 'hex') FROM generate_series(1, 4) g;
 CREATE TABLE s.ev (k text NOT NULL, at date NOT NULL, v integer, PRIMARY KEY (k, at)) PARTITION BY LIST (k);
 CREATE TABLE s.ev_a PARTITION OF s.ev FOR VALUES IN ('a') PARTITION BY RANGE (at);
 CREATE TABLE s.ev_a_2020 PARTITION OF s.ev_a FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
@@ -40,8 +42,8 @@ ANALYZE;`)
 	if sum.Tables != len(tables) {
 		t.Errorf("summary: %d tables, want %d (%q)", sum.Tables, len(tables), tables)
 	}
-	if sum.Rows != 1000+1000+3000 {
-		t.Errorf("summary: %d rows, want %d", sum.Rows, 5000)
+	if sum.Rows != 1000+1000+3000+4 {
+		t.Errorf("summary: %d rows, want %d", sum.Rows, 5004)
 	}
 	assertSameData(t, e.srcDSN, e.dstDSN, tables)
 	for _, tbl := range tables {

@@ -310,3 +310,41 @@ INSERT INTO x.txt SELECT id, x, ROW(id)::x.wrap FROM x.bin;`)
 		assertSameColumn(t, e.srcDSN, e.dstDSN, tbl, "x")
 	}
 }
+
+// TestExtensionTypes copies columns of types that come from extensions
+// (their OIDs differ between databases, so they travel in text), with the
+// extensions created at the sink by the schema sync.
+func TestExtensionTypes(t *testing.T) {
+	e := newEnv(t)
+	e.srcExec(`
+CREATE EXTENSION hstore;
+CREATE EXTENSION citext;
+CREATE EXTENSION ltree;
+CREATE EXTENSION cube;
+CREATE TABLE public.ext (
+	id integer PRIMARY KEY,
+	h hstore, hs hstore[],
+	c citext, cs citext[],
+	l ltree, lq lquery,
+	cu cube
+);
+INSERT INTO public.ext VALUES
+	(1, 'a=>1, "b c"=>NULL, "q\"uote"=>"back\\slash"', ARRAY['x=>y'::hstore, ''], 'MiXeD Case', ARRAY['A', 'b'], 'Top.Science.Astronomy', '*.Astronomy.*', '(1, 2, 3),(4, 5, 6)'),
+	(2, '', '{}', '', '{}', '', '*', '(0)'),
+	(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE public.ext_key (c citext PRIMARY KEY, n integer);
+INSERT INTO public.ext_key SELECT 'Key ' || g, g FROM generate_series(1, 5000) g;
+ANALYZE;`)
+	cfg := e.config(schemaSel("public")...)
+	cfg.ChunkRows = 1000 // chunk ext_key by its citext key
+	sum := runOK(t, cfg)
+	if sum.ChunksCopied < 4 {
+		t.Errorf("summary: %d chunks copied, want ext_key chunked by its citext key", sum.ChunksCopied)
+	}
+	assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.ext", "public.ext_key"})
+	assertSameColumnTypes(t, e.srcDSN, e.dstDSN, "public.ext")
+	for _, c := range []string{"h", "hs", "c", "cs", "l", "lq", "cu"} {
+		assertSameColumn(t, e.srcDSN, e.dstDSN, "public.ext", c)
+	}
+	assertNoDuplicates(t, e.dstDSN, "public.ext_key", "n")
+}

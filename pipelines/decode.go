@@ -106,10 +106,22 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 	return root
 }
 
+// yamlParserErrors are the starts of yaml.v3's parser (not scanner) error
+// messages.
+var yamlParserErrors = []string{"did not find expected", "found undefined tag handle", "found duplicate %", "found incompatible", "expected <document start>", "found unknown directive"}
+
 func (d *decoder) yamlError(err error) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlErrRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		// yaml.v3 reports scanner errors with 1-based lines but parser
+		// errors with the 0-based line of their context mark.
+		for _, p := range yamlParserErrors {
+			if strings.HasPrefix(m[2], p) {
+				line++
+				break
+			}
+		}
 		d.add(line, "", "invalid YAML: "+m[2])
 		return
 	}

@@ -42,9 +42,11 @@ fail with the reason and the fix. Exits non-zero when any item fails.`,
 				tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL")
 				for _, it := range rep.Items {
-					detail := it.Detail
+					// Keep each item on one line: error texts may hold
+					// newlines and tabs, which would break the columns.
+					detail := strings.Join(strings.Fields(it.Detail), " ")
 					if it.Fix != "" && it.Status != engine.Pass {
-						detail += " — fix: " + it.Fix
+						detail += " — fix: " + strings.Join(strings.Fields(it.Fix), " ")
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", it.Name, strings.ToUpper(it.Status), detail)
 				}

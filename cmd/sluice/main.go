@@ -21,7 +21,8 @@ func main() {
 	stop()
 	if err != nil {
 		var ue usageError
-		if errors.As(err, &ue) {
+		// cobra's own "unknown command" errors are usage errors too.
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 			fmt.Fprintf(os.Stderr, "sluice: %v\n", err)
 			os.Exit(2)
 		}

@@ -43,8 +43,8 @@ type Plan struct {
 	Chunks []Chunk
 }
 
-// samplesPerChunk is how many sampled keys back each chunk boundary.
-const samplesPerChunk = 64
+// samplePagesPerChunk is how many sampled pages back each chunk boundary.
+const samplePagesPerChunk = 32
 
 // PlanChunks splits a table into chunks of about chunkRows rows: by key
 // ranges chosen from a sample of the keys, by block ranges when it has no
@@ -65,42 +65,41 @@ func PlanChunks(ctx context.Context, conn *pgx.Conn, t *Table, chunkRows int64) 
 	if len(t.Key) == 0 {
 		return planCTID(t, n, est), nil
 	}
-	pct := math.Min(100, math.Max(0.001, 100*float64(n*samplesPerChunk)/float64(est)))
+	// TABLESAMPLE SYSTEM picks whole pages, so size the sample in pages
+	// (samplePagesPerChunk distinct pages behind each boundary) and let the
+	// server pick the boundaries: the first key of each of n equal buckets
+	// of the sorted sample. Only the boundaries cross the wire.
+	pct := 100.0
+	if t.Pages > 0 {
+		pct = math.Min(100, math.Max(0.0001, 100*float64(n*samplePagesPerChunk)/float64(t.Pages)))
+	}
 	cols := make([]string, len(t.Key))
 	for i, k := range t.Key {
 		cols[i] = record.QuoteIdent(k)
 	}
 	list := strings.Join(cols, ", ")
-	sql := fmt.Sprintf("SELECT %s FROM ONLY %s TABLESAMPLE SYSTEM (%s) ORDER BY %s",
-		list, t.Name.Quoted(), strconv.FormatFloat(pct, 'f', 4, 64), list)
+	sql := fmt.Sprintf(`SELECT DISTINCT ON (sluice_bucket) %[1]s FROM (
+		SELECT %[1]s, ntile(%[2]d) OVER (ORDER BY %[1]s) AS sluice_bucket
+		FROM ONLY %[3]s TABLESAMPLE SYSTEM (%[4]s)) s
+	WHERE sluice_bucket > 1
+	ORDER BY sluice_bucket, %[1]s`, list, n, t.Name.Quoted(), strconv.FormatFloat(pct, 'f', 4, 64))
 	// Keys are read as text so they can be stored and bound back as text
 	// parameters of the key column's type.
 	rr := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, []int16{pgtype.TextFormatCode})
-	var samples [][]string
+	var bounds [][]string
 	for rr.NextRow() {
 		vals := rr.Values()
 		row := make([]string, len(vals))
 		for i, v := range vals {
 			row[i] = string(v)
 		}
-		samples = append(samples, row)
+		if len(bounds) > 0 && equalStrings(bounds[len(bounds)-1], row) {
+			continue
+		}
+		bounds = append(bounds, row)
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("sample keys of %s: %w", t.Name, err)
-	}
-	if len(samples) < 2 {
-		return whole, nil
-	}
-	if n > len(samples) {
-		n = len(samples)
-	}
-	var bounds [][]string
-	for i := 1; i < n; i++ {
-		b := samples[len(samples)*i/n]
-		if len(bounds) > 0 && equalStrings(bounds[len(bounds)-1], b) {
-			continue
-		}
-		bounds = append(bounds, b)
 	}
 	if len(bounds) == 0 {
 		return whole, nil
