@@ -906,3 +906,32 @@ func TestStreamSourceRestart(t *testing.T) {
 	assertNoDuplicates(t, s.dstDSN, "app.pk", "id")
 	assertNoDuplicates(t, s.dstDSN, "app.uq", "(a, b)")
 }
+
+// TestStreamGroupKeepsTransactionsWhole streams a small transaction then a
+// big one (more changes than one slice of stream events) and stops right
+// after the first sink commit: that commit must hold whole source
+// transactions only, and the next run must apply the big one once.
+func TestStreamGroupKeepsTransactionsWhole(t *testing.T) {
+	s := newStreamEnv(t, "wholetx")
+	s.srcExec(workloadFixture(100, 100, 10, 2))
+	s.run(s.cfg)
+
+	const bigRows = 30000
+	s.srcExec(`INSERT INTO app.pk VALUES (1000001, 0, 'small')`)
+	s.srcExec(fmt.Sprintf(`BEGIN;
+INSERT INTO app.pk SELECT g, 0, 'big' FROM generate_series(2000001, %d) g;
+INSERT INTO app.nokey SELECT 1, 'big' FROM generate_series(1, 5000);
+COMMIT`, 2000000+bigRows))
+	cfg := s.cfg
+	cfg.Failpoints = streamFailpoints(t, "stream.after_commit=error@1")
+	err := s.runFail(cfg)
+	if !strings.Contains(err.Error(), "failpoint") {
+		t.Fatalf("run stopped with %v, want the failpoint's error", err)
+	}
+	if n := queryInt(t, s.dstDSN, `SELECT count(*) FROM app.pk WHERE v = 'big'`); n != 0 && n != bigRows {
+		t.Errorf("after the first sink commit the sink holds %d of the %d rows of one source transaction: it was applied in part (contract 1)", n, bigRows)
+	}
+	s.run(s.cfg)
+	s.assertSame()
+	assertNoDuplicates(t, s.dstDSN, "app.pk", "id")
+}
