@@ -1,9 +1,12 @@
 package engine_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/failpoint"
 )
 
@@ -167,6 +170,30 @@ ANALYZE public.nokey, public.small;`)
 		sum := runOK(t, cfg)
 		if sum.TablesReset != 1 || sum.ChunksSkipped != 0 {
 			t.Errorf("second run: %d tables reset, %d chunks skipped; want 1 and 0", sum.TablesReset, sum.ChunksSkipped)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
+		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+	})
+
+	t.Run("canceled", func(t *testing.T) {
+		// The run's context ends while chunks are being written (as on
+		// Ctrl-C): the chunks in flight roll back, the next run finishes.
+		e := newEnv(t)
+		e.srcExec(itemsFixture)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 10000, 2
+		cfg.Failpoints = failpoints(t, "copy.chunk.batch=sleep:60ms")
+		ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
+		defer cancel()
+		if _, err := engine.Run(ctx, cfg); err == nil {
+			t.Fatal("the canceled run succeeded; make it slower")
+		}
+		committed := assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey)
+		t.Logf("the canceled run committed %d chunks", committed)
+		cfg.Failpoints = nil
+		sum := runOK(t, cfg)
+		if int64(sum.ChunksSkipped) != committed {
+			t.Errorf("second run: %d chunks skipped, want the %d the sink committed", sum.ChunksSkipped, committed)
 		}
 		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
 		assertNoDuplicates(t, e.dstDSN, "public.items", "id")

@@ -185,7 +185,7 @@ func PlanMissing(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 		return nil, err
 	}
 	plan := &SchemaPlan{}
-	for _, phase := range [][]Statement{p.schemaStmts, p.extStmts, p.typeStmts, p.seqStmts, p.tableStmts, p.postStmts} {
+	for _, phase := range [][]Statement{p.schemaStmts, p.extStmts, p.typeStmts, p.seqStmts, p.tableStmts, p.attachStmts, p.postStmts} {
 		plan.Statements = append(plan.Statements, phase...)
 	}
 	return plan, nil
@@ -213,7 +213,7 @@ type planner struct {
 	targets    map[record.TableName]uint32
 	creating   []*Table // in creation order: parents first
 
-	schemaStmts, extStmts, typeStmts, seqStmts, tableStmts, postStmts []Statement
+	schemaStmts, extStmts, typeStmts, seqStmts, tableStmts, attachStmts, postStmts []Statement
 }
 
 func serverVersion(ctx context.Context, conn *pgx.Conn) (int, error) {
@@ -599,6 +599,14 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 	if t.Parent != nil {
 		parent = p.tables[t.ParentOID]
 	}
+	// A partition created as PARTITION OF takes its parent's column order.
+	// One whose columns are ordered otherwise (it was created alone and
+	// attached later) is created with its own columns and attached after,
+	// as pg_dump does, so SELECT * reads the same on both sides.
+	var attachTo *Table
+	if parent != nil && !sameColumnOrder(t, parent) {
+		attachTo, parent = parent, nil
+	}
 	var elems []string
 	for _, c := range t.Columns {
 		if parent != nil {
@@ -663,7 +671,7 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 		}
 		elems = append(elems, col)
 	}
-	if pk, ok := deps.pk[t.OID]; ok && !(parent != nil && pk.Inherited) {
+	if pk, ok := deps.pk[t.OID]; ok && !((parent != nil || attachTo != nil) && pk.Inherited) {
 		elems = append(elems, "CONSTRAINT "+record.QuoteIdent(pk.Name)+" "+pk.Def)
 	}
 	var b strings.Builder
@@ -696,7 +704,30 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 		b.WriteString(" PARTITION BY " + t.PartitionKey)
 	}
 	p.tableStmts = append(p.tableStmts, Statement{Object: "table " + tn.String(), SQL: b.String()})
+	if attachTo != nil {
+		if t.PartitionBound == "" {
+			return fmt.Errorf("source: partition %s has no partition bound in the catalog", t.Name)
+		}
+		p.attachStmts = append(p.attachStmts, Statement{
+			Object: "table " + tn.String(),
+			SQL:    "ALTER TABLE " + p.target(attachTo.Name).Quoted() + " ATTACH PARTITION " + tn.Quoted() + " " + t.PartitionBound,
+		})
+	}
 	return nil
+}
+
+// sameColumnOrder reports whether a partition lists its columns in its
+// parent's order.
+func sameColumnOrder(t, parent *Table) bool {
+	if len(t.Columns) != len(parent.Columns) {
+		return false
+	}
+	for i := range t.Columns {
+		if t.Columns[i].Name != parent.Columns[i].Name {
+			return false
+		}
+	}
+	return true
 }
 
 func findColumn(t *Table, name string) *Column {

@@ -159,7 +159,11 @@ func copyFromSQL(target record.TableName, rel *record.Relation, format record.Fo
 	if format == record.Binary {
 		f = "binary"
 	}
-	return "COPY " + target.Quoted() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT " + f + ")"
+	list := ""
+	if len(cols) > 0 { // a table may have no columns at all
+		list = " (" + strings.Join(cols, ", ") + ")"
+	}
+	return "COPY " + target.Quoted() + list + " FROM STDIN (FORMAT " + f + ")"
 }
 
 // describeRowError keeps PostgreSQL's detail, hint and context (which name
