@@ -33,6 +33,19 @@ type Pipeline struct {
 	Objects []Object `yaml:"objects"`
 	// Copy tunes the full copy.
 	Copy Copy `yaml:"copy"`
+	// Stream tunes streaming.
+	Stream Stream `yaml:"stream"`
+	// Throttle limits rates, apart for the full copy and streaming.
+	Throttle Throttle `yaml:"throttle"`
+	// Retry sets how long errors are retried before the pipeline stops.
+	Retry Retry `yaml:"retry"`
+	// Metrics serves Prometheus metrics when Listen is set.
+	Metrics Metrics `yaml:"metrics"`
+	// Alerts fire on lag and failure.
+	Alerts Alerts `yaml:"alerts"`
+	// IgnoreChecks lists precheck warnings acknowledged by name; failures
+	// cannot be ignored.
+	IgnoreChecks []string `yaml:"ignore_checks"`
 	// StateDir is the directory of the pipeline's local state. A relative
 	// path in the file is relative to the file's directory; Load returns it
 	// joined to that directory, so it is usable from the current directory.
@@ -202,6 +215,11 @@ func (p *Pipeline) validate(d *decoder) {
 	p.Sync.validate(d, "sync")
 	validateObjects(d, p.Objects)
 	p.Copy.validate(d, "copy")
+	p.Stream.validate(d, "stream")
+	p.Throttle.validate(d, "throttle")
+	p.Retry.validate(d, "retry")
+	p.Metrics.validate(d, "metrics")
+	p.Alerts.validate(d, "alerts")
 }
 
 func (e Endpoint) validate(d *decoder, path, example string) {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // envOf returns an env lookup over m.
@@ -43,6 +44,8 @@ func TestLoadValid(t *testing.T) {
 			{Table: "orders", Line: 12},
 		},
 		Copy:     Copy{Parallel: 8, ChunkRows: 50000},
+		Stream:   Stream{Heartbeat: 10 * time.Second},
+		Retry:    Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
 		StateDir: "var/demo", // ../var/demo next to testdata/valid.yaml
 		File:     "testdata/valid.yaml",
 	}
@@ -63,6 +66,8 @@ func TestLoadDefaults(t *testing.T) {
 		Sync:     Sync{Schema: true, Full: true, Incremental: false},
 		Objects:  []Object{{Schema: "public", Line: 5}},
 		Copy:     Copy{Parallel: 4, ChunkRows: 100000},
+		Stream:   Stream{Heartbeat: 10 * time.Second},
+		Retry:    Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
 		StateDir: filepath.Join("testdata", "state", "minimal"),
 		File:     "testdata/minimal.yaml",
 	}
@@ -80,7 +85,7 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/unknown_key.yaml:3: sink: unknown key "typo" (valid keys: type, dsn)`,
 			`testdata/unknown_key.yaml:6: objects[1]: unknown key "tabel" (valid keys: schema, table)`,
 			`testdata/unknown_key.yaml:6: objects[1]: give schema or table, e.g. "schema: public" or "table: sales.orders"`,
-			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, copy, state_dir)`,
+			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir)`,
 		}},
 		{"missing_dsn.yaml", []string{
 			`testdata/missing_dsn.yaml: sink.dsn is required (a PostgreSQL connection string, e.g. "${DST_DSN}")`,
@@ -150,7 +155,7 @@ func TestParseErrors(t *testing.T) {
 		{"only comments", "# nothing\n", nil, []string{
 			"p.yaml: the file is empty; a pipeline needs at least name, source, sink and objects"}},
 		{"not a mapping", "- a\n- b\n", nil, []string{
-			"p.yaml:1: must be a mapping with the keys name, source, sink, sync, objects, copy, state_dir, got a list"}},
+			"p.yaml:1: must be a mapping with the keys name, source, sink, sync, objects, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir, got a list"}},
 		{"two documents", header + "---\nname: other\n", nil, []string{
 			"p.yaml:6: a second YAML document starts here; a pipeline file holds one (remove the ---)"}},
 		{"bad indentation", "name: demo\n  source: x\n", nil, []string{
@@ -604,6 +609,7 @@ func TestKeysComeFromTheStructs(t *testing.T) {
 		"source.type": "postgres", "sink.type": "postgres",
 		"sync.schema": true, "sync.full": true, "sync.incremental": false,
 		"copy.parallel": int64(4), "copy.chunk_rows": int64(100000),
+		"stream.heartbeat": "10s", "retry.connection": "720m", "retry.other": "10m",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults = %v, want %v", got, want)

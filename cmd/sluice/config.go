@@ -21,6 +21,7 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 		StateDir:    p.StateDir,
 		Parallel:    p.Copy.Parallel,
 		ChunkRows:   p.Copy.ChunkRows,
+		Heartbeat:   p.Stream.Heartbeat,
 	}
 	for i, o := range p.Objects {
 		where := fmt.Sprintf("%s:%d: objects[%d]", p.File, o.Line, i)
