@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -70,6 +71,12 @@ type Config struct {
 	// share one sink transaction (defaults 200ms, 1000).
 	MaxGroupDelay time.Duration
 	MaxGroupTxns  int
+
+	// RetryConnection and RetryOther are how long connection errors and
+	// other errors are retried (each incident counted from its first
+	// failure since the last progress) before the run stops; defaults 720m
+	// and 10m.
+	RetryConnection, RetryOther time.Duration
 }
 
 // Summary reports what a run did.
@@ -125,6 +132,12 @@ func (c *Config) validate() error {
 	if c.MaxGroupTxns <= 0 {
 		c.MaxGroupTxns = 1000
 	}
+	if c.RetryConnection <= 0 {
+		c.RetryConnection = 720 * time.Minute
+	}
+	if c.RetryOther <= 0 {
+		c.RetryOther = 10 * time.Minute
+	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = 10 * time.Second
 	}
@@ -141,14 +154,33 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, log: cfg.Log, target: postgres.SameName}
-	return r.run(ctx)
+	policy := retryPolicy{connection: cfg.RetryConnection, other: cfg.RetryOther, log: cfg.Log}
+	var sum *Summary
+	attempts := 0
+	err := policy.run(ctx, func() (bool, error) {
+		before := r.progressMarks.Load()
+		s, err := r.run(ctx)
+		if s != nil {
+			sum = s
+		}
+		attempts++
+		return r.progressMarks.Load() != before, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sum.Stream.Reconnects = attempts - 1
+	return sum, nil
 }
 
 type runner struct {
-	cfg    Config
-	store  *checkpoint.Store
-	log    *slog.Logger
-	target postgres.TargetName
+	// progressMarks counts durable steps (chunks copied, groups applied);
+	// a retry incident ends when it moves.
+	progressMarks atomic.Int64
+	cfg           Config
+	store         *checkpoint.Store
+	log           *slog.Logger
+	target        postgres.TargetName
 }
 
 func (r *runner) run(ctx context.Context) (*Summary, error) {
@@ -169,7 +201,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	// cannot connect leaves nothing behind.
 	r.store, err = checkpoint.Open(ctx, r.cfg.StateDir, r.cfg.Log)
 	if err != nil {
-		return nil, err
+		return nil, permanent(err)
 	}
 	defer r.store.Close()
 	if err := r.checkIdentity(ctx, src, dst); err != nil {
@@ -177,10 +209,13 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	tables, err := postgres.Discover(ctx, src, r.cfg.Objects)
 	if err != nil {
-		return nil, err
+		if postgres.IsConnectionError(err) {
+			return nil, err
+		}
+		return nil, permanent(err)
 	}
 	if len(tables) == 0 {
-		return nil, errors.New("the selected objects contain no tables: check the objects list (schema and table names are case-sensitive)")
+		return nil, permanent(errors.New("the selected objects contain no tables: check the objects list (schema and table names are case-sensitive)"))
 	}
 	sum.Tables = len(tables)
 	r.log.Info("tables selected", "pipeline", r.cfg.Name, "tables", len(tables))
@@ -211,7 +246,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			}
 		}
 	} else if err := r.requireSinkTables(ctx, dst, tables); err != nil {
-		return nil, err
+		return nil, permanent(err)
 	}
 
 	// Once streaming has started the copy is never revisited: the stream

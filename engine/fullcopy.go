@@ -272,7 +272,7 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 	errc := make(chan error, 1)
 	go func() {
 		err := rd.ReadChunk(chunkCtx, job.table, job.plan, job.chunk, postgres.DefaultBatchLimits, func(b *record.Batch) error {
-			if err := r.cfg.Failpoints.Hit(fpChunkBatch); err != nil {
+			if err := r.hit(fpChunkBatch); err != nil {
 				return err
 			}
 			select {
@@ -298,12 +298,13 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 		}
 		return fmt.Errorf("copy %s chunk %d: %w", job.table.Name, job.chunk.ID, err)
 	}
-	if err := r.cfg.Failpoints.Hit(fpChunkAfterCommit); err != nil {
+	if err := r.hit(fpChunkAfterCommit); err != nil {
 		return err
 	}
 	if err := r.store.MarkChunkDone(job.key, job.chunk.ID, checkpoint.ChunkDone{Rows: rows, Bytes: size, At: time.Now().UTC()}); err != nil {
 		return err
 	}
 	job.prog.chunkDone()
-	return r.cfg.Failpoints.Hit(fpChunkAfterCheckpoint)
+	r.progressMarks.Add(1)
+	return r.hit(fpChunkAfterCheckpoint)
 }

@@ -25,7 +25,7 @@ func (r *runner) checkIdentity(ctx context.Context, src, dst *pgx.Conn) error {
 		return fmt.Errorf("sink: read system identifier: %w", err)
 	}
 	if sinkSystem == cur.SourceSystemID && cur.SinkDatabase == cur.SourceDatabase {
-		return fmt.Errorf("source and sink are the same database (%s on system %s): point the sink at another database", cur.SourceDatabase, sinkSystem)
+		return permanentError{fmt.Errorf("source and sink are the same database (%s on system %s): point the sink at another database", cur.SourceDatabase, sinkSystem)}
 	}
 	old, found, err := r.store.Identity()
 	if err != nil {
@@ -35,9 +35,9 @@ func (r *runner) checkIdentity(ctx context.Context, src, dst *pgx.Conn) error {
 		return r.store.SetIdentity(cur)
 	}
 	if old.Pipeline != cur.Pipeline || old.SourceSystemID != cur.SourceSystemID || old.SourceDatabase != cur.SourceDatabase || old.SinkDatabase != cur.SinkDatabase {
-		return fmt.Errorf("state dir %s belongs to pipeline %q copying database %q (system %s) into %q, not pipeline %q copying %q (system %s) into %q: use another state_dir, or remove this one to start over",
+		return permanentError{fmt.Errorf("state dir %s belongs to pipeline %q copying database %q (system %s) into %q, not pipeline %q copying %q (system %s) into %q: use another state_dir, or remove this one to start over",
 			r.store.Dir(), old.Pipeline, old.SourceDatabase, old.SourceSystemID, old.SinkDatabase,
-			cur.Pipeline, cur.SourceDatabase, cur.SourceSystemID, cur.SinkDatabase)
+			cur.Pipeline, cur.SourceDatabase, cur.SourceSystemID, cur.SinkDatabase)}
 	}
 	return nil
 }

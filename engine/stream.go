@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +50,7 @@ func (r *runner) copyLSN(table string) (record.LSN, error) {
 func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, copyPending bool) (snapshotID string, copyLSN record.LSN, release func(), err error) {
 	release = func() {}
 	if err := postgres.CheckLogical(ctx, src); err != nil {
-		return "", 0, release, err
+		return "", 0, release, permanent(err)
 	}
 	changed, err := postgres.PrepareSource(ctx, src, r.cfg.Name, tables)
 	for _, n := range changed {
@@ -75,7 +74,7 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 	}
 	if !st.Exists {
 		if haveStart {
-			return "", 0, release, fmt.Errorf("source: replication slot %s, created by an earlier run of this pipeline, no longer exists, so changes made since are lost: run `sluice drop` for this pipeline and start over (empty the sink tables first)", slotName)
+			return "", 0, release, permanent(fmt.Errorf("source: replication slot %s, created by an earlier run of this pipeline, no longer exists, so changes made since are lost: run `sluice drop` for this pipeline and start over (empty the sink tables first)", slotName))
 		}
 		slot, err := postgres.CreateSlot(ctx, r.cfg.SourceDSN, slotName, false)
 		if err != nil {
@@ -166,31 +165,17 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 	}
 	go r.heartbeat(hbCtx)
 
-	backoff := time.Second
-	for {
-		caughtUp, progressed, err := r.streamOnce(ctx, applyTables, record.LSN(start), target, sum)
-		if err == nil && caughtUp {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil && !postgres.IsConnectionError(err) {
-			return err
-		}
-		if progressed {
-			backoff = time.Second
-		}
-		sum.Stream.Reconnects++
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
-		r.log.Warn("connection lost while streaming; reconnecting from the sink's position", "error", err, "attempt", sum.Stream.Reconnects, "retry_in", wait.Round(time.Millisecond).String())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		backoff = min(backoff*2, 30*time.Second)
+	// Errors end the session; Run's retry loop reconnects (connection
+	// errors) or retries (others) within their windows and resumes from the
+	// sink's position.
+	caughtUp, _, err := r.streamOnce(ctx, applyTables, record.LSN(start), target, sum)
+	if err != nil {
+		return err
 	}
+	if !caughtUp {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // heartbeat writes the pipeline's heartbeat row at the source on an
@@ -252,10 +237,10 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		return false, false, err
 	}
 	if !st.Exists {
-		return false, false, fmt.Errorf("source: replication slot %s no longer exists: changes since %s are lost; run `sluice drop` and start over", slotName, end)
+		return false, false, permanent(fmt.Errorf("source: replication slot %s no longer exists: changes since %s are lost; run `sluice drop` and start over", slotName, end))
 	}
 	if st.ConfirmedFlush > end {
-		return false, false, fmt.Errorf("source: replication slot %s has confirmed %s but the sink has only applied up to %s: the changes in between are gone (was the slot used by another consumer, or the sink restored from an older backup?); run `sluice drop` and start over", slotName, st.ConfirmedFlush, end)
+		return false, false, permanent(fmt.Errorf("source: replication slot %s has confirmed %s but the sink has only applied up to %s: the changes in between are gone (was the slot used by another consumer, or the sink restored from an older backup?); run `sluice drop` and start over", slotName, st.ConfirmedFlush, end))
 	}
 	if target != 0 && applied >= target {
 		return true, false, nil
@@ -290,16 +275,17 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		if err := applier.Commit(ctx, pending.CommitLSN, pending.EndLSN); err != nil {
 			return err
 		}
-		if err := r.cfg.Failpoints.Hit(fpStreamAfterCommit); err != nil {
+		if err := r.hit(fpStreamAfterCommit); err != nil {
 			return err
 		}
 		if err := r.store.SetPosition(uint64(pending.EndLSN)); err != nil {
 			return err
 		}
-		if err := r.cfg.Failpoints.Hit(fpStreamAfterCheckpoint); err != nil {
+		if err := r.hit(fpStreamAfterCheckpoint); err != nil {
 			return err
 		}
 		stream.SetFlushed(pending.EndLSN)
+		r.progressMarks.Add(1)
 		applied = pending.CommitLSN
 		lastCommit = pending.CommitTime
 		sum.Stream.Transactions += int64(groupTxns)
@@ -362,7 +348,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if err := applier.Apply(ctx, &ev.Record, ev.CommitLSN); err != nil {
 					return fail(err)
 				}
-				if err := r.cfg.Failpoints.Hit(fpStreamChange); err != nil {
+				if err := r.hit(fpStreamChange); err != nil {
 					return fail(err)
 				}
 			case postgres.EventTruncate:

@@ -22,6 +22,9 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 		Parallel:    p.Copy.Parallel,
 		ChunkRows:   p.Copy.ChunkRows,
 		Heartbeat:   p.Stream.Heartbeat,
+
+		RetryConnection: p.Retry.Connection,
+		RetryOther:      p.Retry.Other,
 	}
 	for i, o := range p.Objects {
 		where := fmt.Sprintf("%s:%d: objects[%d]", p.File, o.Line, i)
