@@ -8,7 +8,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/metrics"
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
 
@@ -148,7 +150,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
 		return err
 	}
-	if err := r.store.SetPhase(checkpoint.PhaseStream); err != nil {
+	if err := r.setPhase(checkpoint.PhaseStream); err != nil {
 		return err
 	}
 
@@ -242,6 +244,11 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 	if st.ConfirmedFlush > end {
 		return false, false, permanent(fmt.Errorf("source: replication slot %s has confirmed %s but the sink has only applied up to %s: the changes in between are gone (was the slot used by another consumer, or the sink restored from an older backup?); run `sluice drop` and start over", slotName, st.ConfirmedFlush, end))
 	}
+	if sum.Stream.LastCommit == 0 {
+		sum.Stream.LastCommit = applied
+	}
+	r.mon.streamStarted()
+	r.mon.streamStats(sum.Stream)
 	if target != 0 && applied >= target {
 		return true, false, nil
 	}
@@ -258,15 +265,27 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 	// receiver to run ahead while the sink works, and bounded.
 	events := make(chan []postgres.Event, 64)
 	errc := make(chan error, 1)
-	go func() { errc <- stream.Run(sctx, events) }()
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		errc <- stream.Run(sctx, events)
+	}()
+	// Stop the receiver and wait for it before the deferred stream.Close,
+	// so the connection is never closed under a running receive.
+	defer func() { cancel(); <-runDone }()
 
 	var (
 		skipping   bool
+		inTxn      bool            // between a Begin and its Commit
 		pending    *postgres.Event // last commit not yet committed at the sink
 		groupStart time.Time
 		groupTxns  int
 		lastLog    = time.Now()
 		lastCommit time.Time
+		// The open group's row changes and bytes per source table, for
+		// metrics.
+		groupRows = map[string]*[2]int64{}
+		lim       = r.cfg.Throttle.Phase(throttle.PhaseIncremental)
 	)
 	commitGroup := func() error {
 		if pending == nil {
@@ -291,9 +310,21 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		sum.Stream.Transactions += int64(groupTxns)
 		sum.Stream.SinkCommits++
 		sum.Stream.LastCommit = applied
+		sum.Stream.Rows = applier.Rows
+		var rows int64
+		for table, n := range groupRows {
+			r.metrics.AddRows(metrics.PhaseIncremental, table, n[0], n[1])
+			rows += n[0]
+		}
+		r.metrics.Applied(int64(groupTxns), rows, time.Since(groupStart))
+		r.mon.applied(sum.Stream, lastCommit)
+		clear(groupRows)
 		progressed = true
 		pending, groupTxns = nil, 0
 		return nil
+	}
+	groupDue := func() bool {
+		return time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns
 	}
 	report := func() {
 		lag := 0.0
@@ -303,6 +334,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		lagBytes := int64(stream.ServerWALEnd()) - int64(stream.Flushed())
 		sum.Stream.LagSeconds, sum.Stream.LagBytes = lag, max(lagBytes, 0)
 		sum.Stream.Rows = applier.Rows
+		r.mon.streamStats(sum.Stream)
 		if r.cfg.Terminal && r.cfg.Progress != nil {
 			fmt.Fprintf(r.cfg.Progress, "\r\x1b[2Kstream %s: applied %s, %d transactions, %s row changes, lag %.1fs / %s",
 				r.cfg.Name, applied, sum.Stream.Transactions, humanCount(applier.Rows), lag, humanBytes(sum.Stream.LagBytes))
@@ -331,6 +363,14 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			continue
 		case evs = <-events:
 		}
+		// The streaming throttle: the slice's row changes and bytes are
+		// paid for before they are applied (the receiver, held back,
+		// stops reading the slot).
+		if rows, bytes := changeCost(evs, skipping, applied); rows > 0 || bytes > 0 {
+			if err := lim.Wait(ctx, rows, bytes); err != nil {
+				return fail(err)
+			}
+		}
 		for i := range evs {
 			ev := &evs[i]
 			switch ev.Kind {
@@ -338,15 +378,40 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				// After a source crash the slot may resend transactions the
 				// sink already has: skip them by commit position.
 				skipping = ev.CommitLSN <= applied
-				if !skipping && pending == nil {
+				if skipping {
+					continue
+				}
+				// A group is committed only between source transactions,
+				// never with part of the next one in it.
+				if pending != nil && groupDue() {
+					if err := commitGroup(); err != nil {
+						return fail(err)
+					}
+					if target != 0 && applied >= target {
+						report()
+						return true, true, nil
+					}
+				}
+				if pending == nil {
 					groupStart = time.Now()
 				}
+				inTxn = true
+				r.mon.received(ev.CommitTime)
 			case postgres.EventChange:
 				if skipping {
 					continue
 				}
 				if err := applier.Apply(ctx, &ev.Record, ev.CommitLSN); err != nil {
 					return fail(err)
+				}
+				if ev.Record.Rel.Table != postgres.HeartbeatTable {
+					n := groupRows[ev.Record.Rel.Table.String()]
+					if n == nil {
+						n = new([2]int64)
+						groupRows[ev.Record.Rel.Table.String()] = n
+					}
+					n[0]++
+					n[1] += changeBytes(&ev.Record)
 				}
 				if err := r.hit(fpStreamChange); err != nil {
 					return fail(err)
@@ -364,9 +429,10 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				}
 				pending = ev
 				groupTxns++
+				inTxn = false
 			}
 		}
-		if pending != nil && (len(events) == 0 || time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns) {
+		if pending != nil && !inTxn && (len(events) == 0 || groupDue()) {
 			if err := commitGroup(); err != nil {
 				return fail(err)
 			}
@@ -376,4 +442,36 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			}
 		}
 	}
+}
+
+// changeCost counts the row changes in evs that will be applied (not
+// skipped as already applied, not the heartbeat) and their bytes, for the
+// throttle. skipping is the state at the start of evs.
+func changeCost(evs []postgres.Event, skipping bool, applied record.LSN) (rows, bytes int64) {
+	for i := range evs {
+		ev := &evs[i]
+		switch ev.Kind {
+		case postgres.EventBegin:
+			skipping = ev.CommitLSN <= applied
+		case postgres.EventChange:
+			if skipping || ev.Record.Rel.Table == postgres.HeartbeatTable {
+				continue
+			}
+			rows++
+			bytes += changeBytes(&ev.Record)
+		}
+	}
+	return rows, bytes
+}
+
+// changeBytes is the size of a change's values, new and old.
+func changeBytes(rec *record.Record) int64 {
+	var n int64
+	for _, v := range rec.New {
+		n += int64(len(v.Data))
+	}
+	for _, v := range rec.Old {
+		n += int64(len(v.Data))
+	}
+	return n
 }

@@ -21,10 +21,12 @@ type ApplyTable struct {
 	// table without a key (rows are then found by their whole old value).
 	Key []string
 	// CopyLSN is the consistent point of the snapshot the table's rows were
-	// last copied at. Changes committed at or before it are already in the
-	// copied rows: for a keyed table they are applied idempotently (the
-	// table may mix chunks copied at two snapshots after a resumed copy),
-	// for a table without a key they are skipped.
+	// last copied at. Changes committed before it are already in the copied
+	// rows (a transaction whose commit record starts exactly at the
+	// consistent point is not: the slot decodes it and the snapshot does
+	// not see it). For a keyed table, changes before it are applied
+	// idempotently (the table may mix chunks copied at two snapshots after a
+	// resumed copy); for a table without a key they are skipped.
 	CopyLSN record.LSN
 }
 
@@ -125,7 +127,7 @@ func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN recor
 	if err := a.begin(ctx); err != nil {
 		return err
 	}
-	replay := commitLSN <= t.CopyLSN
+	replay := commitLSN < t.CopyLSN
 	if replay && len(t.Key) == 0 {
 		return nil // already in the copied rows
 	}
@@ -169,7 +171,7 @@ func (a *Applier) Truncate(ctx context.Context, rels []*record.Relation, restart
 		if t == nil {
 			return fmt.Errorf("truncate at %s of %s, which the pipeline does not copy", commitLSN, rel.Table)
 		}
-		if commitLSN <= t.CopyLSN {
+		if commitLSN < t.CopyLSN {
 			continue
 		}
 		names = append(names, t.Target.Quoted())
