@@ -17,12 +17,16 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/alert"
 	"github.com/sluicehq/sluice/engine/failpoint"
+	"github.com/sluicehq/sluice/engine/metrics"
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
 
@@ -77,6 +81,19 @@ type Config struct {
 	// failure since the last progress) before the run stops; defaults 720m
 	// and 10m.
 	RetryConnection, RetryOther time.Duration
+
+	// Throttle limits the rates of the full copy and of streaming; nil
+	// means no limit. Its limits may be changed while Run runs
+	// (Throttle.Set), and take effect within a fraction of a second.
+	Throttle *throttle.Throttle
+	// MetricsListen, when set (host:port), serves the run's Prometheus
+	// metrics at /metrics and its status as JSON at /status.
+	MetricsListen string
+	// Alerts fire on lag above a threshold and when the run fails.
+	Alerts alert.Config
+	// SlotCheckInterval is how often the replication slot's retained WAL
+	// is read at the source, for metrics and status (default 10s).
+	SlotCheckInterval time.Duration
 }
 
 // Summary reports what a run did.
@@ -141,6 +158,9 @@ func (c *Config) validate() error {
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = 10 * time.Second
 	}
+	if c.SlotCheckInterval <= 0 {
+		c.SlotCheckInterval = 10 * time.Second
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -149,15 +169,24 @@ func (c *Config) validate() error {
 
 // Run runs the pipeline until its work is done: schema and full copy, as
 // configured. It is safe to run again after any interruption.
-func Run(ctx context.Context, cfg Config) (*Summary, error) {
+//
+// While it runs it writes its status to the state dir (StatusFile), serves
+// metrics when MetricsListen is set, and fires the configured alerts; a
+// run that stops with an error (other than ctx ending) fires the failure
+// alert before Run returns.
+func Run(ctx context.Context, cfg Config) (sum *Summary, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, log: cfg.Log, target: postgres.SameName}
-	policy := retryPolicy{connection: cfg.RetryConnection, other: cfg.RetryOther, log: cfg.Log}
-	var sum *Summary
+	obs, err := startObservers(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { obs.stop(ctx, err) }()
+	r := &runner{cfg: cfg, log: cfg.Log, target: postgres.SameName, mon: obs.mon, metrics: obs.metrics}
+	policy := retryPolicy{connection: cfg.RetryConnection, other: cfg.RetryOther, log: cfg.Log, onRetry: obs.mon.retried}
 	attempts := 0
-	err := policy.run(ctx, func() (bool, error) {
+	err = policy.run(ctx, func() (bool, error) {
 		before := r.progressMarks.Load()
 		s, err := r.run(ctx)
 		if s != nil {
@@ -181,6 +210,74 @@ type runner struct {
 	store         *checkpoint.Store
 	log           *slog.Logger
 	target        postgres.TargetName
+	// mon keeps the live status; metrics is nil unless served.
+	mon     *monitor
+	metrics *metrics.Metrics
+}
+
+// observers are what watch a run from outside its stages: the status
+// monitor, the metrics endpoint and the alerts.
+type observers struct {
+	mon     *monitor
+	metrics *metrics.Metrics
+	alerts  *alert.Alerter
+	server  *metrics.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// startObservers starts the status monitor (and, for an incremental
+// pipeline, the slot watch) and the metrics endpoint. A metrics address
+// that cannot be bound is an error before any work starts.
+func startObservers(ctx context.Context, cfg *Config) (*observers, error) {
+	o := &observers{alerts: alert.New(cfg.Name, cfg.Alerts, cfg.Log)}
+	if cfg.MetricsListen != "" {
+		o.metrics = metrics.New(cfg.Name)
+		o.metrics.WatchThrottle(cfg.Throttle)
+	}
+	o.mon = newMonitor(cfg, o.metrics, o.alerts)
+	if o.metrics != nil {
+		srv, err := metrics.Listen(cfg.MetricsListen, o.metrics, func() any { return o.mon.snapshot() }, cfg.Log)
+		if err != nil {
+			o.alerts.Failure(ctx, err)
+			return nil, err
+		}
+		o.server = srv
+	}
+	var mctx context.Context
+	mctx, o.cancel = context.WithCancel(ctx)
+	o.wg.Add(1)
+	go func() { defer o.wg.Done(); o.mon.run(mctx) }()
+	if cfg.Incremental {
+		o.wg.Add(1)
+		go func() { defer o.wg.Done(); o.mon.watchSlot(mctx, cfg.SlotCheckInterval) }()
+	}
+	return o, nil
+}
+
+// stop ends the observers: the final status is written, the metrics
+// endpoint closed, and on failure (not on ctx's end) the failure alert
+// delivered.
+func (o *observers) stop(ctx context.Context, runErr error) {
+	o.cancel()
+	o.wg.Wait()
+	o.mon.finish(runErr, runErr != nil && ctx.Err() != nil)
+	if o.server != nil {
+		_ = o.server.Close()
+	}
+	if runErr != nil && ctx.Err() == nil {
+		o.alerts.Failure(ctx, runErr)
+	}
+	o.alerts.Wait()
+}
+
+// setPhase records the pipeline's phase in the state dir and in its status.
+func (r *runner) setPhase(p checkpoint.Phase) error {
+	if err := r.store.SetPhase(p); err != nil {
+		return err
+	}
+	r.mon.setPhase(p)
+	return nil
 }
 
 func (r *runner) run(ctx context.Context) (*Summary, error) {
@@ -207,6 +304,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err := r.checkIdentity(ctx, src, dst); err != nil {
 		return nil, err
 	}
+	// The state dir is this pipeline's and this process holds it: from now
+	// on the status file there is ours to write.
+	r.mon.setOwnsState()
 	tables, err := postgres.Discover(ctx, src, r.cfg.Objects)
 	if err != nil {
 		if postgres.IsConnectionError(err) {
@@ -224,8 +324,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.mon.setPhase(phase)
 	if phase == checkpoint.PhaseNew {
-		if err := r.store.SetPhase(checkpoint.PhaseSchema); err != nil {
+		if err := r.setPhase(checkpoint.PhaseSchema); err != nil {
 			return nil, err
 		}
 	}
@@ -253,6 +354,14 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	// keeps the copied rows current. A copy-only pipeline checks its chunks
 	// on every run (finished ones are skipped).
 	copyPending := r.cfg.Full && !(r.cfg.Incremental && (phase == checkpoint.PhaseStream || phase == checkpoint.PhaseDone))
+	if !copyPending {
+		// For status: the tables' progress as earlier runs left it.
+		prog, err := r.storedProgress(tables)
+		if err != nil {
+			return nil, err
+		}
+		r.mon.setProgress(prog)
+	}
 	var snapshotID string
 	var copyLSN record.LSN
 	release := func() {}
@@ -265,7 +374,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	if copyPending {
 		if phase != checkpoint.PhaseCopy {
-			if err := r.store.SetPhase(checkpoint.PhaseCopy); err != nil {
+			if err := r.setPhase(checkpoint.PhaseCopy); err != nil {
 				return nil, err
 			}
 		}
@@ -286,7 +395,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	if !r.cfg.Incremental {
-		if err := r.store.SetPhase(checkpoint.PhaseDone); err != nil {
+		if err := r.setPhase(checkpoint.PhaseDone); err != nil {
 			return nil, err
 		}
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/metrics"
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
 
@@ -54,7 +56,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	r.log.Info("snapshot exported", "snapshot", snap.ID)
 
 	prog := newProgress(r.cfg)
+	r.mon.setProgress(prog)
 	var jobs []copyJob
+	planned := 0
 	for _, t := range tables {
 		if t.Partitioned {
 			continue // rows live in the partitions
@@ -68,6 +72,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 			sum.TablesReset++
 		}
 		tp := prog.add(t.Name, plan, done)
+		planned += len(plan.Chunks)
 		if copyLSN != 0 && len(done) < len(plan.Chunks) {
 			if err := r.setCopyLSN(key, copyLSN); err != nil {
 				return err
@@ -81,6 +86,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 			jobs = append(jobs, copyJob{table: t, key: key, plan: plan, chunk: c, prog: tp})
 		}
 	}
+	r.metrics.SetChunks(planned, planned-len(jobs))
 	// Biggest chunks first, so the last ones to finish are small.
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].chunk.EstRows > jobs[j].chunk.EstRows })
 	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
@@ -154,6 +160,10 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 		if err := r.store.ResetTable(key); err != nil {
 			return nil, nil, false, err
 		}
+	}
+	// Planning may sample the table's keys: a query at the source.
+	if err := r.cfg.Throttle.Phase(throttle.PhaseFull).Query(ctx); err != nil {
+		return nil, nil, false, err
 	}
 	plan, err := postgres.PlanChunks(ctx, src, t, r.cfg.ChunkRows)
 	if err != nil {
@@ -265,24 +275,35 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 // copyOne copies one chunk: a reader goroutine streams batches into the
 // sink's COPY; the sink commits the rows with the chunk's progress row;
 // then the checkpoint records it.
+//
+// The full-copy throttle sits between reader and writer: the chunk's query
+// takes a source-query token, and each batch waits for its rows and bytes
+// before the writer gets it (the reader, held back, stops reading).
 func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.Writer, job copyJob) error {
 	chunkCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan *record.Batch, 2)
 	errc := make(chan error, 1)
+	lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
+	table := job.table.Name.String()
+	send := func(b *record.Batch) error {
+		if err := r.hit(fpChunkBatch); err != nil {
+			return err
+		}
+		select {
+		case batches <- b:
+			job.prog.addRows(int64(len(b.Records)), b.Bytes)
+			r.metrics.AddRows(metrics.PhaseFull, table, int64(len(b.Records)), b.Bytes)
+			return nil
+		case <-chunkCtx.Done():
+			return chunkCtx.Err()
+		}
+	}
 	go func() {
-		err := rd.ReadChunk(chunkCtx, job.table, job.plan, job.chunk, postgres.DefaultBatchLimits, func(b *record.Batch) error {
-			if err := r.hit(fpChunkBatch); err != nil {
-				return err
-			}
-			select {
-			case batches <- b:
-				job.prog.addRows(int64(len(b.Records)), b.Bytes)
-				return nil
-			case <-chunkCtx.Done():
-				return chunkCtx.Err()
-			}
-		})
+		err := lim.Query(chunkCtx)
+		if err == nil {
+			err = rd.ReadChunk(chunkCtx, job.table, job.plan, job.chunk, postgres.DefaultBatchLimits, throttle.Batches(chunkCtx, lim, send))
+		}
 		errc <- err
 		close(batches)
 	}()
@@ -305,6 +326,7 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 		return err
 	}
 	job.prog.chunkDone()
+	r.metrics.ChunkDone()
 	r.progressMarks.Add(1)
 	return r.hit(fpChunkAfterCheckpoint)
 }

@@ -24,6 +24,9 @@ type tableProgress struct {
 	chunksDone  atomic.Int64
 	rows, bytes atomic.Int64
 	started     atomic.Int64 // unix nanos of the first row
+	// prevRows and prevBytes are what chunks finished by earlier runs
+	// hold (for status; rows and bytes count this run).
+	prevRows, prevBytes int64
 }
 
 func (t *tableProgress) addRows(rows, bytes int64) {
@@ -58,10 +61,35 @@ func (p *progress) add(name record.TableName, plan *postgres.Plan, done map[int]
 		tp.estRows += c.EstRows
 	}
 	tp.chunksDone.Store(int64(len(done)))
+	for _, d := range done {
+		tp.prevRows += d.Rows
+		tp.prevBytes += d.Bytes
+	}
 	p.mu.Lock()
 	p.tables = append(p.tables, tp)
 	p.mu.Unlock()
 	return tp
+}
+
+// tableStatus lists every table's progress, for status.
+func (p *progress) tableStatus() []TableStatus {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]TableStatus, 0, len(p.tables))
+	for _, t := range p.tables {
+		out = append(out, TableStatus{
+			Table:      t.name.String(),
+			Chunks:     t.chunks,
+			ChunksDone: int(t.chunksDone.Load()),
+			Rows:       t.prevRows + t.rows.Load(),
+			Bytes:      t.prevBytes + t.bytes.Load(),
+			EstRows:    t.estRows,
+		})
+	}
+	return out
 }
 
 func (p *progress) totals() (rows, bytes int64) {
@@ -212,4 +240,29 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// storedProgress rebuilds the tables' copy progress from the state dir,
+// for status when this run does not copy.
+func (r *runner) storedProgress(tables []*postgres.Table) (*progress, error) {
+	p := newProgress(r.cfg)
+	for _, t := range tables {
+		if t.Partitioned {
+			continue
+		}
+		key := tableKey(t.Name)
+		saved, found, err := r.store.TablePlan(key)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			continue
+		}
+		done, err := r.store.DoneChunks(key)
+		if err != nil {
+			return nil, err
+		}
+		p.add(t.Name, fromSavedPlan(saved), done)
+	}
+	return p, nil
 }

@@ -53,6 +53,9 @@ type retryPolicy struct {
 	log               interface {
 		Warn(msg string, args ...any)
 	}
+	// onRetry, when set, is called with the error class before each retry
+	// (for metrics).
+	onRetry func(class string)
 }
 
 func (p retryPolicy) window(class string) time.Duration {
@@ -76,6 +79,9 @@ func (p retryPolicy) run(ctx context.Context, attempt func() (progressed bool, e
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("%w: %v", ctx.Err(), err)
+		}
 		if ctx.Err() != nil || isPermanent(err) || errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -94,11 +100,14 @@ func (p retryPolicy) run(ctx context.Context, attempt func() (progressed bool, e
 		if cls == "connection" {
 			what = "connection lost; reconnecting and resuming from the checkpoint"
 		}
+		if p.onRetry != nil {
+			p.onRetry(cls)
+		}
 		p.log.Warn(what, "class", cls, "attempt", n, "error", err.Error(), "retry_in", wait.Round(time.Millisecond).String(),
 			"window_left", (window - time.Since(incident)).Round(time.Second).String())
 		select {
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("%w while waiting to retry after: %v", ctx.Err(), err)
 		case <-time.After(max(wait, 0)):
 		}
 		backoff = min(backoff*2, time.Minute)

@@ -261,14 +261,24 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Up to 64 slices of at most 512 events in flight: enough for the
-	// receiver to run ahead while the sink works, and bounded.
-	events := make(chan []postgres.Event, 64)
+	// Up to 64 slices of at most 512 events in flight (63 queued, one in
+	// the throttle's hands): enough for the receiver to run ahead while
+	// the sink works, and bounded.
+	received := make(chan []postgres.Event, 63)
 	errc := make(chan error, 1)
+	// The streaming throttle sits between receiver and applier: each
+	// slice's row changes and bytes are paid for before the applier gets
+	// it (the receiver, held back, stops reading the slot), while the
+	// applier works on the slice before.
+	costSkipping, startApplied := false, applied
+	events := throttle.Forward(sctx, r.cfg.Throttle.Phase(throttle.PhaseIncremental), received, 0, func(evs []postgres.Event) (rows, bytes int64) {
+		rows, bytes, costSkipping = changeCost(evs, costSkipping, startApplied)
+		return rows, bytes
+	})
 	runDone := make(chan struct{})
 	go func() {
 		defer close(runDone)
-		errc <- stream.Run(sctx, events)
+		errc <- stream.Run(sctx, received)
 	}()
 	// Stop the receiver and wait for it before the deferred stream.Close,
 	// so the connection is never closed under a running receive.
@@ -285,7 +295,6 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		// The open group's row changes and bytes per source table, for
 		// metrics.
 		groupRows = map[string]*[2]int64{}
-		lim       = r.cfg.Throttle.Phase(throttle.PhaseIncremental)
 	)
 	commitGroup := func() error {
 		if pending == nil {
@@ -363,14 +372,6 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			continue
 		case evs = <-events:
 		}
-		// The streaming throttle: the slice's row changes and bytes are
-		// paid for before they are applied (the receiver, held back,
-		// stops reading the slot).
-		if rows, bytes := changeCost(evs, skipping, applied); rows > 0 || bytes > 0 {
-			if err := lim.Wait(ctx, rows, bytes); err != nil {
-				return fail(err)
-			}
-		}
 		for i := range evs {
 			ev := &evs[i]
 			switch ev.Kind {
@@ -432,7 +433,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				inTxn = false
 			}
 		}
-		if pending != nil && !inTxn && (len(events) == 0 || groupDue()) {
+		if pending != nil && !inTxn && (len(received)+len(events) == 0 || groupDue()) {
 			if err := commitGroup(); err != nil {
 				return fail(err)
 			}
@@ -446,8 +447,9 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 
 // changeCost counts the row changes in evs that will be applied (not
 // skipped as already applied, not the heartbeat) and their bytes, for the
-// throttle. skipping is the state at the start of evs.
-func changeCost(evs []postgres.Event, skipping bool, applied record.LSN) (rows, bytes int64) {
+// throttle. skipping is the state at the start of evs; the state at its
+// end is returned.
+func changeCost(evs []postgres.Event, skipping bool, applied record.LSN) (rows, bytes int64, skippingAfter bool) {
 	for i := range evs {
 		ev := &evs[i]
 		switch ev.Kind {
@@ -461,7 +463,7 @@ func changeCost(evs []postgres.Event, skipping bool, applied record.LSN) (rows, 
 			bytes += changeBytes(&ev.Record)
 		}
 	}
-	return rows, bytes
+	return rows, bytes, skipping
 }
 
 // changeBytes is the size of a change's values, new and old.

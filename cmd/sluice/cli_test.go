@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/pipelines"
 	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
@@ -184,9 +186,23 @@ state_dir: state
 				{"run", "--json", "--log-level", "debug", p},
 				{"run", "--log-format", "json", "--log-level", "debug", p},
 			} {
-				r := sluice(t, dir, env, args...)
-				if r.code != 1 {
-					t.Errorf("sluice %v: want exit 1:\n%s", args, r)
+				var r result
+				if args[0] == "run" {
+					// run retries a lost connection within retry.connection
+					// (at least 10m): let it retry a few times, logging
+					// each cause, then stop it.
+					p := startSluice(t, dir, env, args...)
+					time.Sleep(4 * time.Second)
+					p.signal(syscall.SIGTERM)
+					r = p.wait(30 * time.Second)
+					if r.code != 130 {
+						t.Errorf("sluice %v: want exit 130 after SIGTERM:\n%s", args, r)
+					}
+				} else {
+					r = sluice(t, dir, env, args...)
+					if r.code != 1 {
+						t.Errorf("sluice %v: want exit 1:\n%s", args, r)
+					}
 				}
 				if strings.Contains(r.stdout+r.stderr, password) {
 					t.Errorf("sluice %v shows the password:\n%s", args, r)

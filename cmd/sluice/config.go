@@ -4,7 +4,9 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/alert"
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/pipelines"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
@@ -25,6 +27,10 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 
 		RetryConnection: p.Retry.Connection,
 		RetryOther:      p.Retry.Other,
+
+		Throttle:      throttle.New(throttleLimits(p.Throttle)),
+		MetricsListen: p.Metrics.Listen,
+		Alerts:        alert.Config{LagSeconds: p.Alerts.LagSeconds, Command: p.Alerts.Command, Webhook: p.Alerts.Webhook},
 	}
 	for i, o := range p.Objects {
 		where := fmt.Sprintf("%s:%d: objects[%d]", p.File, o.Line, i)
@@ -43,4 +49,13 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 		cfg.Objects = append(cfg.Objects, postgres.Selection{Table: record.TableName{Schema: schema, Name: name}, Where: where})
 	}
 	return cfg, nil
+}
+
+// throttleLimits turns the file's throttle section into the limits of the
+// full copy and of streaming.
+func throttleLimits(t pipelines.Throttle) (full, incremental throttle.Limits) {
+	conv := func(l pipelines.Limits) throttle.Limits {
+		return throttle.Limits{Rows: l.RowsPerSec, Bytes: l.MBPerSec * throttle.MiB, Queries: l.SourceQPS}
+	}
+	return conv(t.Full), conv(t.Incremental)
 }

@@ -17,7 +17,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand(os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx)
+	cmd, err := newRootCommand(os.Stdout, os.Stderr, os.LookupEnv).ExecuteContextC(ctx)
 	stop()
 	if err != nil {
 		var ue usageError
@@ -27,7 +27,11 @@ func main() {
 			os.Exit(2)
 		}
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "sluice: stopped by signal; progress is saved, run the same command again to resume")
+			if cmd != nil && cmd.Name() == "run" {
+				fmt.Fprintln(os.Stderr, "sluice: stopped by signal; progress is saved, run the same command again to resume")
+			} else {
+				fmt.Fprintln(os.Stderr, "sluice: stopped by signal")
+			}
 			os.Exit(130)
 		}
 		fmt.Fprintf(os.Stderr, "sluice: %s\n", strings.TrimSpace(err.Error()))

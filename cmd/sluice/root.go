@@ -37,6 +37,8 @@ interruption. A pipeline file (YAML) says what to copy and where.`,
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.runCommand(), a.checkCommand(), a.dropCommand(), a.versionCommand())
+	root.AddCommand(a.statusCommand())
+	root.AddCommand(a.verifyCommand())
 	return root
 }
 

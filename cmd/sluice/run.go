@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"reflect"
 	"runtime/pprof"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/failpoint"
+	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/pipelines"
 )
 
@@ -25,7 +32,12 @@ Progress is saved per chunk, so running it again after an interruption
 resumes the unfinished chunks. With sync.incremental it then streams every
 committed change through a replication slot until stopped (or, with
 --until-caught-up, until it has applied everything committed before it
-started streaming). Exits 0 with a summary when done.`,
+started streaming). Exits 0 with a summary when done.
+
+While it runs, SIGHUP reloads the pipeline file's throttle limits (other
+changes need a restart), the run's status is written to the state dir for
+` + "`sluice status`" + `, metrics are served when metrics.listen is set, and
+the alerts configured under alerts: fire.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := pipelines.Load(args[0], a.env)
@@ -60,6 +72,13 @@ started streaming). Exits 0 with a summary when done.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			// SIGHUP reloads the throttle limits from the file.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			hupCtx, stopHUP := context.WithCancel(cmd.Context())
+			defer stopHUP()
+			go a.reloadOnHUP(hupCtx, hup, args[0], p, cfg.Throttle, log)
 			sum, err := engine.Run(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -150,4 +169,64 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// reloadOnHUP reloads the pipeline file on each SIGHUP and applies its
+// throttle limits to the running pipeline. A file with errors changes
+// nothing; other changed keys are named in a warning: they need a restart.
+func (a *app) reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, running *pipelines.Pipeline, t *throttle.Throttle, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		p, err := pipelines.Load(path, a.env)
+		if err != nil {
+			log.Error("SIGHUP: the pipeline file has errors; keeping the current limits", "file", path, "error", err.Error())
+			continue
+		}
+		full, incremental := throttleLimits(p.Throttle)
+		t.Set(full, incremental)
+		log.Warn("SIGHUP: throttle limits reloaded", "file", path,
+			"full", describeLimits(p.Throttle.Full), "incremental", describeLimits(p.Throttle.Incremental))
+		if keys := changedKeys(running, p); len(keys) > 0 {
+			log.Warn("SIGHUP: only throttle limits change while running; restart the pipeline to apply the other changes", "changed", strings.Join(keys, ", "))
+		}
+	}
+}
+
+// describeLimits renders limits for a log line.
+func describeLimits(l pipelines.Limits) string {
+	return limitsText(engine.LimitsStatus{RowsPerSec: l.RowsPerSec, MBPerSec: l.MBPerSec, SourceQPS: l.SourceQPS})
+}
+
+// changedKeys names the top-level keys, other than throttle, whose values
+// differ between two loads of a pipeline file. Line numbers don't count.
+func changedKeys(old, cur *pipelines.Pipeline) []string {
+	a, b := *old, *cur
+	a.Objects = withoutLines(a.Objects)
+	b.Objects = withoutLines(b.Objects)
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var keys []string
+	for i := 0; i < va.NumField(); i++ {
+		f := va.Type().Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "" || key == "-" || key == "throttle" {
+			continue
+		}
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+func withoutLines(objs []pipelines.Object) []pipelines.Object {
+	out := make([]pipelines.Object, len(objs))
+	for i, o := range objs {
+		o.Line = 0
+		out[i] = o
+	}
+	return out
 }

@@ -143,7 +143,25 @@ type Options struct {
 	Fsync bool
 	// LogFile is the server log; default Dir/postgres.log. Start appends.
 	LogFile string
+	// Auth is how roles other than the superuser "postgres" authenticate:
+	// "" (the default) trusts every role, as initdb's pg_hba.conf does;
+	// "scram-sha-256" or "md5" makes them give their password (set one
+	// with CREATE ROLE ... PASSWORD, and connect with DSNAs). The superuser
+	// is always trusted, so DSN, Connect and Exec keep working. Like
+	// Settings, it is applied on every Start (through hba_file).
+	Auth string
 }
+
+// Password authentication methods for Options.Auth.
+const (
+	AuthTrust = ""
+	AuthSCRAM = "scram-sha-256"
+	AuthMD5   = "md5"
+)
+
+// hbaFile is the file, inside the data directory, that Start writes when
+// Options.Auth asks for passwords; the hba_file setting points at it.
+const hbaFile = "pgtest_hba.conf"
 
 // Cluster is a running (or stopped) PostgreSQL cluster started by Start.
 // Its methods are safe for concurrent use, but stopping or restarting a
@@ -188,6 +206,16 @@ func (c *Cluster) DSN(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", ServerUser, c.port, url.PathEscape(db))
 }
 
+// DSNAs returns the connection string for database db as role user with
+// password (omitted when empty) over TCP, like DSN.
+func (c *Cluster) DSNAs(db, user, password string) string {
+	u := url.User(user)
+	if password != "" {
+		u = url.UserPassword(user, password)
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", u.String(), c.port, url.PathEscape(db))
+}
+
 // Start starts a cluster in opts.Dir: it runs initdb if the data directory
 // does not exist yet (else reuses it), writes the settings, runs
 // `pg_ctl start -w` and waits until the server accepts connections. If a
@@ -204,6 +232,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	binDir, err := BinDir()
 	if err != nil {
 		return nil, err
+	}
+	switch opts.Auth {
+	case AuthTrust, AuthSCRAM, AuthMD5:
+	default:
+		return nil, fmt.Errorf("pgtest: Options.Auth %q: want \"\", %q or %q", opts.Auth, AuthSCRAM, AuthMD5)
 	}
 	c := &Cluster{
 		dir:     dir,
@@ -252,7 +285,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 				return nil, err
 			}
 		}
-		if err := c.writeConf(opts.Settings); err != nil {
+		if err := c.writeConf(opts.Settings, opts.Auth); err != nil {
 			return nil, err
 		}
 		logTail, err := c.pgCtl(ctx, "start", "-w", "-t", strconv.Itoa(startTimeout), "-D", c.dataDir, "-l", c.logFile)
@@ -506,9 +539,33 @@ func (c *Cluster) ensureInclude() error {
 	return nil
 }
 
-// writeConf (re)writes confFile with the defaults and the given settings.
-// ALTER SYSTEM settings (postgresql.auto.conf) still take precedence.
-func (c *Cluster) writeConf(extra map[string]string) error {
+// writeHBA writes hbaFile: the superuser is trusted, every other role
+// authenticates with method, over TCP and the Unix socket, for normal and
+// replication connections alike.
+func (c *Cluster) writeHBA(method string) error {
+	var b strings.Builder
+	b.WriteString("# Written by sluice pgtest on every start; edits are lost.\n")
+	for _, db := range []string{"all", "replication"} {
+		fmt.Fprintf(&b, "local\t%s\t%s\ttrust\n", db, ServerUser)
+		fmt.Fprintf(&b, "host\t%s\t%s\t127.0.0.1/32\ttrust\n", db, ServerUser)
+		fmt.Fprintf(&b, "host\t%s\t%s\t::1/128\ttrust\n", db, ServerUser)
+	}
+	for _, db := range []string{"all", "replication"} {
+		fmt.Fprintf(&b, "local\t%s\tall\t%s\n", db, method)
+		fmt.Fprintf(&b, "host\t%s\tall\t127.0.0.1/32\t%s\n", db, method)
+		fmt.Fprintf(&b, "host\t%s\tall\t::1/128\t%s\n", db, method)
+	}
+	path := filepath.Join(c.dataDir, hbaFile)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	return c.chown(path)
+}
+
+// writeConf (re)writes confFile with the defaults and the given settings,
+// and the pg_hba file for auth (see Options.Auth). ALTER SYSTEM settings
+// (postgresql.auto.conf) still take precedence.
+func (c *Cluster) writeConf(extra map[string]string, auth string) error {
 	s := map[string]string{
 		"listen_addresses":        "127.0.0.1",
 		"port":                    strconv.Itoa(c.port),
@@ -525,6 +582,13 @@ func (c *Cluster) writeConf(extra map[string]string) error {
 		s["fsync"] = "off"
 		s["synchronous_commit"] = "off"
 		s["full_page_writes"] = "off"
+	}
+	if auth != AuthTrust {
+		if err := c.writeHBA(auth); err != nil {
+			return err
+		}
+		s["hba_file"] = filepath.Join(c.dataDir, hbaFile)
+		s["password_encryption"] = auth
 	}
 	for k, v := range extra {
 		s[k] = v

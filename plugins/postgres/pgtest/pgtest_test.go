@@ -340,3 +340,53 @@ func dbOf(t *testing.T, dsn string) string {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func pgtestConnect(ctx context.Context, dsn string) (*pgx.Conn, error) { return pgx.Connect(ctx, dsn) }
+
+func TestPasswordAuth(t *testing.T) {
+	ctx := ctx(t)
+	for _, method := range []string{pgtest.AuthSCRAM, pgtest.AuthMD5} {
+		t.Run(method, func(t *testing.T) {
+			c := pgtest.NewClusterOpts(t, pgtest.Options{Auth: method, Settings: map[string]string{"max_connections": "20"}})
+			// The superuser is still trusted.
+			if err := c.Exec(ctx, "postgres", "CREATE ROLE alice LOGIN REPLICATION PASSWORD 'right pw:@/'"); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			conn, err := pgx.Connect(ctx, c.DSNAs("postgres", "alice", "right pw:@/"))
+			if err != nil {
+				t.Fatalf("right password refused: %v", err)
+			}
+			if err := conn.QueryRow(ctx, "SELECT current_user || ' ' || current_setting('password_encryption') || ' ' || current_setting('max_connections')").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close(ctx)
+			if got != "alice "+method+" 20" {
+				t.Errorf("got %q", got)
+			}
+			for _, dsn := range []string{c.DSNAs("postgres", "alice", "wrong"), c.DSNAs("postgres", "alice", "")} {
+				if conn, err := pgx.Connect(ctx, dsn); err == nil {
+					conn.Close(ctx)
+					t.Errorf("%s: connected without the right password", dsn)
+				} else if !strings.Contains(err.Error(), "password authentication failed") && !strings.Contains(err.Error(), "password") {
+					t.Errorf("%s: want a password error, got %v", dsn, err)
+				}
+			}
+			// Replication connections ask for the password too.
+			rdsn := c.DSNAs("postgres", "alice", "wrong") + "&replication=database"
+			if conn, err := pgx.Connect(ctx, rdsn); err == nil {
+				conn.Close(ctx)
+				t.Error("replication connection without the right password")
+			}
+			// Restart keeps the rules.
+			if err := c.Restart(ctx, ""); err != nil {
+				t.Fatal(err)
+			}
+			if conn, err := pgx.Connect(ctx, c.DSNAs("postgres", "alice", "wrong")); err == nil {
+				conn.Close(ctx)
+				t.Error("after restart: connected with a wrong password")
+			}
+		})
+	}
+	if _, err := pgtest.Start(ctx, pgtest.Options{Dir: t.TempDir(), Auth: "password"}); err == nil || !strings.Contains(err.Error(), "Auth") {
+		t.Errorf("Auth \"password\": want an error, got %v", err)
+	}
+}

@@ -184,6 +184,18 @@ func (s *sharedCluster) ensure(onlyNew bool) (c *Cluster, skip string, err error
 // it skips the test (see Main).
 func NewCluster(t testing.TB, settings map[string]string) *Cluster {
 	t.Helper()
+	return NewClusterOpts(t, Options{Settings: settings})
+}
+
+// NewClusterOpts is NewCluster with more options: Settings, Auth (password
+// authentication for roles other than the superuser) and Fsync are used;
+// Dir, Port and LogFile must be left empty (a temporary directory and a
+// free port are used).
+func NewClusterOpts(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Dir != "" || opts.Port != 0 || opts.LogFile != "" {
+		t.Fatal("pgtest: NewClusterOpts picks Dir, Port and LogFile itself; leave them empty")
+	}
 	if _, err := BinDir(); err != nil {
 		if mustHaveBinaries() {
 			t.Fatal(err)
@@ -192,7 +204,9 @@ func NewCluster(t testing.TB, settings map[string]string) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, w, err := startTemp(ctx, "private", func(o *Options) { o.Settings = settings })
+	c, w, err := startTemp(ctx, "private", func(o *Options) {
+		o.Settings, o.Auth, o.Fsync = opts.Settings, opts.Auth, opts.Fsync
+	})
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
