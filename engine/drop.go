@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/plugins/postgres"
@@ -33,9 +35,15 @@ func Drop(ctx context.Context, cfg Config, force bool) (*DropReport, error) {
 		switch {
 		case errors.As(err, &inUse) && !force:
 			return nil, fmt.Errorf("pipeline %s is running (%v): stop it first, or use --force", cfg.Name, err)
+		case errors.As(err, &inUse):
+			// --force: stop the live run first, so it cannot come back
+			// and recreate what is dropped.
+			if err := stopProcess(ctx, inUse.PID, 30*time.Second); err != nil {
+				return nil, fmt.Errorf("pipeline %s is running as process %d and did not stop: %w", cfg.Name, inUse.PID, err)
+			}
 		case err == nil:
 			store.Close()
-		case !errors.As(err, &inUse):
+		default:
 			return nil, err
 		}
 	}
@@ -68,4 +76,29 @@ func Drop(ctx context.Context, cfg Config, force bool) (*DropReport, error) {
 		rep.Removed = append(rep.Removed, "state dir "+cfg.StateDir)
 	}
 	return rep, nil
+}
+
+// stopProcess sends SIGTERM to pid and waits until it has exited.
+func stopProcess(ctx context.Context, pid int, timeout time.Duration) error {
+	if pid <= 0 || pid == os.Getpid() {
+		return fmt.Errorf("no process to stop (pid %d)", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("still running after %s", timeout)
 }

@@ -14,8 +14,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,6 +186,11 @@ func Run(ctx context.Context, cfg Config) (sum *Summary, err error) {
 	}
 	defer func() { obs.stop(ctx, err) }()
 	r := &runner{cfg: cfg, log: cfg.Log, target: postgres.SameName, mon: obs.mon, metrics: obs.metrics}
+	defer func() {
+		if r.store != nil {
+			r.store.Close()
+		}
+	}()
 	policy := retryPolicy{connection: cfg.RetryConnection, other: cfg.RetryOther, log: cfg.Log, onRetry: obs.mon.retried}
 	attempts := 0
 	err = policy.run(ctx, func() (bool, error) {
@@ -203,6 +210,8 @@ func Run(ctx context.Context, cfg Config) (sum *Summary, err error) {
 }
 
 type runner struct {
+	// stateOpened is set once the state dir was opened by this process.
+	stateOpened bool
 	// progressMarks counts durable steps (chunks copied, groups applied);
 	// a retry incident ends when it moves.
 	progressMarks atomic.Int64
@@ -295,12 +304,24 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	defer dst.Close(context.WithoutCancel(ctx))
 
 	// The state dir is opened once both databases answer, so a run that
-	// cannot connect leaves nothing behind.
-	r.store, err = checkpoint.Open(ctx, r.cfg.StateDir, r.cfg.Log)
-	if err != nil {
-		return nil, permanent(err)
+	// cannot connect leaves nothing behind; then it stays open (and locked
+	// against other processes) across retries, until Run returns.
+	if r.store == nil {
+		if _, err := os.Stat(r.cfg.StateDir); err != nil && r.stateOpened {
+			return nil, permanent(fmt.Errorf("state dir %s disappeared while the pipeline ran (was it dropped?): %w", r.cfg.StateDir, err))
+		}
+		r.store, err = checkpoint.Open(ctx, r.cfg.StateDir, r.cfg.Log)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		r.stateOpened = true
 	}
-	defer r.store.Close()
+	// Fence off sink sessions a killed earlier run may have left behind:
+	// they must finish (commit or not) before this run reads the sink's
+	// progress, or a late commit would be applied twice.
+	if err := postgres.FenceSink(ctx, dst, r.cfg.Name); err != nil {
+		return nil, err
+	}
 	if err := r.checkIdentity(ctx, src, dst); err != nil {
 		return nil, err
 	}

@@ -43,6 +43,9 @@ type Applier struct {
 	batch    *pgconn.Batch
 	checks   []check
 	inTx     bool
+	// mayFallBack is set when a queued statement of the open transaction
+	// may need a fallback insert.
+	mayFallBack bool
 	// Statistics for the caller.
 	Rows int64
 }
@@ -61,6 +64,10 @@ type check struct {
 func OpenApplier(ctx context.Context, dsn, pipeline string, tables map[uint32]*ApplyTable, log *slog.Logger) (*Applier, error) {
 	conn, err := Connect(ctx, dsn, "sink")
 	if err != nil {
+		return nil, err
+	}
+	if err := holdFence(ctx, conn, pipeline); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	if _, err := conn.Exec(ctx, "SET session_replication_role = replica"); err != nil {
@@ -202,6 +209,15 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 	if err := a.begin(ctx); err != nil {
 		return err
 	}
+	// When statements found no row and must fall back to an insert, the
+	// fallbacks run first, inside the transaction; only then do the
+	// position and COMMIT follow. Without fallbacks, the data, the position
+	// and COMMIT share one round trip.
+	if a.mayFallBack {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+	}
 	a.batch.ExecParams(`INSERT INTO sluice.apply_progress (pipeline, lsn, end_lsn, updated_at) VALUES ($1, $2::pg_lsn, $3::pg_lsn, now())
 		ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, end_lsn = EXCLUDED.end_lsn, updated_at = EXCLUDED.updated_at`,
 		[][]byte{[]byte(a.pipeline), []byte(commitLSN.String()), []byte(endLSN.String())}, nil, nil, nil)
@@ -213,7 +229,7 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
-	a.inTx = false
+	a.inTx, a.mayFallBack = false, false
 	return nil
 }
 
@@ -221,6 +237,7 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 func (a *Applier) Rollback(ctx context.Context) {
 	a.batch = &pgconn.Batch{}
 	a.checks = nil
+	a.mayFallBack = false
 	if a.inTx {
 		a.inTx = false
 		if !a.conn.IsClosed() {
@@ -389,6 +406,7 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 	c := check{rec: rec, table: t, lenient: replay}
 	if complete && !replay {
 		c.fallback = func() error { return a.queueInsert(ctx, t, rec) }
+		a.mayFallBack = true
 	}
 	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), sql, params, c)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -206,12 +207,28 @@ func DropSource(ctx context.Context, conn *pgx.Conn, pipeline string, force bool
 			if !force {
 				return nil, fmt.Errorf("source: replication slot %s is in use by process %d (a running `sluice run`?): stop it first, or use --force to terminate it", name, st.ActivePID)
 			}
-			if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend($1)", st.ActivePID); err != nil {
+			// Wait (up to 10s) for the walsender to exit.
+			if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend($1, 10000)", st.ActivePID); err != nil {
 				return nil, fmt.Errorf("source: terminate the walsender of slot %s: %w", name, err)
 			}
 		}
-		if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", name); err != nil {
-			return nil, fmt.Errorf("source: drop replication slot %s: %w", name, err)
+		// The slot can stay active a moment after its walsender was told to
+		// go (or after a run just stopped): retry for a few seconds.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_, err := conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", name)
+			if err == nil {
+				break
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
+				return nil, fmt.Errorf("source: drop replication slot %s: %w", name, err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
 		dropped = append(dropped, "replication slot "+name)
 	}

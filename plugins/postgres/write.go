@@ -103,6 +103,10 @@ func OpenWriter(ctx context.Context, dsn, pipeline string, log *slog.Logger) (*W
 	if err != nil {
 		return nil, err
 	}
+	if err := holdFence(ctx, conn, pipeline); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	if _, err := conn.Exec(ctx, "SET session_replication_role = replica"); err != nil {
 		if log != nil {
 			log.Warn("sink: cannot set session_replication_role = replica; triggers and foreign keys at the sink will fire for copied rows (grant SET ON PARAMETER session_replication_role, or use a superuser)", "error", err)
@@ -323,4 +327,31 @@ func DropSinkState(ctx context.Context, conn *pgx.Conn, pipeline string) (int64,
 		return 0, fmt.Errorf("sink: remove progress rows: %w", err)
 	}
 	return n, nil
+}
+
+// The sink fence: every sink session that writes for a pipeline (copy
+// writers, the applier) holds a shared advisory lock keyed by the pipeline
+// name for its whole life. FenceSink takes the same lock exclusively and
+// lets it go: it returns only once every writing session of an earlier,
+// killed run has ended — after its last statements committed or rolled
+// back — so the sink's progress rows read afterwards are final.
+const fenceSQL = `(pg_catalog.hashtext('sluice.sink'), pg_catalog.hashtext($1))`
+
+// FenceSink waits until no earlier session writes for the pipeline.
+func FenceSink(ctx context.Context, conn *pgx.Conn, pipeline string) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock"+fenceSQL, pipeline); err != nil {
+		return fmt.Errorf("sink: wait for sessions of an earlier run to end: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_unlock"+fenceSQL, pipeline); err != nil {
+		return fmt.Errorf("sink: release the fence lock: %w", err)
+	}
+	return nil
+}
+
+// holdFence marks a session as writing for the pipeline (see FenceSink).
+func holdFence(ctx context.Context, conn *pgx.Conn, pipeline string) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock_shared"+fenceSQL, pipeline); err != nil {
+		return fmt.Errorf("sink: take the pipeline's session lock: %w", err)
+	}
+	return nil
 }
