@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sluicehq/sluice/engine/display"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
@@ -742,7 +743,7 @@ func (c *checker) checkDiskSpace(ctx context.Context) {
 		c.add(CheckSinkDiskSpace, Warn, fmt.Sprintf("source: cannot read the tables' size: %v", err), "make sure the sink has room for the selected tables")
 		return
 	}
-	needText := fmt.Sprintf("the selected tables take %s at the source (with their TOAST data and indexes)", sizeText(need))
+	needText := fmt.Sprintf("the selected tables take %s at the source (with their TOAST data and indexes)", display.Bytes(need))
 	host := "?"
 	if pc, err := postgres.ParseConfig(c.cfg.SinkDSN, "sink"); err == nil {
 		host = pc.Host
@@ -750,28 +751,28 @@ func (c *checker) checkDiskSpace(ctx context.Context) {
 	if !isLocalHost(host) {
 		c.add(CheckSinkDiskSpace, Warn,
 			fmt.Sprintf("%s; the sink is at host %s, and PostgreSQL cannot report the free disk space of a remote server, so this was not checked", needText, host),
-			fmt.Sprintf("make sure the sink's disk has at least %s free, plus room to grow; then acknowledge with ignore_checks: [%s]", sizeText(need), CheckSinkDiskSpace))
+			fmt.Sprintf("make sure the sink's disk has at least %s free, plus room to grow; then acknowledge with ignore_checks: [%s]", display.Bytes(need), CheckSinkDiskSpace))
 		return
 	}
 	var dataDir string
 	if err := c.dst.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dataDir); err != nil {
 		c.add(CheckSinkDiskSpace, Warn,
 			fmt.Sprintf("%s; cannot tell the sink's free space: the sink runs on this machine, but reading its data_directory needs a superuser or pg_read_all_settings (%s)", needText, pgMessage(err)),
-			fmt.Sprintf("make sure the sink's disk has at least %s free, or grant pg_read_all_settings to %s so check can look; or acknowledge with ignore_checks: [%s]", sizeText(need), record.QuoteIdent(c.dstRole.User), CheckSinkDiskSpace))
+			fmt.Sprintf("make sure the sink's disk has at least %s free, or grant pg_read_all_settings to %s so check can look; or acknowledge with ignore_checks: [%s]", display.Bytes(need), record.QuoteIdent(c.dstRole.User), CheckSinkDiskSpace))
 		return
 	}
 	free, err := c.opts.FreeSpace(dataDir)
 	if err != nil {
 		c.add(CheckSinkDiskSpace, Warn,
 			fmt.Sprintf("%s; cannot tell the sink's free space: statfs of its data directory %s failed (%v); the sink listens on host %s but may run in a container or another file-system namespace", needText, dataDir, err, host),
-			fmt.Sprintf("make sure the sink's disk has at least %s free; then acknowledge with ignore_checks: [%s]", sizeText(need), CheckSinkDiskSpace))
+			fmt.Sprintf("make sure the sink's disk has at least %s free; then acknowledge with ignore_checks: [%s]", display.Bytes(need), CheckSinkDiskSpace))
 		return
 	}
-	have := fmt.Sprintf("the file system of the sink's data directory %s has %s free (the server is assumed to run on this machine, as its host is %s; tablespaces elsewhere are not counted)", dataDir, sizeText(int64(free)), host)
+	have := fmt.Sprintf("the file system of the sink's data directory %s has %s free (the server is assumed to run on this machine, as its host is %s; tablespaces elsewhere are not counted)", dataDir, display.Bytes(int64(free)), host)
 	switch {
 	case free < uint64(need):
 		c.add(CheckSinkDiskSpace, Fail, needText+"; "+have,
-			fmt.Sprintf("free at least %s at the sink (the copy also writes WAL), or select fewer tables", sizeText(need-int64(free))))
+			fmt.Sprintf("free at least %s at the sink (the copy also writes WAL), or select fewer tables", display.Bytes(need-int64(free))))
 	case float64(free) < 1.2*float64(need):
 		c.add(CheckSinkDiskSpace, Warn, needText+"; "+have+": less than 20% to spare, and the copy also writes WAL at the sink",
 			fmt.Sprintf("free more space at the sink; or acknowledge with ignore_checks: [%s]", CheckSinkDiskSpace))
@@ -1323,17 +1324,4 @@ func shortList(items []string, n int) string {
 		return strings.Join(items, ", ")
 	}
 	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
-}
-
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

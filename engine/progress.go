@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/display"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
@@ -103,24 +104,8 @@ func (p *progress) totals() (rows, bytes int64) {
 }
 
 func (p *progress) run(ctx context.Context, log *slog.Logger) {
-	interval := p.cfg.ProgressInterval
-	if p.cfg.Terminal {
-		interval = 500 * time.Millisecond
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if p.cfg.Terminal && p.cfg.Progress != nil {
-				p.draw(p.cfg.Progress)
-			} else {
-				p.log(log)
-			}
-		}
-	}
+	display.Loop(ctx, p.cfg.Terminal && p.cfg.Progress != nil, p.cfg.ProgressInterval,
+		func() { p.draw(p.cfg.Progress) }, func() { p.log(log) })
 }
 
 func (p *progress) finish() {
@@ -145,14 +130,7 @@ func (p *progress) log(log *slog.Logger) {
 	elapsed := time.Since(p.start)
 	rate := float64(rows) / elapsed.Seconds()
 	log.Info("copy progress", "rows", rows, "bytes", bytes, "rows_per_sec", int64(rate),
-		"tables_done", done, "tables", total, "eta", eta(est-rows, rate).String())
-}
-
-func eta(left int64, rate float64) time.Duration {
-	if rate <= 0 || left <= 0 {
-		return 0
-	}
-	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second)
+		"tables_done", done, "tables", total, "eta", display.ETA(est-rows, rate).String())
 }
 
 // draw redraws the progress block: a total line, then the tables still
@@ -191,17 +169,17 @@ func (p *progress) draw(w io.Writer) {
 		lines++
 	}
 	line("copy %s: %d/%d tables, %s rows, %s, %s rows/s, elapsed %s, eta %s",
-		p.cfg.Name, done, len(tables), humanCount(rows), humanBytes(bytes), humanCount(int64(rate)),
-		elapsed.Round(time.Second), eta(est-rows, rate))
+		p.cfg.Name, done, len(tables), display.Count(rows), display.Bytes(bytes), display.Count(int64(rate)),
+		elapsed.Round(time.Second), display.ETA(est-rows, rate))
 	for _, t := range active {
 		r := t.rows.Load()
 		trate := 0.0
 		if s := t.started.Load(); s > 0 {
 			trate = float64(r) / time.Since(time.Unix(0, s)).Seconds()
 		}
-		line("  %-40s %10s / ~%-10s %10s rows/s  chunks %d/%d  eta %s", truncate(t.name.String(), 40),
-			humanCount(r), humanCount(t.estRows), humanCount(int64(trate)), t.chunksDone.Load(), t.chunks,
-			eta(t.estRows-r, trate))
+		line("  %-40s %10s / ~%-10s %10s rows/s  chunks %d/%d  eta %s", display.Truncate(t.name.String(), 40),
+			display.Count(r), display.Count(t.estRows), display.Count(int64(trate)), t.chunksDone.Load(), t.chunks,
+			display.ETA(t.estRows-r, trate))
 	}
 	for i := lines; i < p.drawn; i++ {
 		b.WriteString("\x1b[2K\n")
@@ -209,37 +187,6 @@ func (p *progress) draw(w io.Writer) {
 	}
 	p.drawn = lines
 	_, _ = io.WriteString(w, b.String())
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
-
-func humanCount(n int64) string {
-	switch {
-	case n >= 10_000_000:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 10_000:
-		return fmt.Sprintf("%.1fk", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d", n)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // storedProgress rebuilds the tables' copy progress from the state dir,

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine/display"
 	"github.com/sluicehq/sluice/engine/metrics"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/engine/throttle"
@@ -346,7 +347,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		r.mon.streamStats(sum.Stream)
 		if r.cfg.Terminal && r.cfg.Progress != nil {
 			fmt.Fprintf(r.cfg.Progress, "\r\x1b[2Kstream %s: applied %s, %d transactions, %s row changes, lag %.1fs / %s",
-				r.cfg.Name, applied, sum.Stream.Transactions, humanCount(applier.Rows), lag, humanBytes(sum.Stream.LagBytes))
+				r.cfg.Name, applied, sum.Stream.Transactions, display.Count(applier.Rows), lag, display.Bytes(sum.Stream.LagBytes))
 		}
 		if time.Since(lastLog) >= r.cfg.ProgressInterval {
 			lastLog = time.Now()

@@ -23,7 +23,9 @@ import (
 //   - Records may be dropped (filtered) and their values changed; records
 //     keep their relative order, which is the source's commit order. A
 //     transform does not reorder records and does not add records of
-//     another transaction.
+//     another transaction. A record keeps its Position: in the stream it
+//     is the commit position of the record's transaction, which the
+//     engine places it in by.
 //   - Values keep the record's Format: a transform that rewrites a value of
 //     a Binary record writes PostgreSQL's binary representation of the
 //     column's type. Null and Unchanged values are left as they are unless
@@ -92,3 +94,64 @@ func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p)
 }
+
+// ForTables applies t to the records of the tables match accepts only;
+// records of other tables, and records without a relation (DDL), pass
+// through as they are. The batch is cut into runs of consecutive records
+// that t sees or not, and t gets one call per run it sees: one per batch
+// in the full copy, where a batch holds one table. So records keep their
+// order whatever t drops. A run's batch has the batch's End and zero
+// Bytes. Close closes t.
+func ForTables(t Transform, match func(record.TableName) bool) Transform {
+	return &forTables{t: t, match: match}
+}
+
+type forTables struct {
+	t     Transform
+	match func(record.TableName) bool
+}
+
+func (f *forTables) sees(r *record.Record) bool { return r.Rel != nil && f.match(r.Rel.Table) }
+
+func (f *forTables) Process(ctx context.Context, b *record.Batch) (*record.Batch, error) {
+	n := 0
+	for i := range b.Records {
+		if f.sees(&b.Records[i]) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return b, nil
+	case len(b.Records):
+		out, err := f.t.Process(ctx, b)
+		if out == nil && err == nil {
+			out = &record.Batch{End: b.End, Bytes: b.Bytes}
+		}
+		return out, err
+	}
+	out := &record.Batch{Records: make([]record.Record, 0, len(b.Records)), End: b.End, Bytes: b.Bytes}
+	for i := 0; i < len(b.Records); {
+		sees := f.sees(&b.Records[i])
+		j := i + 1
+		for j < len(b.Records) && f.sees(&b.Records[j]) == sees {
+			j++
+		}
+		if !sees {
+			out.Records = append(out.Records, b.Records[i:j]...)
+			i = j
+			continue
+		}
+		res, err := f.t.Process(ctx, &record.Batch{Records: b.Records[i:j:j], End: b.End})
+		if err != nil {
+			return nil, err
+		}
+		if res != nil {
+			out.Records = append(out.Records, res.Records...)
+		}
+		i = j
+	}
+	return out, nil
+}
+
+func (f *forTables) Close() error { return f.t.Close() }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/pipelines"
 )
 
 func (a *app) checkCommand() *cobra.Command {
@@ -32,11 +31,7 @@ Warnings can be acknowledged by name in the pipeline file
 fails.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pipelines.Load(args[0], a.env)
-			if err != nil {
-				return err
-			}
-			cfg, err := engineConfig(p)
+			p, cfg, err := a.load(args[0], false)
 			if err != nil {
 				return err
 			}

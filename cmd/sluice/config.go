@@ -59,3 +59,20 @@ func throttleLimits(t pipelines.Throttle) (full, incremental throttle.Limits) {
 	}
 	return conv(t.Full), conv(t.Incremental)
 }
+
+// load reads the pipeline file and builds the engine's config, with a
+// logger (quiet on a terminal when live progress is drawn).
+func (a *app) load(path string, quietOnTerminal bool) (*pipelines.Pipeline, engine.Config, error) {
+	p, err := pipelines.Load(path, a.env)
+	if err != nil {
+		return nil, engine.Config{}, err
+	}
+	cfg, err := engineConfig(p)
+	if err != nil {
+		return nil, engine.Config{}, err
+	}
+	if cfg.Log, err = a.logger(quietOnTerminal); err != nil {
+		return nil, engine.Config{}, err
+	}
+	return p, cfg, nil
+}

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/pipelines"
 )
 
 func (a *app) dropCommand() *cobra.Command {
@@ -22,15 +21,8 @@ the same pipeline is live; --force terminates that run's replication
 connection first.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pipelines.Load(args[0], a.env)
+			_, cfg, err := a.load(args[0], false)
 			if err != nil {
-				return err
-			}
-			cfg, err := engineConfig(p)
-			if err != nil {
-				return err
-			}
-			if cfg.Log, err = a.logger(false); err != nil {
 				return err
 			}
 			rep, err := engine.Drop(cmd.Context(), cfg, force)

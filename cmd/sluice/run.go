@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/display"
 	"github.com/sluicehq/sluice/engine/failpoint"
 	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/pipelines"
@@ -40,19 +41,11 @@ changes need a restart), the run's status is written to the state dir for
 the alerts configured under alerts: fire.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pipelines.Load(args[0], a.env)
+			p, cfg, err := a.load(args[0], !noProgress)
 			if err != nil {
 				return err
 			}
-			cfg, err := engineConfig(p)
-			if err != nil {
-				return err
-			}
-			log, err := a.logger(!noProgress)
-			if err != nil {
-				return err
-			}
-			cfg.Log = log
+			log := cfg.Log
 			cfg.UntilCaughtUp = untilCaughtUp
 			if !noProgress && a.isTerminal() {
 				cfg.Progress, cfg.Terminal = a.stderr, true
@@ -93,7 +86,7 @@ the alerts configured under alerts: fire.`,
 				return enc.Encode(out)
 			}
 			fmt.Fprintf(a.stdout, "pipeline %s done: %d tables (%d created at the sink), %d rows, %s in %s (%.0f rows/s); chunks: %d copied, %d already done",
-				sum.Pipeline, sum.Tables, sum.TablesCreated, sum.Rows, humanBytes(sum.Bytes), sum.Duration.Round(1e6), sum.RowsPerSec(), sum.ChunksCopied, sum.ChunksSkipped)
+				sum.Pipeline, sum.Tables, sum.TablesCreated, sum.Rows, display.Bytes(sum.Bytes), sum.Duration.Round(1e6), sum.RowsPerSec(), sum.ChunksCopied, sum.ChunksSkipped)
 			if sum.TablesReset > 0 {
 				fmt.Fprintf(a.stdout, ", %d keyless tables restarted", sum.TablesReset)
 			}
@@ -156,19 +149,6 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // reloadOnHUP reloads the pipeline file on each SIGHUP and applies its

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/pipelines"
+	"github.com/sluicehq/sluice/engine/display"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -29,15 +29,8 @@ applied source position and when it was applied. Unreachable databases are
 reported, not fatal.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pipelines.Load(args[0], a.env)
+			_, cfg, err := a.load(args[0], false)
 			if err != nil {
-				return err
-			}
-			cfg, err := engineConfig(p)
-			if err != nil {
-				return err
-			}
-			if cfg.Log, err = a.logger(false); err != nil {
 				return err
 			}
 			rep, err := engine.Inspect(cmd.Context(), cfg)
@@ -102,7 +95,7 @@ func writeStatus(w io.Writer, rep *engine.Report, now time.Time) error {
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  TABLE\tCHUNKS\tROWS\tEST. ROWS\tBYTES")
 			for _, t := range run.Tables {
-				fmt.Fprintf(tw, "  %s\t%d/%d\t%d\t%d\t%s\n", t.Table, t.ChunksDone, t.Chunks, t.Rows, t.EstRows, humanBytes(t.Bytes))
+				fmt.Fprintf(tw, "  %s\t%d/%d\t%d\t%d\t%s\n", t.Table, t.ChunksDone, t.Chunks, t.Rows, t.EstRows, display.Bytes(t.Bytes))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -114,7 +107,7 @@ func writeStatus(w io.Writer, rep *engine.Report, now time.Time) error {
 				applied = "nothing yet"
 			}
 			fmt.Fprintf(w, "stream: applied %s; %d transactions, %d row changes, %d sink commits; lag %.1fs, %s",
-				applied, s.Transactions, s.Rows, s.SinkCommits, s.LagSeconds, humanBytes(s.LagBytes))
+				applied, s.Transactions, s.Rows, s.SinkCommits, s.LagSeconds, display.Bytes(s.LagBytes))
 			if s.LastCommitAt != nil {
 				fmt.Fprintf(w, "; last applied commit from %s", s.LastCommitAt.Local().Format(time.DateTime))
 			}
@@ -138,7 +131,7 @@ func writeStatus(w io.Writer, rep *engine.Report, now time.Time) error {
 			if src.Active {
 				active = fmt.Sprintf("active (pid %d)", src.ActivePID)
 			}
-			fmt.Fprintf(w, "source: slot %s confirmed %s, retains %s of WAL, %s\n", src.Slot, src.ConfirmedLSN, humanBytes(src.RetainedBytes), active)
+			fmt.Fprintf(w, "source: slot %s confirmed %s, retains %s of WAL, %s\n", src.Slot, src.ConfirmedLSN, display.Bytes(src.RetainedBytes), active)
 		}
 	}
 	if snk := rep.Sink; snk != nil {

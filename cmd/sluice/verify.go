@@ -37,18 +37,11 @@ chunk equal on any re-check is equal.
 Exits 0 when both sides are equal, 1 when they differ.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pipelines.Load(args[0], a.env)
+			p, ecfg, err := a.load(args[0], !noProgress)
 			if err != nil {
 				return err
 			}
-			ecfg, err := engineConfig(p)
-			if err != nil {
-				return err
-			}
-			log, err := a.logger(!noProgress)
-			if err != nil {
-				return err
-			}
+			log := ecfg.Log
 			cfg := verify.Config{
 				Name:         ecfg.Name,
 				SourceDSN:    ecfg.SourceDSN,

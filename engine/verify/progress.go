@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/engine/display"
 )
 
 // tableProgress counts one table's first comparison round.
@@ -71,24 +73,8 @@ func (p *progress) done(tp *tableProgress, chunks int, rows int64) {
 }
 
 func (p *progress) run(ctx context.Context, log *slog.Logger) {
-	interval := p.cfg.ProgressInterval
-	if p.cfg.Terminal {
-		interval = 500 * time.Millisecond
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if p.cfg.Terminal && p.cfg.Progress != nil {
-				p.draw(p.cfg.Progress)
-			} else {
-				p.log(log)
-			}
-		}
-	}
+	display.Loop(ctx, p.cfg.Terminal && p.cfg.Progress != nil, p.cfg.ProgressInterval,
+		func() { p.draw(p.cfg.Progress) }, func() { p.log(log) })
 }
 
 func (p *progress) finish() {
@@ -143,8 +129,8 @@ func (p *progress) draw(w io.Writer) {
 			left = time.Duration(float64(p.est-rows) / rate * float64(time.Second)).Round(time.Second)
 		}
 		line("verify %s: %d/%d tables, %d/%d chunks, %s/~%s rows, %s rows/s, %d chunks differ, elapsed %s, eta %s",
-			p.cfg.Name, p.tablesDone(), len(p.tables), p.phaseDone.Load(), p.phaseTotal, humanCount(rows), humanCount(max(p.est, rows)),
-			humanCount(int64(rate)), p.mismatched.Load(), elapsed.Round(time.Second), left)
+			p.cfg.Name, p.tablesDone(), len(p.tables), p.phaseDone.Load(), p.phaseTotal, display.Count(rows), display.Count(max(p.est, rows)),
+			display.Count(int64(rate)), p.mismatched.Load(), elapsed.Round(time.Second), left)
 		shown := 0
 		for _, t := range p.tables {
 			d := t.chunksDone.Load()
@@ -152,7 +138,7 @@ func (p *progress) draw(w io.Writer) {
 				continue
 			}
 			shown++
-			line("  %-40s %10s / ~%-10s chunks %d/%d", truncate(t.name, 40), humanCount(t.rows.Load()), humanCount(t.estRows), d, t.chunks)
+			line("  %-40s %10s / ~%-10s chunks %d/%d", display.Truncate(t.name, 40), display.Count(t.rows.Load()), display.Count(t.estRows), d, t.chunks)
 		}
 	} else {
 		line("verify %s: %s: %d/%d chunks, elapsed %s", p.cfg.Name, p.phase, p.phaseDone.Load(), p.phaseTotal, elapsed.Round(time.Second))
@@ -163,22 +149,4 @@ func (p *progress) draw(w io.Writer) {
 	}
 	p.drawn = lines
 	_, _ = io.WriteString(w, b.String())
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
-
-func humanCount(n int64) string {
-	switch {
-	case n >= 10_000_000:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 10_000:
-		return fmt.Sprintf("%.1fk", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d", n)
 }

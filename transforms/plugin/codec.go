@@ -15,11 +15,11 @@ import (
 // go-plugin's own services (health, stdio, broker) keep their protobuf
 // codec, since gRPC picks a codec per call by content subtype.
 
-// Handshake is shared by the host and every plugin: go-plugin refuses to
+// handshake is shared by the host and every plugin: go-plugin refuses to
 // start a binary that was not built with this SDK (the cookie) or speaks
 // another protocol version, and a plugin binary run by hand says it is a
 // plugin and exits.
-var Handshake = goplugin.HandshakeConfig{
+var handshake = goplugin.HandshakeConfig{
 	ProtocolVersion:  1,
 	MagicCookieKey:   "SLUICE_TRANSFORM_PLUGIN",
 	MagicCookieValue: "4f2c1d9e-sluice-transform-v1",
@@ -36,6 +36,13 @@ const (
 	// maxMessage is the largest frame either side accepts. gRPC's default
 	// (4 MiB) is below the source's batch limit plus framing.
 	maxMessage = 1<<31 - 1
+	// window is the HTTP/2 flow-control window and buffer is the
+	// transport's read and write buffer, on both sides. A batch is a few
+	// hundred KiB to a few MiB sent one at a time; gRPC's defaults (64 KiB
+	// windows, 32 KiB buffers) make it wait for window updates several
+	// times per batch.
+	window = 8 << 20
+	buffer = 256 << 10
 )
 
 // frame is a message as bytes. The codec neither copies nor inspects it

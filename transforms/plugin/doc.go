@@ -15,7 +15,7 @@
 //	                          │  mutual TLS (AutoMTLS)      ▼
 //	engine ◀──result───── Transform ◀──frame── fn(ctx, batch)
 //
-// Trust: go-plugin checks a handshake cookie (Handshake), so only binaries
+// Trust: go-plugin checks a handshake cookie, so only binaries
 // built with this SDK start; with Config.SHA256 set it checks the binary's
 // digest before every start and refuses one that does not match; and the
 // connection is mutually authenticated TLS with one-off certificates, so

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -53,6 +54,10 @@ type Config struct {
 	// StartTimeout bounds how long a plugin may take to start and
 	// handshake. Zero means one minute.
 	StartTimeout time.Duration
+	// Timeout, when set, bounds one call: a plugin that has not answered
+	// a batch by then is taken as hung and handled as a crash (killed,
+	// started again, the batch retried; counted against MaxRestarts).
+	Timeout time.Duration
 }
 
 // Defaults applied to a zero Config field.
@@ -208,13 +213,16 @@ func (t *Transform) Restarts() int {
 // up to MaxRestarts times within RestartWindow; past that Process returns
 // a *CrashError wrapped in a transforms.PermanentError.
 func (t *Transform) Process(ctx context.Context, b *record.Batch) (*record.Batch, error) {
+	if b == nil || len(b.Records) == 0 {
+		return b, nil
+	}
 	req, rels := encodeBatch(b, nil)
 	for {
 		inst, err := t.instance()
 		if err != nil {
 			return nil, err
 		}
-		resp, err := inst.stub.call(ctx, req)
+		resp, err := t.call(ctx, inst, req)
 		if err == nil {
 			return t.result(b, resp, rels)
 		}
@@ -232,6 +240,22 @@ func (t *Transform) Process(ctx context.Context, b *record.Batch) (*record.Batch
 		}
 	}
 }
+
+// call sends one request to inst within Config.Timeout.
+func (t *Transform) call(ctx context.Context, inst *instance, req []byte) ([]byte, error) {
+	if t.cfg.Timeout <= 0 {
+		return inst.stub.call(ctx, req)
+	}
+	callCtx, cancel := context.WithTimeoutCause(ctx, t.cfg.Timeout, errHung)
+	defer cancel()
+	resp, err := inst.stub.call(callCtx, req)
+	if err != nil && ctx.Err() == nil && context.Cause(callCtx) == errHung {
+		err = fmt.Errorf("no answer within %s (timeout): %w", t.cfg.Timeout, err)
+	}
+	return resp, err
+}
+
+var errHung = errors.New("plugin call timed out")
 
 // result decodes the plugin's answer to b.
 func (t *Transform) result(b *record.Batch, resp []byte, rels []*record.Relation) (*record.Batch, error) {
@@ -331,7 +355,7 @@ func (t *Transform) start() (*instance, error) {
 	}
 	stderr := &tail{}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  Handshake,
+		HandshakeConfig:  handshake,
 		Plugins:          goplugin.PluginSet{pluginName: &grpcPlugin{}},
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env has it, with cfg.Env taking precedence
@@ -343,6 +367,10 @@ func (t *Transform) start() (*instance, error) {
 		Stderr:           stderr,
 		SyncStdout:       &lineLogger{l: t.log, level: slog.LevelInfo, args: []any{"stream", "stdout"}},
 		SyncStderr:       &lineLogger{l: t.log, level: slog.LevelInfo, args: []any{"stream", "stderr"}},
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
+			grpc.WithReadBufferSize(buffer), grpc.WithWriteBufferSize(buffer),
+		},
 	})
 	inst := &instance{client: client, stderr: stderr}
 	fail := func(err error) (*instance, error) {

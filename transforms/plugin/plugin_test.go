@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,10 @@ import (
 var panicky string
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv("SLUICE_TEST_HOST_PLUGIN"); p != "" {
+		hostAndWait(p)
+		return
+	}
 	dir, err := os.MkdirTemp("", "sluice-plugin-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -141,8 +146,17 @@ func TestProcess(t *testing.T) {
 	}
 	// Both ends say they set up mutual TLS (go-plugin's debug messages).
 	for _, want := range []string{"configuring client automatic mTLS", "configuring server automatic mTLS"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, logs)
+		waitLog(t, logs, want)
+	}
+}
+
+// waitLog waits for want in the log: what the plugin writes to stderr
+// arrives in its own time, not in step with calls.
+func waitLog(t *testing.T, logs *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q:\n%s", want, logs)
 		}
 	}
 }
@@ -194,6 +208,23 @@ func TestPanicOnceRestartsAndRetries(t *testing.T) {
 	}
 }
 
+// A plugin that does not answer within Timeout is handled as a crash.
+func TestHungPluginRestarted(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "hung")
+	tr, logs := open(t, plugin.Config{Env: []string{"PANICKY_HANG=" + marker}, Timeout: 500 * time.Millisecond})
+	out, err := process(t, tr, batch())
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, logs)
+	}
+	checkUpper(t, out)
+	if n := tr.Restarts(); n != 1 {
+		t.Errorf("%d restarts, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "no answer within 500ms") {
+		t.Errorf("log does not say why:\n%s", logs)
+	}
+}
+
 // A plugin that keeps crashing parks the pipeline: a permanent error after
 // MaxRestarts restarts, with the panic in it.
 func TestAlwaysPanicsIsPermanent(t *testing.T) {
@@ -221,7 +252,7 @@ func TestAlwaysPanicsIsPermanent(t *testing.T) {
 }
 
 func TestPluginError(t *testing.T) {
-	tr, _ := open(t, plugin.Config{Env: []string{"PANICKY_ERROR=card column missing"}})
+	tr, logs := open(t, plugin.Config{Env: []string{"PANICKY_ERROR=card column missing"}})
 	_, err := process(t, tr, batch())
 	var perr *plugin.Error
 	if !errors.As(err, &perr) || perr.Message != "card column missing" || perr.Path != panicky {
@@ -236,6 +267,8 @@ func TestPluginError(t *testing.T) {
 	if tr.Restarts() != 0 {
 		t.Error("restarted after an error")
 	}
+	// The plugin's slog record reaches the host's log with its level.
+	waitLog(t, logs, `level=WARN msg="refusing the batch" plugin=`+panicky+` records=2 logger=panicky`)
 }
 
 // A relation the plugin replaces comes back as one pointer for all its
@@ -319,4 +352,134 @@ func TestClose(t *testing.T) {
 	if _, err := process(t, tr, batch()); err == nil {
 		t.Error("Process after Close succeeded")
 	}
+}
+
+func BenchmarkProcess(b *testing.B) {
+	tr, err := plugin.Open(context.Background(), plugin.Config{Path: panicky})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	rel := &record.Relation{ID: 2, Table: record.TableName{Schema: "public", Name: "wide"}}
+	for i := range 8 {
+		rel.Columns = append(rel.Columns, record.Column{Name: fmt.Sprintf("c%d", i), TypeOID: 25, TypeName: "text"})
+	}
+	in := &record.Batch{}
+	for i := range 1000 {
+		vals := make([]record.Value, 8)
+		for j := range vals {
+			vals[j].Data = fmt.Appendf(nil, "some text value %d in column %d", i, j)
+		}
+		in.Records = append(in.Records, record.Record{Op: record.Insert, Rel: rel, Format: record.Binary, New: vals})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.Process(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// transforms.ForTables in front of a plugin: only the chosen table's
+// records reach it, and the batch keeps its order. (The test lives here,
+// with a real plugin behind the wrapper.)
+func TestForTables(t *testing.T) {
+	tr, _ := open(t, plugin.Config{})
+	other := &record.Relation{ID: 2, Table: record.TableName{Schema: "public", Name: "other"}, Columns: people.Columns}
+	rec := func(rel *record.Relation, id, name string) record.Record {
+		return record.Record{Op: record.Insert, Rel: rel, New: []record.Value{{Data: []byte(id)}, {Data: []byte(name)}}}
+	}
+	in := &record.Batch{End: 7, Records: []record.Record{
+		rec(people, "1", "ada"), rec(other, "2", "bob"), rec(other, "3", "cy"),
+		{Op: record.DDL, DDL: "CREATE TABLE x ()"}, rec(people, "4", "dee"), rec(other, "5", "eve"),
+	}}
+	onlyPeople := transforms.ForTables(tr, func(n record.TableName) bool { return n.Name == "people" })
+	out, err := process(t, onlyPeople, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.Records {
+		if r.Op == record.DDL {
+			got = append(got, "ddl")
+			continue
+		}
+		got = append(got, string(r.New[1].Data))
+	}
+	if want := "ADA bob cy ddl DEE eve"; strings.Join(got, " ") != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if out.End != 7 {
+		t.Errorf("end %s", out.End)
+	}
+
+	// A transform that drops everything it sees drops only those records.
+	dropAll := transforms.ForTables(transforms.Func(func(context.Context, *record.Batch) (*record.Batch, error) { return nil, nil }),
+		func(n record.TableName) bool { return n.Name == "people" })
+	out, err = process(t, dropAll, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 4 || out.Records[0].New[0].Data[0] != '2' || out.Records[2].Op != record.DDL {
+		t.Errorf("after dropping people: %+v", out.Records)
+	}
+}
+
+// hostAndWait is the test binary run as a host by TestPluginExitsWithKilledHost:
+// it starts the plugin and waits to be killed.
+func hostAndWait(path string) {
+	tr, err := plugin.Open(context.Background(), plugin.Config{Path: path, Env: []string{"PANICKY_PIDFILE=" + os.Getenv("SLUICE_TEST_PIDFILE")}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer tr.Close()
+	time.Sleep(time.Minute)
+}
+
+// A host killed with SIGKILL leaves no plugin process behind.
+func TestPluginExitsWithKilledHost(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := exec.Command(self, "-test.run=^$")
+	host.Env = append(os.Environ(), "SLUICE_TEST_HOST_PLUGIN="+panicky, "SLUICE_TEST_PIDFILE="+pidfile)
+	host.Stderr = os.Stderr
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for deadline := time.Now().Add(20 * time.Second); pid == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			host.Process.Kill()
+			t.Fatal("the plugin never wrote its pid")
+		}
+		data, _ := os.ReadFile(pidfile)
+		fmt.Sscan(string(data), &pid)
+	}
+	if err := host.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	host.Wait()
+	for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin process %d still running 10s after its host was killed", pid)
+		}
+	}
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(data), ") ")
+	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }

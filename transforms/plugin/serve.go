@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -34,17 +35,22 @@ import (
 // made for this one process (go-plugin's AutoMTLS). Serve sets log/slog's
 // default logger to one whose records reach the host's log with their
 // level; anything else a plugin writes to stderr reaches it at debug level.
+// The plugin exits when the host does, even if the host was killed.
 // Serve returns only when the host is done with the plugin.
 func Serve(fn func(ctx context.Context, b *record.Batch) (*record.Batch, error)) {
+	go exitWithParent(os.Getppid(), time.Second)
 	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{
 		Level:       slog.LevelDebug,
 		ReplaceAttr: hclogJSON,
 	})))
 	goplugin.Serve(&goplugin.ServeConfig{
-		HandshakeConfig: Handshake,
+		HandshakeConfig: handshake,
 		Plugins:         goplugin.PluginSet{pluginName: &grpcPlugin{srv: server{fn: fn}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))...)
+			return grpc.NewServer(append(opts,
+				grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+				grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window),
+				grpc.ReadBufferSize(buffer), grpc.WriteBufferSize(buffer))...)
 		},
 	})
 }
@@ -102,4 +108,17 @@ func (s server) process(ctx context.Context, req []byte) []byte {
 	}
 	buf, _ := encodeBatch(out, rcv)
 	return buf
+}
+
+// exitWithParent ends the process once its parent is gone (it has been
+// given another), so a host killed with SIGKILL leaves no plugin behind.
+func exitWithParent(ppid int, every time.Duration) {
+	if ppid <= 1 {
+		return // started by init or a subreaper: nothing to watch
+	}
+	for range time.Tick(every) {
+		if os.Getppid() != ppid {
+			os.Exit(1)
+		}
+	}
 }

@@ -400,36 +400,7 @@ func (d *decoder) batch(req []*record.Relation, cache relCache) (*record.Batch, 
 		return nil, nil
 	}
 	b.Records = make([]record.Record, nrecs)
-	// Values of all records share slabs, each record's capped so that
-	// growing one cannot overwrite the next.
 	var slab []record.Value
-	values := func() []record.Value {
-		c := d.uvarint()
-		if d.err != nil || c == 0 {
-			return nil
-		}
-		n := int(c - 1)
-		if c-1 > uint64(len(d.b)-d.off) {
-			d.fail("value count %d exceeds the frame", c-1)
-			return nil
-		}
-		if cap(slab)-len(slab) < n {
-			slab = make([]record.Value, 0, max(n, 8*(nrecs+1)))
-		}
-		start := len(slab)
-		for range n {
-			f := d.byte()
-			v := record.Value{Null: f&flagNull != 0, Unchanged: f&flagUnchanged != 0}
-			if f&flagData != 0 {
-				v.Data = d.bytes()
-			}
-			if f&^(flagNull|flagUnchanged|flagData) != 0 {
-				d.fail("value flags %#x", f)
-			}
-			slab = append(slab, v)
-		}
-		return slab[start:len(slab):len(slab)]
-	}
 	for i := range b.Records {
 		if d.err != nil {
 			break
@@ -446,13 +417,77 @@ func (d *decoder) batch(req []*record.Relation, cache relCache) (*record.Batch, 
 		}
 		r.Position = record.LSN(d.uvarint())
 		r.DDL = d.str()
-		r.New = values()
-		r.Old = values()
+		r.New = d.values(&slab, nrecs-i)
+		r.Old = d.values(&slab, nrecs-i)
 	}
 	if d.err != nil {
 		return nil, nil
 	}
 	return b, rels
+}
+
+// values reads a record's values. They are carved from *slab, each
+// record's capped so that growing one cannot overwrite the next; a new
+// slab is sized for the records left, assumed as wide as this one.
+func (d *decoder) values(slab *[]record.Value, left int) []record.Value {
+	c := d.uvarint()
+	if d.err != nil || c == 0 {
+		return nil
+	}
+	b, off := d.b, d.off
+	if c-1 > uint64(len(b)-off) {
+		d.fail("value count %d exceeds the frame", c-1)
+		return nil
+	}
+	n := int(c - 1)
+	s := *slab
+	if cap(s)-len(s) < n {
+		s = make([]record.Value, 0, n*max(left, 1))
+	}
+	start := len(s)
+	for range n {
+		if off >= len(b) {
+			d.off = off
+			d.fail("truncated")
+			return nil
+		}
+		f := b[off]
+		off++
+		if f&^(flagNull|flagUnchanged|flagData) != 0 {
+			d.off = off
+			d.fail("value flags %#x", f)
+			return nil
+		}
+		v := record.Value{Null: f&flagNull != 0, Unchanged: f&flagUnchanged != 0}
+		if f&flagData != 0 {
+			var l uint64
+			if off < len(b) && b[off] < 0x80 {
+				l = uint64(b[off])
+				off++
+			} else {
+				var k int
+				l, k = binary.Uvarint(b[off:])
+				if k <= 0 {
+					d.off = off
+					d.fail("bad varint")
+					return nil
+				}
+				off += k
+			}
+			if l > uint64(len(b)-off) {
+				d.off = off
+				d.fail("length %d exceeds the frame", l)
+				return nil
+			}
+			end := off + int(l)
+			v.Data = b[off:end:end]
+			off = end
+		}
+		s = append(s, v)
+	}
+	d.off = off
+	*slab = s
+	return s[start:len(s):len(s)]
 }
 
 func (d *decoder) relation() *record.Relation {

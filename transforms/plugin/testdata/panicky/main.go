@@ -4,9 +4,11 @@
 //	PANICKY_MARKER=file   panic on the first call of all: the one that finds
 //	                      no file there (it creates it first), then work
 //	PANICKY_ALWAYS=1      panic on every call
+//	PANICKY_HANG=file     hang on the first call of all (as PANICKY_MARKER)
 //	PANICKY_ERROR=msg     return an error with msg on every call
 //	PANICKY_RENAME=name   point every record at a new relation, its table
 //	                      renamed to name (made afresh on every call)
+//	PANICKY_PIDFILE=file  write the process id to file on start
 //
 // Working means: text values are upper-cased, binary ones left alone.
 package main
@@ -15,13 +17,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/transforms/plugin"
 )
 
 func main() {
+	if f := os.Getenv("PANICKY_PIDFILE"); f != "" {
+		if err := os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			panic(err)
+		}
+	}
 	plugin.Serve(process)
 }
 
@@ -35,7 +44,14 @@ func process(ctx context.Context, b *record.Batch) (*record.Batch, error) {
 			panic("panicky: first call")
 		}
 	}
+	if m := os.Getenv("PANICKY_HANG"); m != "" {
+		if f, err := os.OpenFile(m, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			select {} // ctx is ignored on purpose: a hung plugin
+		}
+	}
 	if msg := os.Getenv("PANICKY_ERROR"); msg != "" {
+		slog.Warn("refusing the batch", "records", b.Len())
 		return nil, errors.New(msg)
 	}
 	renamed := map[*record.Relation]*record.Relation{}
