@@ -27,12 +27,15 @@ const (
 	// and must lose it.
 	Delete
 	// Upsert: the new row passes but whether the old one did is not known
-	// (see Change): insert the new row, or update the sink's row with the
-	// same key if there is one.
+	// (see Change): make the sink's row equal to the new row, inserting it
+	// or updating the row with its key. If the UPDATE changed the key (the
+	// source sent the old key), the row with the old key, if any, is
+	// deleted too.
 	Upsert
 	// DeleteIfPresent: the row does not pass (or was deleted) and whether
-	// it did before is not known: delete the sink's row with this key if
-	// there is one; finding none is fine.
+	// it did before is not known: delete the sink's row with the old key
+	// (the new row's key if the source sent no old key) if there is one;
+	// finding none is fine.
 	DeleteIfPresent
 )
 

@@ -121,6 +121,16 @@ func Compile(expression string, cols []Column) (*Filter, error) {
 	return f, nil
 }
 
+// Parse checks an expression without knowing the table: syntax, and the
+// functions, operators and constructs refused whatever the columns (now(),
+// subqueries, ||, ...). It is what a pipeline file's loader can check;
+// Compile, with the table's columns from the source's catalog, checks the
+// rest (columns, types, collations). The error is an *Error.
+func Parse(expression string) error {
+	_, err := parse(expression)
+	return err
+}
+
 // String returns the expression as given to Compile.
 func (f *Filter) String() string { return f.src }
 

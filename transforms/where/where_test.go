@@ -146,6 +146,16 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+func TestParse(t *testing.T) {
+	if err := Parse(`amount > 100 AND region IN ('eu','us')`); err != nil {
+		t.Errorf("Parse: %v", err)
+	}
+	var e *Error
+	if err := Parse(`amount > 100 AND now() > d`); !errors.As(err, &e) || e.Pos != 18 {
+		t.Errorf("Parse(now()): %v", err)
+	}
+}
+
 // TestErrorText pins the format of a compile error.
 func TestErrorText(t *testing.T) {
 	_, err := Compile(`amount > 100 AND now() > d`, []Column{{Name: "amount", TypeOID: OIDInt4}, {Name: "d", TypeOID: OIDDate}})
