@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -52,11 +53,11 @@ func demo(ctx context.Context, bin, root string) error {
 		return err
 	}
 	step("starting the source and sink PostgreSQL clusters under %s/", root)
-	src, err := pgtest.Start(ctx, pgtest.Options{Dir: filepath.Join(root, "source"), Port: sourcePort, Fsync: true})
+	src, err := pgtest.Start(ctx, pgtest.Options{Dir: filepath.Join(root, "source"), Port: portFor(filepath.Join(root, "source"), sourcePort), Fsync: true})
 	if err != nil {
 		return fmt.Errorf("start source cluster: %w", err)
 	}
-	dst, err := pgtest.Start(ctx, pgtest.Options{Dir: filepath.Join(root, "sink"), Port: sinkPort, Fsync: true})
+	dst, err := pgtest.Start(ctx, pgtest.Options{Dir: filepath.Join(root, "sink"), Port: portFor(filepath.Join(root, "sink"), sinkPort), Fsync: true})
 	if err != nil {
 		return fmt.Errorf("start sink cluster: %w", err)
 	}
@@ -152,11 +153,24 @@ const (
 	sinkPort   = 55433
 )
 
-func portOf(name string) int {
-	if name == "source" {
-		return sourcePort
+// portFor keeps the fixed port for a demo cluster that is running already
+// (it holds the port itself); otherwise it uses the port if free.
+func portFor(dir string, port int) int {
+	if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
+		return port
 	}
-	return sinkPort
+	return freeOr(port)
+}
+
+// freeOr returns port when nothing listens on it, else 0 (any free port):
+// the printed commands then show the port actually used.
+func freeOr(port int) int {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return 0
+	}
+	l.Close()
+	return port
 }
 
 func stopClusters(ctx context.Context, root string) error {
@@ -165,8 +179,8 @@ func stopClusters(ctx context.Context, root string) error {
 		if _, err := os.Stat(dir); err != nil {
 			continue
 		}
-		// Start is a no-op wait for a running cluster; then stop it.
-		c, err := pgtest.Start(ctx, pgtest.Options{Dir: dir, Port: portOf(name), Fsync: true})
+		// Start restarts a running cluster (on any free port); then stop it.
+		c, err := pgtest.Start(ctx, pgtest.Options{Dir: dir, Fsync: true})
 		if err != nil {
 			return err
 		}
