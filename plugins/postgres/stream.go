@@ -228,7 +228,7 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 // decode turns one pgoutput message into an event, copying every value out
 // of the connection's buffer.
 func (s *Stream) decode(data []byte) (Event, bool, error) {
-	msg, err := pglogrepl.Parse(data)
+	msg, err := parseMessage(data)
 	if err != nil {
 		return Event{}, false, err
 	}
@@ -283,6 +283,21 @@ func (s *Stream) decode(data []byte) (Event, bool, error) {
 	}
 	// Type, origin and logical messages carry nothing to apply.
 	return Event{}, false, nil
+}
+
+// parseMessage parses one pgoutput message. pglogrepl indexes into the
+// message without checking its length, so a truncated or empty message
+// would panic: that is turned into an error naming the message's size.
+func parseMessage(data []byte) (msg pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty pgoutput message")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed pgoutput message %q (%d bytes): %v", data[0], len(data), r)
+		}
+	}()
+	return pglogrepl.Parse(data)
 }
 
 func (s *Stream) relation(id uint32) (*record.Relation, error) {
