@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -292,12 +293,76 @@ func parseMessage(data []byte) (msg pglogrepl.Message, err error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty pgoutput message")
 	}
+	// pglogrepl allocates each value at its declared length before
+	// checking the message holds it: check the lengths first.
+	if err := checkTuples(data); err != nil {
+		return nil, fmt.Errorf("malformed pgoutput message %q (%d bytes): %w", data[0], len(data), err)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			msg, err = nil, fmt.Errorf("malformed pgoutput message %q (%d bytes): %v", data[0], len(data), r)
 		}
 	}()
 	return pglogrepl.Parse(data)
+}
+
+// checkTuples verifies that what a truncate message counts, and every
+// tuple of an insert, update or delete message (a marker N, O or K, a column count, then per column n, u, or
+// t/b with a length and that many bytes) lies within the message.
+func checkTuples(data []byte) error {
+	switch data[0] {
+	case 'I', 'U', 'D':
+	case 'T': // relation count, options, then 4 bytes per relation
+		if len(data) < 6 {
+			return errors.New("truncated truncate message")
+		}
+		if n := int64(binary.BigEndian.Uint32(data[1:])); n*4 > int64(len(data)-6) {
+			return fmt.Errorf("truncate names %d relations but holds %d bytes", n, len(data))
+		}
+		return nil
+	default:
+		return nil
+	}
+	off := 5 // type and relation id
+	if off > len(data) {
+		return errors.New("truncated before its tuple")
+	}
+	for off < len(data) {
+		switch data[off] {
+		case 'N', 'O', 'K':
+		default:
+			return fmt.Errorf("unexpected tuple marker %q at byte %d", data[off], off)
+		}
+		off++
+		if off+2 > len(data) {
+			return errors.New("truncated column count")
+		}
+		n := int(binary.BigEndian.Uint16(data[off:]))
+		off += 2
+		for i := 0; i < n; i++ {
+			if off >= len(data) {
+				return fmt.Errorf("truncated at column %d of %d", i+1, n)
+			}
+			kind := data[off]
+			off++
+			switch kind {
+			case 'n', 'u':
+			case 't', 'b':
+				if off+4 > len(data) {
+					return fmt.Errorf("truncated length of column %d", i+1)
+				}
+				l := int(binary.BigEndian.Uint32(data[off:]))
+				off += 4
+				if l < 0 || l > len(data)-off {
+					return fmt.Errorf("column %d declares %d bytes but %d remain", i+1, l, len(data)-off)
+				}
+				off += l
+			default:
+				return fmt.Errorf("unknown column kind %q in column %d", kind, i+1)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Stream) relation(id uint32) (*record.Relation, error) {
