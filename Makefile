@@ -42,7 +42,7 @@ demo-stop:
 
 clean:
 	-$(GO) run ./examples/demo stop 2>/dev/null
-	rm -rf bin .demo
+	rm -rf bin .demo bench/out
 
 ## bench: sluice vs the native PostgreSQL tools on throwaway clusters under
 ## bench/out/ (full copy, backlog apply, lag, sluice RSS/CPU); every figure

@@ -122,7 +122,8 @@ func (b *bench) run(ctx context.Context) error {
 	if _, err := os.Stat(b.sluice); err != nil {
 		return fmt.Errorf("sluice binary: %w (run `make build` first)", err)
 	}
-	for _, d := range []string{"source", "sink", "work"} {
+	// results of an earlier run must not pass for this one's
+	for _, d := range []string{"source", "sink", "work", "results.json", "results.md"} {
 		if err := os.RemoveAll(filepath.Join(b.out, d)); err != nil {
 			return err
 		}
