@@ -8,7 +8,7 @@ BIN      := bin/sluice
 # The test suite starts its own throwaway clusters; keep it bounded.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test test-short vet fmt demo demo-stop clean
+.PHONY: all build test test-short vet fmt demo demo-stop clean bench
 
 all: build
 
@@ -42,4 +42,11 @@ demo-stop:
 
 clean:
 	-$(GO) run ./examples/demo stop 2>/dev/null
-	rm -rf bin .demo
+	rm -rf bin .demo bench/out
+
+## bench: sluice vs the native PostgreSQL tools on throwaway clusters under
+## bench/out/ (full copy, backlog apply, lag, sluice RSS/CPU); every figure
+## verified by checksums. BENCH_SCALE (default 20), BENCH_TX, BENCH_LAG_SECS,
+## BENCH_RATE, BENCH_JOBS. Results: bench/out/results.md and results.json.
+bench: build
+	$(GO) run ./bench -sluice $(BIN) -out bench/out

@@ -1,0 +1,738 @@
+// Command bench (run by `make bench`) measures sluice against the native
+// PostgreSQL tools on the same pair of throwaway clusters in one run: full
+// copy, applying a change backlog, lag under steady load, and sluice's peak
+// RSS and CPU seconds per phase. Every figure is verified (row counts and
+// SQL checksums of every table equal at source and sink) before it is
+// reported; a run that does not verify is reported as failed.
+//
+// It lives in bench/ as package main (not cmd/) because it is a development
+// tool, not something sluice ships, and its output goes next to it in
+// bench/out/ (git-ignored): the clusters while it runs, results.json and
+// results.md after.
+//
+// Environment: BENCH_SCALE (pgbench scale, default 20), BENCH_TX (pgbench
+// transactions in the backlog, default 1000 × scale), BENCH_LAG_SECS
+// (seconds of rate-limited load per lag measurement, default 30),
+// BENCH_RATE (pgbench -R for the lag phase, default 500), BENCH_JOBS
+// (workers for sluice and pg_dump/pg_restore, default 4).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
+)
+
+const (
+	srcDB   = "bench"
+	pubName = "bench_pub"
+	subName = "bench_sub"
+)
+
+type bench struct {
+	out     string
+	sluice  string
+	scale   int
+	tx      int
+	lagSecs int
+	rate    int
+	jobs    int
+
+	src, dst *pgtest.Cluster
+	tables   []string // public tables, schema-qualified and quoted
+	schema   string   // pg_dump --schema-only of the source
+	srcSums  map[string]tableSum
+	// srcStatic: the source's public tables are unchanged since srcSums
+	// (true during the full copies), so verify need not sum them again.
+	srcStatic bool
+	results   []result
+}
+
+func main() {
+	b := &bench{
+		scale:   envInt("BENCH_SCALE", 20),
+		lagSecs: envInt("BENCH_LAG_SECS", 30),
+		rate:    envInt("BENCH_RATE", 500),
+		jobs:    envInt("BENCH_JOBS", 4),
+	}
+	b.tx = envInt("BENCH_TX", 1000*b.scale)
+	flag.StringVar(&b.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
+	flag.StringVar(&b.out, "out", "bench/out", "output directory (clusters while running, results after)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := b.run(ctx)
+	b.cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: %s=%q: want a positive integer\n", name, v)
+			os.Exit(2)
+		}
+		return n
+	}
+	return def
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) cleanup() {
+	for _, c := range []*pgtest.Cluster{b.src, b.dst} {
+		if c != nil {
+			if err := c.Remove(); err != nil {
+				logf("removing cluster %s: %v", c.Dir(), err)
+			}
+		}
+	}
+	os.RemoveAll(filepath.Join(b.out, "work"))
+}
+
+func (b *bench) run(ctx context.Context) error {
+	var err error
+	if b.out, err = filepath.Abs(b.out); err != nil {
+		return err
+	}
+	if b.sluice, err = filepath.Abs(b.sluice); err != nil {
+		return err
+	}
+	if _, err := os.Stat(b.sluice); err != nil {
+		return fmt.Errorf("sluice binary: %w (run `make build` first)", err)
+	}
+	// results of an earlier run must not pass for this one's
+	for _, d := range []string{"source", "sink", "work", "results.json", "results.md"} {
+		if err := os.RemoveAll(filepath.Join(b.out, d)); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(b.out, "work"), 0o755); err != nil {
+		return err
+	}
+	logf("starting clusters under %s", b.out)
+	if b.src, err = pgtest.Start(ctx, pgtest.Options{Dir: filepath.Join(b.out, "source")}); err != nil {
+		return err
+	}
+	if b.dst, err = pgtest.Start(ctx, pgtest.Options{Dir: filepath.Join(b.out, "sink")}); err != nil {
+		return err
+	}
+	if err := b.load(ctx); err != nil {
+		return err
+	}
+	b.fullCopy(ctx)
+	if ctx.Err() == nil {
+		b.changeApply(ctx)
+	}
+	if ctx.Err() == nil {
+		b.lag(ctx)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	fillRatios(b.results)
+	md := markdown(b.results)
+	js, _ := json.MarshalIndent(map[string]any{
+		"scale": b.scale, "backlog_transactions": b.tx, "lag_seconds": b.lagSecs, "rate": b.rate, "jobs": b.jobs,
+		"when": time.Now().UTC().Format(time.RFC3339), "results": b.results,
+	}, "", "  ")
+	if err := os.WriteFile(filepath.Join(b.out, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.out, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	logf("results in %s/results.json and results.md", b.out)
+	for _, r := range b.results {
+		if !r.OK {
+			return errors.New("some measurements failed")
+		}
+	}
+	return nil
+}
+
+// load fills the source: pgbench -i, a table without a key and a table of
+// large TOASTed values.
+func (b *bench) load(ctx context.Context) error {
+	if _, err := b.src.CreateDatabase(ctx, srcDB); err != nil {
+		return err
+	}
+	logf("loading pgbench scale %d", b.scale)
+	if _, err := b.tool(ctx, b.src.Tool("pgbench"), "-q", "-i", "-s", strconv.Itoa(b.scale), b.src.DSN(srcDB)); err != nil {
+		return err
+	}
+	toast := 50 * b.scale
+	sql := fmt.Sprintf(`
+CREATE TABLE nokey AS SELECT aid, bid, abalance, filler FROM pgbench_accounts WHERE aid %% 4 = 0;
+CREATE TABLE toasted (id int PRIMARY KEY, doc text NOT NULL);
+INSERT INTO toasted SELECT i, (SELECT string_agg(md5(random()::text || j::text || i::text), '') FROM generate_series(1, 2000) j)
+  FROM generate_series(1, %d) i;
+ANALYZE;`, toast)
+	if err := b.src.Exec(ctx, srcDB, sql); err != nil {
+		return err
+	}
+	rows, err := b.queryStrings(ctx, b.src, srcDB, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	b.tables = rows
+	if b.schema, err = b.src.DumpSchema(ctx, srcDB); err != nil {
+		return err
+	}
+	if b.srcSums, err = b.sums(ctx, b.src, srcDB); err != nil {
+		return err
+	}
+	var n int64
+	for _, s := range b.srcSums {
+		n += s.Rows
+	}
+	logf("source: %d tables, %d rows (%d TOASTed values of 64 kB)", len(b.tables), n, toast)
+	return nil
+}
+
+func (b *bench) totalRows() int64 {
+	var n int64
+	for _, s := range b.srcSums {
+		n += s.Rows
+	}
+	return n
+}
+
+// sums computes every public table's count and checksum in db.
+func (b *bench) sums(ctx context.Context, c *pgtest.Cluster, db string) (map[string]tableSum, error) {
+	m := map[string]tableSum{}
+	tables, err := b.queryStrings(ctx, c, db, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		n, s, err := pgtest.ChecksumDSN(ctx, c.DSN(db), t)
+		if err != nil {
+			return nil, err
+		}
+		m[t] = tableSum{n, s}
+	}
+	return m, nil
+}
+
+// verify compares db at the sink with the source as it is now (with the
+// sums taken after loading while the source is known unchanged).
+func (b *bench) verify(ctx context.Context, db string) error {
+	src := b.srcSums
+	if !b.srcStatic {
+		var err error
+		if src, err = b.sums(ctx, b.src, srcDB); err != nil {
+			return err
+		}
+	}
+	dst, err := b.sums(ctx, b.dst, db)
+	if err != nil {
+		return err
+	}
+	return compareSums(src, dst)
+}
+
+func (b *bench) queryStrings(ctx context.Context, c *pgtest.Cluster, db, sql string) ([]string, error) {
+	conn, err := c.Connect(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+func (b *bench) queryString(ctx context.Context, c *pgtest.Cluster, db, sql string) (string, error) {
+	r, err := b.queryStrings(ctx, c, db, sql)
+	if err != nil {
+		return "", err
+	}
+	if len(r) != 1 {
+		return "", fmt.Errorf("%s: %d rows, want 1", sql, len(r))
+	}
+	return r[0], nil
+}
+
+// tool runs a PostgreSQL client program and returns its stdout.
+func (b *bench) tool(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// freshSink (re)creates db at the sink with the source's schema.
+func (b *bench) freshSink(ctx context.Context, db string) error {
+	if err := b.dst.DropDatabase(ctx, db); err != nil {
+		return err
+	}
+	if _, err := b.dst.CreateDatabase(ctx, db); err != nil {
+		return err
+	}
+	f := filepath.Join(b.out, "work", "schema.sql")
+	if err := os.WriteFile(f, []byte(b.schema), 0o644); err != nil {
+		return err
+	}
+	_, err := b.tool(ctx, b.dst.Tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", f, "-d", b.dst.DSN(db))
+	return err
+}
+
+// measure times fn, verifies db and records the result.
+// prep, when not nil, runs first and outside the clock.
+func (b *bench) measure(ctx context.Context, r result, db string, prep, fn func() error) result {
+	logf("%s: %s", r.Phase, r.Method)
+	var err error
+	if prep != nil {
+		err = prep()
+	}
+	if err == nil {
+		t0 := time.Now()
+		err = fn()
+		r.Secs = time.Since(t0).Seconds()
+	}
+	if err == nil && db != "" {
+		err = b.verify(ctx, db)
+	}
+	if err != nil {
+		r.Error = err.Error()
+		logf("  FAILED: %v", err)
+	} else {
+		r.OK = true
+		if db != "" {
+			logf("  %.2f s, verified", r.Secs)
+		} else {
+			logf("  %.2f s (nothing applied, nothing to verify)", r.Secs)
+		}
+	}
+	b.results = append(b.results, r)
+	return r
+}
+
+// sluiceRun runs `sluice run` and returns its getrusage figures.
+type usage struct {
+	maxRSSKB int64
+	cpu      float64
+}
+
+func (b *bench) pipeline() (string, error) {
+	p := filepath.Join(b.out, "work", "pipeline.yaml")
+	y := fmt.Sprintf(`name: bench
+source: {dsn: %q}
+sink: {dsn: %q}
+sync: {incremental: true}
+objects: [{schema: public}]
+copy: {parallel: %d, chunk_rows: 100000}
+state_dir: %q
+`, b.src.DSN(srcDB), b.dst.DSN("sluice"), b.jobs, filepath.Join(b.out, "work", "state"))
+	return p, os.WriteFile(p, []byte(y), 0o644)
+}
+
+func rusageOf(ps *os.ProcessState) usage {
+	if ps == nil {
+		return usage{}
+	}
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return usage{}
+	}
+	return usage{
+		maxRSSKB: ru.Maxrss, // kB on Linux
+		cpu:      time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
+	}
+}
+
+func (b *bench) sluiceCmd(ctx context.Context, args ...string) *exec.Cmd {
+	p := filepath.Join(b.out, "work", "pipeline.yaml")
+	cmd := exec.CommandContext(ctx, b.sluice, append([]string{"run", p, "--log-level", "warn", "--no-progress"}, args...)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
+	return cmd
+}
+
+func (b *bench) sluiceUntilCaughtUp(ctx context.Context, u *usage) error {
+	cmd := b.sluiceCmd(ctx, "--until-caught-up", "--json")
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	*u = rusageOf(cmd.ProcessState)
+	if err != nil {
+		return fmt.Errorf("sluice run: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return os.WriteFile(filepath.Join(b.out, "work", "sluice-last.json"), []byte(out.String()), 0o644)
+}
+
+// ---- full copy ----
+
+func (b *bench) fullCopy(ctx context.Context) {
+	b.srcStatic = true
+	defer func() { b.srcStatic = false }()
+	rows := b.totalRows()
+	phase := "full copy"
+	var u usage
+	if _, err := b.pipeline(); err != nil {
+		b.results = append(b.results, result{Phase: phase, Method: "sluice", Error: err.Error()})
+		return
+	}
+	b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("sluice, %d workers", b.jobs), Rows: rows,
+		Note: "creates the tables, slot and publication; run --until-caught-up"}, "sluice",
+		func() error {
+			if err := b.dst.DropDatabase(ctx, "sluice"); err != nil {
+				return err
+			}
+			_, err := b.dst.CreateDatabase(ctx, "sluice")
+			return err
+		},
+		func() error { return b.sluiceUntilCaughtUp(ctx, &u) })
+	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+
+	for _, format := range []string{"text", "binary"} {
+		for _, parallel := range []bool{false, true} {
+			if ctx.Err() != nil {
+				return
+			}
+			mode := "tables in sequence"
+			if parallel {
+				mode = "all tables in parallel"
+			}
+			db := "pipe"
+			b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("psql COPY %s pipe, %s", format, mode), Native: true, Rows: rows}, db,
+				func() error { return b.freshSink(ctx, db) },
+				func() error { return b.pipes(ctx, db, format, parallel) })
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	db := "dump"
+	b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("pg_dump -Fd -j %d --data-only | pg_restore -j %d", b.jobs, b.jobs), Native: true, Rows: rows,
+		Note: "into pre-created tables with their keys"}, db,
+		func() error { return b.freshSink(ctx, db) }, func() error {
+			dir := filepath.Join(b.out, "work", "dump")
+			os.RemoveAll(dir)
+			defer os.RemoveAll(dir)
+			j := strconv.Itoa(b.jobs)
+			if _, err := b.tool(ctx, b.src.Tool("pg_dump"), "-Fd", "-j", j, "--data-only", "--schema=public", "-f", dir, "-d", b.src.DSN(srcDB)); err != nil {
+				return err
+			}
+			_, err := b.tool(ctx, b.dst.Tool("pg_restore"), "-j", j, "--data-only", "-d", b.dst.DSN(db), dir)
+			return err
+		})
+	if ctx.Err() != nil {
+		return
+	}
+	b.measure(ctx, result{Phase: phase, Method: "CREATE SUBSCRIPTION … copy_data = true", Native: true, Rows: rows,
+		Note: "until every pg_subscription_rel row is 'r'"}, "native",
+		func() error { return b.freshSink(ctx, "native") }, func() error {
+			if err := b.src.Exec(ctx, srcDB, "CREATE PUBLICATION "+pubName+" FOR TABLE "+strings.Join(b.tables, ", ")); err != nil {
+				return err
+			}
+			sql := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = true)", subName, b.src.DSN(srcDB), pubName)
+			if err := b.dst.Exec(ctx, "native", sql); err != nil {
+				return err
+			}
+			return b.poll(ctx, 10*time.Minute, func() (bool, error) {
+				n, err := b.queryString(ctx, b.dst, "native", "SELECT count(*)::text FROM pg_subscription_rel WHERE srsubstate <> 'r'")
+				return n == "0", err
+			})
+		})
+	for _, db := range []string{"pipe", "dump"} {
+		b.dst.DropDatabase(ctx, db)
+	}
+}
+
+// pipes copies every table with psql COPY TO STDOUT | psql COPY FROM STDIN.
+func (b *bench) pipes(ctx context.Context, db, format string, parallel bool) error {
+	one := func(t string) error {
+		out := exec.CommandContext(ctx, b.src.Tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", b.src.DSN(srcDB),
+			"-c", fmt.Sprintf("COPY %s TO STDOUT (FORMAT %s)", t, format))
+		in := exec.CommandContext(ctx, b.dst.Tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", b.dst.DSN(db),
+			"-c", fmt.Sprintf("COPY %s FROM STDIN (FORMAT %s)", t, format))
+		pipe, err := out.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		in.Stdin = pipe
+		var e1, e2 strings.Builder
+		out.Stderr, in.Stderr = &e1, &e2
+		if err := out.Start(); err != nil {
+			return err
+		}
+		if err := in.Start(); err != nil {
+			out.Process.Kill()
+			out.Wait()
+			return err
+		}
+		err2 := in.Wait()
+		err1 := out.Wait()
+		if err1 != nil {
+			return fmt.Errorf("COPY %s TO STDOUT: %w: %s", t, err1, e1.String())
+		}
+		if err2 != nil {
+			return fmt.Errorf("COPY %s FROM STDIN: %w: %s", t, err2, e2.String())
+		}
+		return nil
+	}
+	if !parallel {
+		for _, t := range b.tables {
+			if err := one(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(b.tables))
+	for i, t := range b.tables {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = one(t) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (b *bench) poll(ctx context.Context, limit time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done after %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ---- change apply ----
+
+func (b *bench) changeApply(ctx context.Context) {
+	phase := "apply backlog"
+	fail := func(err error) {
+		b.results = append(b.results, result{Phase: phase, Method: "backlog", Error: err.Error()})
+		logf("%s: FAILED: %v", phase, err)
+	}
+	// Nothing consumes while the backlog builds: the subscription is
+	// disabled, sluice is not running (its slot exists), and a fresh slot
+	// for pg_recvlogical starts here.
+	if err := b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" DISABLE"); err != nil {
+		fail(err)
+		return
+	}
+	if err := b.poll(ctx, time.Minute, func() (bool, error) {
+		n, err := b.queryString(ctx, b.src, srcDB, "SELECT count(*)::text FROM pg_replication_slots WHERE active AND slot_name = '"+subName+"'")
+		return n == "0", err
+	}); err != nil {
+		fail(err)
+		return
+	}
+	if err := b.src.Exec(ctx, srcDB, "SELECT pg_create_logical_replication_slot('bench_decode', 'pgoutput')"); err != nil {
+		fail(err)
+		return
+	}
+	logf("%s: building a backlog of %d pgbench transactions", phase, b.tx)
+	clients := 4
+	perClient := (b.tx + clients - 1) / clients
+	if _, err := b.tool(ctx, b.src.Tool("pgbench"), "-n", "-c", strconv.Itoa(clients), "-j", "2", "-t", strconv.Itoa(perClient), b.src.DSN(srcDB)); err != nil {
+		fail(err)
+		return
+	}
+	end, err := b.queryString(ctx, b.src, srcDB, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		fail(err)
+		return
+	}
+	changes := int64(perClient*clients) * 4 // tpcb-like: 3 updates and 1 insert per transaction
+	note := fmt.Sprintf("%d transactions, %d row changes, end %s", perClient*clients, changes, end)
+
+	var u usage
+	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up", Rows: changes, Note: note + "; incl. start-up"}, "sluice",
+		nil, func() error { return b.sluiceUntilCaughtUp(ctx, &u) })
+	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+
+	b.measure(ctx, result{Phase: phase, Method: "subscription enabled", Native: true, Rows: changes,
+		Note: "until confirmed_flush_lsn ≥ backlog end"}, "native", nil, func() error {
+		if err := b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" ENABLE"); err != nil {
+			return err
+		}
+		return b.poll(ctx, 10*time.Minute, func() (bool, error) {
+			v, err := b.queryString(ctx, b.src, srcDB, fmt.Sprintf("SELECT coalesce(confirmed_flush_lsn >= '%s', false)::text FROM pg_replication_slots WHERE slot_name = '%s'", end, subName))
+			return v == "true", err
+		})
+	})
+
+	b.measure(ctx, result{Phase: phase, Method: "pg_recvlogical -E end (decode only)", Native: true, Rows: changes,
+		Note: "pgoutput proto_version 1 into /dev/null: the ceiling, applies nothing"}, "", nil, func() error {
+		_, err := b.tool(ctx, b.src.Tool("pg_recvlogical"), "-d", b.src.DSN(srcDB), "--slot", "bench_decode", "--start",
+			"-o", "proto_version=1", "-o", "publication_names="+pubName, "-E", end, "-f", "/dev/null", "--no-loop")
+		return err
+	})
+	b.src.Exec(ctx, srcDB, "SELECT pg_drop_replication_slot('bench_decode')")
+	logf("backlog: %s", note)
+}
+
+// ---- lag ----
+
+func (b *bench) lag(ctx context.Context) {
+	phase := fmt.Sprintf("lag, pgbench -R %d", b.rate)
+	conn, err := b.src.Connect(ctx, srcDB)
+	if err != nil {
+		b.results = append(b.results, result{Phase: phase, Method: "setup", Error: err.Error()})
+		return
+	}
+	defer conn.Close(context.Background())
+
+	// sluice, streaming (the subscription stays disabled meanwhile)
+	b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" DISABLE")
+	var u usage
+	r := result{Phase: phase, Method: "sluice run (streaming)"}
+	func() {
+		logf("%s: %s", phase, r.Method)
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cmd := b.sluiceCmd(cctx)
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			r.Error = err.Error()
+			return
+		}
+		r.Lag, err = b.lagRun(ctx, conn, "sluice")
+		cancel()
+		werr := cmd.Wait()
+		u = rusageOf(cmd.ProcessState)
+		// 130: stopped by our SIGINT, its progress saved
+		if err == nil && werr != nil && (cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 130) {
+			err = fmt.Errorf("sluice run: %w: %s", werr, strings.TrimSpace(errb.String()))
+		}
+		if err == nil {
+			err = b.verify(ctx, "sluice")
+		}
+		if err != nil {
+			r.Error = err.Error()
+		}
+	}()
+	r.OK = r.Error == ""
+	r.MaxRSSKB, r.CPUSecs = u.maxRSSKB, u.cpu
+	b.results = append(b.results, r)
+	logf("  %+v %s", r.Lag, r.Error)
+	if ctx.Err() != nil {
+		return
+	}
+
+	r = result{Phase: phase, Method: "subscription", Native: true}
+	logf("%s: %s", phase, r.Method)
+	err = b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" ENABLE")
+	if err == nil {
+		r.Lag, err = b.lagRun(ctx, conn, "native")
+	}
+	if err == nil {
+		err = b.verify(ctx, "native")
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	r.OK = err == nil
+	b.results = append(b.results, r)
+	logf("  %+v %s", r.Lag, r.Error)
+	b.dst.Exec(context.Background(), "native", "DROP SUBSCRIPTION "+subName)
+}
+
+var marker int64 = -1000000
+
+// lagRun waits until the consumer feeding sinkDB has caught up (a marker
+// row arrives), runs pgbench -R for lagSecs while timing marker rows from
+// the source commit to their arrival at the sink, and waits for a final
+// marker, so the sink should equal the source when it returns.
+func (b *bench) lagRun(ctx context.Context, src *pgx.Conn, sinkDB string) (*lagStats, error) {
+	sink, err := b.dst.Connect(ctx, sinkDB)
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close(context.Background())
+	one := func(limit time.Duration) (float64, error) {
+		marker--
+		m := marker
+		t0 := time.Now()
+		if _, err := src.Exec(ctx, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, $1, now())", m); err != nil {
+			return 0, err
+		}
+		err := b.poll(ctx, limit, func() (bool, error) {
+			var n int
+			err := sink.QueryRow(ctx, "SELECT count(*) FROM pgbench_history WHERE delta = $1", m).Scan(&n)
+			return n == 1, err
+		})
+		return time.Since(t0).Seconds(), err
+	}
+	if _, err := one(5 * time.Minute); err != nil {
+		return nil, fmt.Errorf("catching up before the load: %w", err)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pb := exec.CommandContext(pctx, b.src.Tool("pgbench"), "-n", "-R", strconv.Itoa(b.rate), "-T", strconv.Itoa(b.lagSecs), "-c", "4", "-j", "2", b.src.DSN(srcDB))
+	var pbErr strings.Builder
+	pb.Stderr = &pbErr
+	if err := pb.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- pb.Wait() }()
+	time.Sleep(2 * time.Second)
+	var samples []float64
+	var pbErrV error
+loop:
+	for {
+		select {
+		case pbErrV = <-done:
+			break loop
+		default:
+		}
+		s, err := one(time.Minute)
+		if err != nil {
+			cancel()
+			<-done
+			return nil, err
+		}
+		samples = append(samples, s)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if pbErrV != nil {
+		return nil, fmt.Errorf("pgbench: %w: %s", pbErrV, pbErr.String())
+	}
+	if _, err := one(5 * time.Minute); err != nil {
+		return nil, fmt.Errorf("final marker: %w", err)
+	}
+	return percentiles(samples), nil
+}
