@@ -16,8 +16,10 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sluice
 
 ## test: the whole suite against real PostgreSQL clusters started by the tests
+## (-p 1: one package at a time, so the timing tests — throttle accuracy,
+## lag — measure sluice, not the other packages' load on a 2-core machine)
 test: build vet
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## test-short: unit tests only (no database)
 test-short:

@@ -36,10 +36,28 @@ func pump(t *testing.T, workers int, d time.Duration, pay func(ctx context.Conte
 	return total.Load()
 }
 
+// starvedSlack is how much slower than its limit a pump may run: a limiter
+// never lets work through faster than its rate, but on a loaded machine
+// (CI runs the database suites beside these) the pumps themselves may not
+// keep up. Faster than the limit is held to the test's own tolerance.
+const starvedSlack = 0.3
+
+// within checks a count of work done (higher means faster).
 func within(t *testing.T, what string, got, want, tol float64) {
 	t.Helper()
-	if math.Abs(got-want) > tol*want {
-		t.Errorf("%s: got %.0f, want %.0f ± %.0f%%", what, got, want, tol*100)
+	check(t, what, got, want, want*(1-math.Max(tol, starvedSlack)), want*(1+tol))
+}
+
+// withinDuration checks a time taken (higher means slower).
+func withinDuration(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	check(t, what, got, want, want*(1-tol), want*(1+math.Max(tol, starvedSlack)))
+}
+
+func check(t *testing.T, what string, got, want, lo, hi float64) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Errorf("%s: got %.0f, want %.0f (between %.0f and %.0f)", what, got, want, lo, hi)
 	} else {
 		t.Logf("%s: got %.0f, want %.0f (%+.2f%%)", what, got, want, 100*(got-want)/want)
 	}
@@ -65,7 +83,7 @@ func TestRowsSharedByWorkers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	within(t, "ms for 163840 rows at 80000/s", float64(time.Since(start).Milliseconds()), 2048, 0.03)
+	withinDuration(t, "ms for 163840 rows at 80000/s", float64(time.Since(start).Milliseconds()), 2048, 0.03)
 	if s := l.Stats()[KindRows]; s.Waits == 0 || s.Waited <= 0 {
 		t.Errorf("no waits counted: %+v", s)
 	}
@@ -86,7 +104,7 @@ func TestBytesAndRowsTogether(t *testing.T) {
 		rows.Add(500)
 	}
 	elapsed := time.Since(start)
-	within(t, "ms for 10000 rows of 200 bytes at 1 MB/s", float64(elapsed.Milliseconds()), 2000, 0.06)
+	withinDuration(t, "ms for 10000 rows of 200 bytes at 1 MB/s", float64(elapsed.Milliseconds()), 2000, 0.06)
 	st := l.Stats()
 	if st[KindBytes].Waits == 0 || st[KindRows].Waits != 0 {
 		t.Errorf("waits should be charged to bytes: %+v", st)
@@ -214,7 +232,7 @@ func TestBatchesMiddleware(t *testing.T) {
 		t.Fatalf("next received %d rows, want 10000", got)
 	}
 	// A bucket starts empty: 2s.
-	within(t, "ms for 10000 rows at 5000/s", float64(time.Since(start).Milliseconds()), 2000, 0.03)
+	withinDuration(t, "ms for 10000 rows at 5000/s", float64(time.Since(start).Milliseconds()), 2000, 0.03)
 	if Batches(context.Background(), nil, next) == nil {
 		t.Fatal("Batches with no limiter returned nil")
 	}
