@@ -32,6 +32,8 @@ import (
 type DumpEntry struct {
 	Type, Schema, Name, Owner string
 	SQL                       string
+	// outside: the entry may need objects outside the selection.
+	outside bool
 	// OwnerSQL is the entry's trailing ALTER … OWNER TO statement, also
 	// part of SQL; empty when it has none.
 	OwnerSQL string
@@ -58,25 +60,42 @@ func ParseDump(script string) []DumpEntry {
 	}
 	idx := dumpHeaderRe.FindAllStringSubmatchIndex(script, -1)
 	out := make([]DumpEntry, 0, len(idx))
+	// pg_dump writes the SET default_tablespace / default_table_access_method
+	// an entry needs before that entry's header: carry them over.
+	var carry []string
 	for i, m := range idx {
 		end := len(script)
 		if i+1 < len(idx) {
 			end = idx[i+1][0]
 		}
-		var body []string
+		var body, next []string
 		for _, line := range strings.Split(script[m[1]:end], "\n") {
 			if strings.HasPrefix(line, `\restrict `) || strings.HasPrefix(line, `\unrestrict `) {
 				continue
 			}
 			body = append(body, line)
 		}
+		for len(body) > 0 {
+			last := strings.TrimSpace(body[len(body)-1])
+			if last != "" && !strings.HasPrefix(last, "SET ") {
+				break
+			}
+			body = body[:len(body)-1]
+			if last != "" {
+				next = append([]string{last}, next...)
+			}
+		}
+		for len(body) > 0 && strings.TrimSpace(body[0]) == "" {
+			body = body[1:]
+		}
 		e := DumpEntry{
 			Name:   script[m[2]:m[3]],
 			Type:   script[m[4]:m[5]],
 			Schema: script[m[6]:m[7]],
 			Owner:  script[m[8]:m[9]],
-			SQL:    strings.TrimSpace(strings.Join(body, "\n")),
+			SQL:    strings.TrimSpace(strings.Join(append(carry, body...), "\n")),
 		}
+		carry = next
 		last := e.SQL[strings.LastIndexByte(e.SQL, '\n')+1:]
 		if strings.HasPrefix(last, "ALTER ") && strings.Contains(last, " OWNER TO ") && strings.HasSuffix(last, ";") {
 			e.OwnerSQL = last
@@ -97,6 +116,21 @@ var postDataSkip = map[string]bool{
 	"SUBSCRIPTION": true, "SUBSCRIPTION TABLE": true, "EVENT TRIGGER": true, "BLOB": true, "LARGE OBJECT": true,
 	"MATERIALIZED VIEW DATA": true,
 }
+
+// stripSets drops the SET lines pg_dump carries into an entry.
+func stripSets(sql string) string {
+	var out []string
+	for _, line := range strings.Split(sql, "\n") {
+		if !strings.HasPrefix(line, "SET ") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// outsideTypes are the entry types of a single table's dump that may
+// need objects the dump leaves out.
+var outsideTypes = map[string]bool{"TRIGGER": true, "FK CONSTRAINT": true, "RULE": true, "POLICY": true}
 
 // ownerSkip are the entry types whose owner post-data leaves alone when
 // they exist at the sink.
@@ -140,7 +174,7 @@ func dumpArgs(sel []Selection, tables []*Table, target TargetName) (schemaArgs, 
 func dumpSelection(ctx context.Context, d *PgDump, dsn, role string, schemaArgs, tableArgs []string) ([]DumpEntry, error) {
 	var out []DumpEntry
 	seen := map[string]bool{}
-	for _, args := range [][]string{schemaArgs, tableArgs} {
+	for i, args := range [][]string{schemaArgs, tableArgs} {
 		if len(args) == 0 {
 			continue
 		}
@@ -151,6 +185,10 @@ func dumpSelection(ctx context.Context, d *PgDump, dsn, role string, schemaArgs,
 		for _, e := range ParseDump(script) {
 			if !seen[e.key()] {
 				seen[e.key()] = true
+				// A single table's dump leaves out what its triggers,
+				// rules and foreign keys may need (a function, a table
+				// not selected): those are applied where they can be.
+				e.outside = i == 1 && outsideTypes[e.Type]
 				out = append(out, e)
 			}
 		}
@@ -216,7 +254,7 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 	for _, e := range srcEntries {
 		if at, ok := have[e.key()]; ok && e.Type == "ACL" {
 			// Privileges are compared by their statements.
-			if at.SQL != e.SQL {
+			if stripSets(at.SQL) != stripSets(e.SQL) {
 				plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: e.SQL, Optional: true})
 			}
 			continue
@@ -238,12 +276,19 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 			plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: sql, Optional: true})
 			continue
 		}
-		plan.Statements = append(plan.Statements, Statement{Object: e.object(), SQL: sql})
+		plan.Statements = append(plan.Statements, Statement{Object: e.object(), SQL: sql, Optional: e.outside})
 		if e.Type == "MATERIALIZED VIEW" {
 			matviews = append(matviews, e)
 		}
 	}
 	plan.Statements = append(owners, plan.Statements...)
+	// CHECK constraints are part of pg_dump's CREATE TABLE, which the
+	// pre-data part does not use: add the ones the sink tables lack.
+	checks, err := missingChecks(ctx, src, dst, tables, target)
+	if err != nil {
+		return nil, err
+	}
+	plan.Statements = append(plan.Statements, checks...)
 	for _, mv := range matviews {
 		var populated bool
 		err := src.QueryRow(ctx, `SELECT c.relispopulated FROM pg_catalog.pg_class c
@@ -278,5 +323,69 @@ func (p *SchemaPlan) PostDataCounts() (created, refreshed, owners int) {
 			created++
 		}
 	}
+	for _, sk := range p.Skipped {
+		if !strings.HasPrefix(sk, "privileges on ") {
+			created--
+		}
+	}
 	return created, refreshed, owners
+}
+
+// missingChecks returns ALTER TABLE … ADD CONSTRAINT … CHECK for the
+// tables' own (not inherited) check constraints that the sink tables lack
+// by name. A partitioned table's constraint is added with its partitions
+// (as at the source, where they inherit it); a source constraint NOT VALID
+// stays NOT VALID, as pg_dump would restore it.
+func missingChecks(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName) ([]Statement, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	oids := make([]uint32, len(tables))
+	byOID := map[uint32]*Table{}
+	for i, t := range tables {
+		oids[i] = t.OID
+		byOID[t.OID] = t
+	}
+	rows, err := src.Query(ctx, `SELECT co.conrelid, co.conname::text, pg_catalog.pg_get_constraintdef(co.oid), c.relkind = 'p'
+		FROM pg_catalog.pg_constraint co JOIN pg_catalog.pg_class c ON c.oid = co.conrelid
+		WHERE co.contype = 'c' AND co.conislocal AND co.conrelid = ANY($1)
+		ORDER BY co.conrelid, co.conname`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("source: read check constraints: %w", err)
+	}
+	type check struct {
+		rel         uint32
+		name, def   string
+		partitioned bool
+	}
+	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (check, error) {
+		var c check
+		err := r.Scan(&c.rel, &c.name, &c.def, &c.partitioned)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source: read check constraints: %w", err)
+	}
+	var out []Statement
+	for _, c := range checks {
+		tn := target(byOID[c.rel].Name)
+		var exists bool
+		if err := dst.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint co
+			JOIN pg_catalog.pg_class c ON c.oid = co.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND co.conname = $3)`, tn.Schema, tn.Name, c.name).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("sink: look up constraint %s of %s: %w", dispIdent(c.name), tn, err)
+		}
+		if exists {
+			continue
+		}
+		only := "ONLY "
+		if c.partitioned {
+			only = ""
+		}
+		out = append(out, Statement{
+			Object: "check constraint " + dispIdent(c.name) + " on " + tn.String(),
+			SQL:    "ALTER TABLE " + only + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(c.name) + " " + c.def,
+		})
+	}
+	return out, nil
 }
