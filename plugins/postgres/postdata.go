@@ -235,8 +235,13 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 		have[e.key()] = e
 	}
 	// Owners are given as at the source where the role exists at the
-	// sink; otherwise the object keeps the sink's (the sink user).
+	// sink and the sink user may do so; otherwise the object keeps the
+	// sink's owner (for a new one, the sink user).
 	roles := map[string]bool{}
+	var sinkUser string
+	if err := dst.QueryRow(ctx, "SELECT current_user::text").Scan(&sinkUser); err != nil {
+		return nil, fmt.Errorf("sink: read current_user: %w", err)
+	}
 	rows, err := dst.Query(ctx, "SELECT rolname::text FROM pg_catalog.pg_roles")
 	if err != nil {
 		return nil, fmt.Errorf("sink: list roles: %w", err)
@@ -261,22 +266,25 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 		} else if ok {
 			// It exists: only its owner may need setting.
 			if e.OwnerSQL != "" && at.Owner != e.Owner && roles[e.Owner] && !ownerSkip[e.Type] {
-				owners = append(owners, Statement{Object: "owner of " + e.object(), SQL: e.OwnerSQL})
+				owners = append(owners, Statement{Object: "owner of " + e.object(), SQL: e.OwnerSQL, Optional: true})
 			}
 			continue
 		}
 		if postDataSkip[e.Type] || e.SQL == "" {
 			continue
 		}
-		sql := e.SQL
-		if e.OwnerSQL != "" && !roles[e.Owner] {
-			sql = strings.TrimSpace(strings.TrimSuffix(sql, e.OwnerSQL))
-		}
 		if e.Type == "ACL" {
-			plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: sql, Optional: true})
+			plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: e.SQL, Optional: true})
 			continue
 		}
+		// The owner is set apart, where it can be: the role may be
+		// missing at the sink, or the sink user may not be allowed to
+		// give objects to it.
+		sql := strings.TrimSpace(strings.TrimSuffix(e.SQL, e.OwnerSQL))
 		plan.Statements = append(plan.Statements, Statement{Object: e.object(), SQL: sql, Optional: e.outside})
+		if e.OwnerSQL != "" && e.Owner != sinkUser && roles[e.Owner] {
+			plan.Statements = append(plan.Statements, Statement{Object: "owner of " + e.object(), SQL: e.OwnerSQL, Optional: true})
+		}
 		if e.Type == "MATERIALIZED VIEW" {
 			matviews = append(matviews, e)
 		}
@@ -324,7 +332,7 @@ func (p *SchemaPlan) PostDataCounts() (created, refreshed, owners int) {
 		}
 	}
 	for _, sk := range p.Skipped {
-		if !strings.HasPrefix(sk, "privileges on ") {
+		if !strings.HasPrefix(sk, "privileges on ") && !strings.HasPrefix(sk, "owner of ") {
 			created--
 		}
 	}
