@@ -106,9 +106,10 @@ func ParseDump(script string) []DumpEntry {
 }
 
 // postDataSkip are the entry types post-data never applies: the pre-data
-// part owns tables, their partitions and sequences values; privileges,
-// owners, publications and subscriptions are the user's to set at the
-// sink.
+// part owns tables and their partitions, the copy the data and sequence
+// values; default privileges, publications, subscriptions and event
+// triggers are the user's to set at the sink. Privileges (ACL entries) and
+// owners are applied where the sink has the roles (optional statements).
 var postDataSkip = map[string]bool{
 	"TABLE": true, "TABLE ATTACH": true, "FOREIGN TABLE": true, "TABLE DATA": true, "SEQUENCE SET": true,
 	"DEFAULT ACL": true, "DATABASE": true, "DATABASE PROPERTIES": true,
