@@ -25,6 +25,7 @@
 //	v1/plan/<table>                 TablePlan of one table (JSON object)
 //	v1/done/<table>/<chunk>         ChunkDone of one chunk of one table
 //	v1/position                     last source commit LSN durably applied by the sink (JSON number)
+//	v1/post_data_done               true once the post-data schema is built at the sink (JSON bool)
 //
 // <table> is the table's quoted, qualified source name (for example
 // "public"."orders") escaped with [KeyPart]: every byte other than an ASCII

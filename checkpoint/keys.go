@@ -11,6 +11,7 @@ const (
 	keyIdentity   = "v1/identity"
 	keyPhase      = "v1/phase"
 	keyPosition   = "v1/position"
+	keyPostData   = "v1/post_data_done"
 	prefixPlan    = "v1/plan/"
 	prefixDone    = "v1/done/"
 	chunkIDDigits = 10

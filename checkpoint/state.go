@@ -109,6 +109,24 @@ func (s *Store) SetPhase(p Phase) error {
 	return nil
 }
 
+// PostDataDone reports whether the post-data schema (indexes, constraints,
+// triggers, views, ...) was built at the sink by an earlier run.
+func (s *Store) PostDataDone() (bool, error) {
+	var done bool
+	if _, err := s.Get(keyPostData, &done); err != nil {
+		return false, fmt.Errorf("checkpoint: read post-data mark: %w", err)
+	}
+	return done, nil
+}
+
+// SetPostDataDone records that the post-data schema is built at the sink.
+func (s *Store) SetPostDataDone() error {
+	if err := s.Put(keyPostData, true); err != nil {
+		return fmt.Errorf("checkpoint: write post-data mark: %w", err)
+	}
+	return nil
+}
+
 // Methods of splitting a table for its full copy (TablePlan.Method).
 const (
 	// MethodKey splits on ranges of the key columns.

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/alert"
 	"github.com/sluicehq/sluice/engine/failpoint"
@@ -110,6 +112,11 @@ type Summary struct {
 	ChunksSkipped int // already copied by an earlier run
 	TablesReset   int // keyless tables restarted after an interrupted run
 	SequencesSet  int
+	// PostDataCreated counts the post-data objects (indexes, constraints,
+	// triggers, views, functions, ...) created at the sink;
+	// PostDataRefreshed the materialized views populated there.
+	PostDataCreated   int
+	PostDataRefreshed int
 	// Stream describes the streaming phase, when it ran.
 	Stream StreamStats
 }
@@ -410,6 +417,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		sum.SequencesSet = n
 	}
+	if r.cfg.Schema {
+		if err := r.postData(ctx, src, dst, tables, sum); err != nil {
+			return nil, err
+		}
+	}
 	if r.cfg.Incremental {
 		if err := r.stream(ctx, src, tables, sum); err != nil {
 			return nil, err
@@ -422,4 +434,44 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	sum.Duration = time.Since(start)
 	return sum, nil
+}
+
+// postData builds the post-data schema at the sink (indexes, constraints,
+// triggers, views, functions, ...) once the copy is done and before
+// streaming starts, so that the sink applies changes with its indexes in
+// place. A run after a successful post-data step skips it; an interrupted
+// one is redone (the step is one sink transaction and skips what exists).
+func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
+	done, err := r.store.PostDataDone()
+	if err != nil || done {
+		return err
+	}
+	if err := r.setPhase(checkpoint.PhasePostData); err != nil {
+		return err
+	}
+	start := time.Now()
+	plan, err := postgres.PlanPostData(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target)
+	if err != nil {
+		if postgres.IsConnectionError(err) {
+			return err
+		}
+		return permanent(err)
+	}
+	if !plan.Empty() {
+		r.log.Info("building post-data schema at the sink", "statements", len(plan.Statements))
+		if err := plan.Apply(ctx, dst); err != nil {
+			if postgres.IsConnectionError(err) {
+				return err
+			}
+			return permanent(err)
+		}
+	}
+	for _, sk := range plan.Skipped {
+		r.log.Warn("post-data: statement skipped (create the role at the sink and grant it yourself)", "skipped", sk)
+	}
+	created, refreshed, owners := plan.PostDataCounts()
+	sum.PostDataCreated += created
+	sum.PostDataRefreshed += refreshed
+	r.log.Info("post-data schema built", "created", created, "refreshed", refreshed, "owners_set", owners, "duration", time.Since(start).Round(time.Millisecond))
+	return r.store.SetPostDataDone()
 }

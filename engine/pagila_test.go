@@ -3,7 +3,9 @@ package engine_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestPagila copies the pagila sample database (enum, domains, arrays,
@@ -35,7 +37,9 @@ func TestPagila(t *testing.T) {
 
 	cfg := e.config(schemaSel("public")...)
 	cfg.ChunkRows = 4000 // rental and payment_p2022_* are big enough to chunk
+	began := time.Now()
 	sum := runOK(t, cfg)
+	t.Logf("pagila: schema + copy + post-data in %v", time.Since(began).Round(time.Millisecond))
 	if sum.Tables != len(tables) {
 		t.Errorf("summary: %d tables, want %d (%q)", sum.Tables, len(tables), tables)
 	}
@@ -68,4 +72,134 @@ func TestPagila(t *testing.T) {
 			t.Errorf("sink: next %s.%s is %d, not above the source's max %d", c.table, c.col, next, maxID)
 		}
 	}
+}
+
+// TestPagilaPostData syncs pagila's whole schema (pre-data, data, then
+// post-data: indexes, constraints, foreign keys, triggers, views, the
+// materialized view, functions, aggregates, rules, comments) and compares a
+// normalized pg_dump --schema-only of both databases, the data, and the
+// materialized view's rows. A second run with the same state creates
+// nothing, and neither does a run with a fresh state dir (the sink already
+// has everything).
+func TestPagilaPostData(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "..", "shared", "testdata", "pagila")
+	schemaFile, dataFile := filepath.Join(dir, "pagila-schema.sql"), filepath.Join(dir, "pagila-data.sql")
+	for _, f := range []string{schemaFile, dataFile} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("pagila test data not available (%v): put pagila-schema.sql and pagila-data.sql in %s", err, dir)
+		}
+	}
+	e := newEnv(t)
+	for _, f := range []string{schemaFile, dataFile} {
+		if err := e.src.LoadSQLFile(t.Context(), e.srcDB, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fixture must hold what post-data builds.
+	for _, c := range []struct{ what, sql string }{
+		{"materialized views", "SELECT count(*) FROM pg_matviews WHERE schemaname = 'public'"},
+		{"views", "SELECT count(*) FROM pg_views WHERE schemaname = 'public'"},
+		{"foreign keys", "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace"},
+		{"triggers", "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"},
+		{"functions", "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"},
+	} {
+		if n := queryInt(t, e.srcDSN, c.sql); n == 0 {
+			t.Fatalf("fixture: no %s in pagila", c.what)
+		}
+	}
+	// pagila creates it WITH NO DATA; a live database has it populated.
+	e.srcExec("REFRESH MATERIALIZED VIEW public.rental_by_category")
+	// Check constraints (pg_dump has them inside CREATE TABLE), one on the
+	// partitioned table, which its partitions inherit.
+	e.srcExec(`ALTER TABLE public.film ADD CONSTRAINT film_length_positive CHECK (length > 0);
+		ALTER TABLE public.payment ADD CONSTRAINT payment_amount_nonneg CHECK (amount >= 0)`)
+	e.srcExec("ANALYZE")
+	tables := tablesOf(t, e.srcDSN, "public")
+
+	cfg := e.config(schemaSel("public")...)
+	cfg.ChunkRows = 4000
+	began := time.Now()
+	sum := runOK(t, cfg)
+	t.Logf("pagila with post-data: %v (post-data: %d objects created, %d materialized views refreshed)",
+		time.Since(began).Round(time.Millisecond), sum.PostDataCreated, sum.PostDataRefreshed)
+	if sum.PostDataCreated == 0 || sum.PostDataRefreshed == 0 {
+		t.Errorf("summary: post-data created %d objects and refreshed %d materialized views; want some of each", sum.PostDataCreated, sum.PostDataRefreshed)
+	}
+
+	assertSameData(t, e.srcDSN, e.dstDSN, tables)
+	assertSameDump(t, e)
+	for _, mv := range []string{"public.rental_by_category"} {
+		if queryInt(t, e.dstDSN, "SELECT count(*) FROM pg_matviews WHERE schemaname||'.'||matviewname = $1 AND ispopulated", mv) != 1 {
+			t.Errorf("sink: materialized view %s is not populated", mv)
+		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{mv})
+	}
+	// The foreign keys are validated (no NOT VALID left behind).
+	if n := queryInt(t, e.dstDSN, "SELECT count(*) FROM pg_constraint WHERE NOT convalidated AND connamespace = 'public'::regnamespace"); n != 0 {
+		t.Errorf("sink: %d constraints are NOT VALID", n)
+	}
+
+	// A restart after post-data does nothing twice.
+	again := runOK(t, cfg)
+	if again.PostDataCreated != 0 || again.PostDataRefreshed != 0 || again.TablesCreated != 0 {
+		t.Errorf("second run: created %d tables, %d post-data objects, refreshed %d; want nothing", again.TablesCreated, again.PostDataCreated, again.PostDataRefreshed)
+	}
+	// A new state dir over the synced sink: post-data finds everything there.
+	fresh := cfg
+	fresh.StateDir = t.TempDir()
+	third := runOK(t, fresh)
+	if third.PostDataCreated != 0 || third.PostDataRefreshed != 0 {
+		t.Errorf("run with a fresh state dir: created %d post-data objects, refreshed %d; want nothing", third.PostDataCreated, third.PostDataRefreshed)
+	}
+	assertSameDump(t, e)
+	assertSameData(t, e.srcDSN, e.dstDSN, tables)
+}
+
+// assertSameDump compares pg_dump --schema-only of the source and sink
+// databases (sluice's own schema left out), normalized: comment, SET and
+// psql meta-command lines and blank lines dropped.
+func assertSameDump(t *testing.T, e *env) {
+	t.Helper()
+	src, err := e.src.DumpSchema(t.Context(), e.srcDB, "--exclude-schema=sluice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := e.dst.DumpSchema(t.Context(), e.dstDB, "--exclude-schema=sluice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := normalizeDumpLines(src), normalizeDumpLines(dst)
+	if strings.Join(a, "\n") == strings.Join(b, "\n") {
+		return
+	}
+	for i := 0; i < len(a) || i < len(b); i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			lo := max(0, i-5)
+			t.Fatalf("pg_dump --schema-only differs at line %d:\nsource: %q\nsink:   %q\nsource context:\n%s\nsink context:\n%s",
+				i+1, x, y, strings.Join(a[lo:min(len(a), i+5)], "\n"), strings.Join(b[lo:min(len(b), i+5)], "\n"))
+		}
+	}
+}
+
+func normalizeDumpLines(dump string) []string {
+	var out []string
+	for _, line := range strings.Split(dump, "\n") {
+		switch {
+		case strings.TrimSpace(line) == "",
+			strings.HasPrefix(line, "--"),
+			strings.HasPrefix(line, "SET "),
+			strings.HasPrefix(line, "SELECT pg_catalog.set_config("),
+			strings.HasPrefix(line, `\restrict`), strings.HasPrefix(line, `\unrestrict`):
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -34,7 +34,13 @@ func SameName(n record.TableName) record.TableName { return n }
 
 // SchemaPlan is what CreateMissing will do, so `check` can show it.
 type SchemaPlan struct {
+	// Prelude are settings (SET LOCAL …) Apply runs first in its
+	// transaction.
+	Prelude    []string
 	Statements []Statement
+	// Skipped lists, after Apply, the optional statements the sink
+	// rejected, with the reason.
+	Skipped []string
 }
 
 // Statement is one DDL statement of a plan and the object it creates.
@@ -44,6 +50,10 @@ type Statement struct {
 	// `table public.orders`.
 	Object string
 	SQL    string
+	// Optional statements run in a savepoint: when the sink rejects one
+	// (a GRANT to a role the sink lacks), it is skipped and listed in the
+	// plan's Skipped instead of failing the plan.
+	Optional bool
 }
 
 // Empty reports whether the plan has nothing to do.
@@ -120,7 +130,29 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 	if _, err := tx.Exec(ctx, "SET LOCAL search_path = ''"); err != nil {
 		return fmt.Errorf("sink: set search_path for the schema transaction: %w", err)
 	}
+	for _, set := range p.Prelude {
+		if _, err := tx.Exec(ctx, set); err != nil {
+			return fmt.Errorf("sink: %s: %w", set, err)
+		}
+	}
 	for _, s := range p.Statements {
+		if s.Optional {
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return fmt.Errorf("sink: savepoint for %s: %w", s.Object, err)
+			}
+			if _, err := sp.Exec(ctx, s.SQL); err != nil {
+				if rerr := sp.Rollback(ctx); rerr != nil {
+					return fmt.Errorf("sink: roll back to the savepoint of %s: %w", s.Object, rerr)
+				}
+				p.Skipped = append(p.Skipped, s.Object+": "+err.Error())
+				continue
+			}
+			if err := sp.Commit(ctx); err != nil {
+				return fmt.Errorf("sink: release the savepoint of %s: %w", s.Object, err)
+			}
+			continue
+		}
 		if _, err := tx.Exec(ctx, s.SQL); err != nil {
 			return &StatementError{Object: s.Object, SQL: s.SQL, Err: err}
 		}

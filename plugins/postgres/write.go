@@ -73,13 +73,34 @@ func DoneChunks(ctx context.Context, conn *pgx.Conn, pipeline string) (map[strin
 }
 
 // ResetTable empties a sink table and forgets its copy progress, in one
-// transaction, so its full copy can start over.
+// transaction, so its full copy can start over. A table that other sink
+// tables reference by foreign key (post-data built them) cannot be
+// truncated alone: it is emptied by DELETE with session_replication_role =
+// replica, so the foreign keys do not cascade or fail, as for copied rows.
 func ResetTable(ctx context.Context, conn *pgx.Conn, pipeline, key string, target record.TableName) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+target.Quoted()); err != nil {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM sluice.copy_progress WHERE pipeline = $1 AND table_name = $2`, pipeline, key)
+		if _, err := sp.Exec(ctx, "TRUNCATE ONLY "+target.Quoted()); err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+				return err
+			}
+			if err := sp.Rollback(ctx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+				return fmt.Errorf("%w (TRUNCATE failed because other tables reference it by foreign key; emptying it without firing them needs session_replication_role)", err)
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM ONLY "+target.Quoted()); err != nil {
+				return err
+			}
+		} else if err := sp.Commit(ctx); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM sluice.copy_progress WHERE pipeline = $1 AND table_name = $2`, pipeline, key)
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,400 @@
+package postgres
+
+// Schema sync, post-data part: everything of the selection that the
+// pre-data part (PlanMissing) does not create — secondary indexes, unique,
+// check, exclusion and foreign-key constraints, triggers, rules, views,
+// materialized views, functions, procedures, aggregates, operators,
+// comments — created at the sink after the full copy, as pg_restore does.
+//
+// The DDL is pg_dump's own: `pg_dump --schema-only` of the selection at the
+// source, split into its TOC entries (the "-- Name: …; Type: …; Schema: …"
+// headers), minus the entries the same pg_dump finds at the sink. pg_dump
+// renders every object kind of its server version exactly, and orders the
+// entries by their dependencies (a function before the view that calls
+// it, a view before the materialized view reading it, a unique index before
+// the foreign key that needs it); re-implementing that from the catalog
+// would be a second, lesser pg_dump. Comparing entry keys (type, schema,
+// name) with a dump of the sink makes the step idempotent: what exists is
+// skipped, whatever created it.
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// DumpEntry is one TOC entry of a plain pg_dump script.
+type DumpEntry struct {
+	Type, Schema, Name, Owner string
+	SQL                       string
+	// outside: the entry may need objects outside the selection.
+	outside bool
+	// OwnerSQL is the entry's trailing ALTER … OWNER TO statement, also
+	// part of SQL; empty when it has none.
+	OwnerSQL string
+}
+
+func (e DumpEntry) key() string { return e.Type + "\x00" + e.Schema + "\x00" + e.Name }
+
+// object names the entry for messages.
+func (e DumpEntry) object() string {
+	if e.Schema == "-" || e.Schema == "" {
+		return strings.ToLower(e.Type) + " " + e.Name
+	}
+	return strings.ToLower(e.Type) + " " + e.Schema + "." + e.Name
+}
+
+var dumpHeaderRe = regexp.MustCompile(`(?m)^--\n-- (?:Data for )?Name: (.*?); Type: (.*?); Schema: (.*?); Owner: ([^\n;]*)(?:; Tablespace: [^\n]*)?\n--\n`)
+var dumpTrailerRe = regexp.MustCompile(`(?m)^--\n-- PostgreSQL database dump complete\n`)
+
+// ParseDump splits a plain pg_dump script into its entries; the preamble
+// (SET lines) and psql meta-commands (\restrict) are dropped.
+func ParseDump(script string) []DumpEntry {
+	if loc := dumpTrailerRe.FindStringIndex(script); loc != nil {
+		script = script[:loc[0]]
+	}
+	idx := dumpHeaderRe.FindAllStringSubmatchIndex(script, -1)
+	out := make([]DumpEntry, 0, len(idx))
+	// pg_dump writes the SET default_tablespace / default_table_access_method
+	// an entry needs before that entry's header: carry them over.
+	var carry []string
+	for i, m := range idx {
+		end := len(script)
+		if i+1 < len(idx) {
+			end = idx[i+1][0]
+		}
+		var body, next []string
+		for _, line := range strings.Split(script[m[1]:end], "\n") {
+			if strings.HasPrefix(line, `\restrict `) || strings.HasPrefix(line, `\unrestrict `) {
+				continue
+			}
+			body = append(body, line)
+		}
+		for len(body) > 0 {
+			last := strings.TrimSpace(body[len(body)-1])
+			if last != "" && !strings.HasPrefix(last, "SET ") {
+				break
+			}
+			body = body[:len(body)-1]
+			if last != "" {
+				next = append([]string{last}, next...)
+			}
+		}
+		for len(body) > 0 && strings.TrimSpace(body[0]) == "" {
+			body = body[1:]
+		}
+		e := DumpEntry{
+			Name:   script[m[2]:m[3]],
+			Type:   script[m[4]:m[5]],
+			Schema: script[m[6]:m[7]],
+			Owner:  script[m[8]:m[9]],
+			SQL:    strings.TrimSpace(strings.Join(append(carry, body...), "\n")),
+		}
+		carry = next
+		last := e.SQL[strings.LastIndexByte(e.SQL, '\n')+1:]
+		if strings.HasPrefix(last, "ALTER ") && strings.Contains(last, " OWNER TO ") && strings.HasSuffix(last, ";") {
+			e.OwnerSQL = last
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// postDataSkip are the entry types post-data never applies: the pre-data
+// part owns tables and their partitions, the copy the data and sequence
+// values; default privileges, publications, subscriptions and event
+// triggers are the user's to set at the sink. Privileges (ACL entries) and
+// owners are applied where the sink has the roles (optional statements).
+var postDataSkip = map[string]bool{
+	"TABLE": true, "TABLE ATTACH": true, "FOREIGN TABLE": true, "TABLE DATA": true, "SEQUENCE SET": true,
+	"DEFAULT ACL": true, "DATABASE": true, "DATABASE PROPERTIES": true,
+	"PUBLICATION": true, "PUBLICATION TABLE": true, "PUBLICATION TABLES IN SCHEMA": true,
+	"SUBSCRIPTION": true, "SUBSCRIPTION TABLE": true, "EVENT TRIGGER": true, "BLOB": true, "LARGE OBJECT": true,
+	"MATERIALIZED VIEW DATA": true,
+}
+
+// stripSets drops the SET lines pg_dump carries into an entry.
+func stripSets(sql string) string {
+	var out []string
+	for _, line := range strings.Split(sql, "\n") {
+		if !strings.HasPrefix(line, "SET ") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// outsideTypes are the entry types of a single table's dump that may
+// need objects the dump leaves out.
+var outsideTypes = map[string]bool{"TRIGGER": true, "FK CONSTRAINT": true, "RULE": true, "POLICY": true}
+
+// ownerSkip are the entry types whose owner post-data leaves alone when
+// they exist at the sink.
+var ownerSkip = map[string]bool{"DATABASE": true, "EXTENSION": true}
+
+// quotePattern renders a name as a pg_dump pattern that matches it
+// literally (double quotes make every pattern character literal).
+func quotePattern(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// dumpArgs are the pg_dump arguments selecting whole schemas, or single
+// tables: pg_dump ignores -n when -t is given, so they are two dumps.
+func dumpArgs(sel []Selection, tables []*Table, target TargetName) (schemaArgs, tableArgs []string) {
+	whole := map[string]bool{}
+	for _, s := range sel {
+		if s.Schema != "" && !whole[s.Schema] {
+			whole[s.Schema] = true
+			schemaArgs = append(schemaArgs, "--schema="+quotePattern(s.Schema))
+		}
+	}
+	seen := map[record.TableName]bool{}
+	for _, t := range tables {
+		if whole[t.Name.Schema] {
+			continue
+		}
+		tn := target(t.Name)
+		if seen[tn] {
+			continue
+		}
+		seen[tn] = true
+		tableArgs = append(tableArgs, "--table="+quotePattern(tn.Schema)+"."+quotePattern(tn.Name))
+	}
+	if len(schemaArgs) > 0 {
+		// sluice's own helper schema is never replicated.
+		schemaArgs = append(schemaArgs, "--exclude-schema=sluice")
+	}
+	return schemaArgs, tableArgs
+}
+
+// dumpSelection dumps the selection (whole schemas, then single tables) and
+// returns the entries in pg_dump's order, without duplicates.
+func dumpSelection(ctx context.Context, d *PgDump, dsn, role string, schemaArgs, tableArgs []string) ([]DumpEntry, error) {
+	var out []DumpEntry
+	seen := map[string]bool{}
+	for i, args := range [][]string{schemaArgs, tableArgs} {
+		if len(args) == 0 {
+			continue
+		}
+		script, err := d.Dump(ctx, dsn, role, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ParseDump(script) {
+			if !seen[e.key()] {
+				seen[e.key()] = true
+				// A single table's dump leaves out what its triggers,
+				// rules and foreign keys may need (a function, a table
+				// not selected): those are applied where they can be.
+				e.outside = i == 1 && outsideTypes[e.Type]
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// PlanPostData returns the post-data DDL for the selection: pg_dump's
+// entries of the source selection that the sink does not have, in pg_dump's
+// (dependency) order, then a REFRESH of every materialized view it creates
+// that is populated at the source. srcDSN and dstDSN are given to pg_dump
+// (found by FindPgDump for both servers' versions); src and dst are open
+// connections to the same databases. Only the tables' names go through
+// target; the other objects keep their names (renaming is not applied to
+// them yet).
+func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName) (*SchemaPlan, error) {
+	if target == nil {
+		target = SameName
+	}
+	srcVer, err := serverVersion(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	dstVer, err := serverVersion(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	dump, err := FindPgDump(ctx, srcVer, dstVer)
+	if err != nil {
+		return nil, err
+	}
+	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
+	srcEntries, err := dumpSelection(ctx, dump, srcDSN, "source", schemaArgs, tableArgs)
+	if err != nil {
+		return nil, err
+	}
+	schemaArgs, tableArgs = dumpArgs(sel, tables, target)
+	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]DumpEntry{}
+	for _, e := range dstEntries {
+		have[e.key()] = e
+	}
+	// Owners are given as at the source where the role exists at the
+	// sink and the sink user may do so; otherwise the object keeps the
+	// sink's owner (for a new one, the sink user).
+	roles := map[string]bool{}
+	var sinkUser string
+	if err := dst.QueryRow(ctx, "SELECT current_user::text").Scan(&sinkUser); err != nil {
+		return nil, fmt.Errorf("sink: read current_user: %w", err)
+	}
+	rows, err := dst.Query(ctx, "SELECT rolname::text FROM pg_catalog.pg_roles")
+	if err != nil {
+		return nil, fmt.Errorf("sink: list roles: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("sink: list roles: %w", err)
+	}
+	for _, n := range names {
+		roles[n] = true
+	}
+	plan := &SchemaPlan{Prelude: []string{"SET LOCAL check_function_bodies = false", "SET LOCAL client_min_messages = warning"}}
+	var matviews []DumpEntry
+	var owners []Statement
+	for _, e := range srcEntries {
+		if at, ok := have[e.key()]; ok && e.Type == "ACL" {
+			// Privileges are compared by their statements.
+			if stripSets(at.SQL) != stripSets(e.SQL) {
+				plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: e.SQL, Optional: true})
+			}
+			continue
+		} else if ok {
+			// It exists: only its owner may need setting.
+			if e.OwnerSQL != "" && at.Owner != e.Owner && roles[e.Owner] && !ownerSkip[e.Type] {
+				owners = append(owners, Statement{Object: "owner of " + e.object(), SQL: e.OwnerSQL, Optional: true})
+			}
+			continue
+		}
+		if postDataSkip[e.Type] || e.SQL == "" {
+			continue
+		}
+		if e.Type == "ACL" {
+			plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: e.SQL, Optional: true})
+			continue
+		}
+		// The owner is set apart, where it can be: the role may be
+		// missing at the sink, or the sink user may not be allowed to
+		// give objects to it.
+		sql := strings.TrimSpace(strings.TrimSuffix(e.SQL, e.OwnerSQL))
+		plan.Statements = append(plan.Statements, Statement{Object: e.object(), SQL: sql, Optional: e.outside})
+		if e.OwnerSQL != "" && e.Owner != sinkUser && roles[e.Owner] {
+			plan.Statements = append(plan.Statements, Statement{Object: "owner of " + e.object(), SQL: e.OwnerSQL, Optional: true})
+		}
+		if e.Type == "MATERIALIZED VIEW" {
+			matviews = append(matviews, e)
+		}
+	}
+	plan.Statements = append(owners, plan.Statements...)
+	// CHECK constraints are part of pg_dump's CREATE TABLE, which the
+	// pre-data part does not use: add the ones the sink tables lack.
+	checks, err := missingChecks(ctx, src, dst, tables, target)
+	if err != nil {
+		return nil, err
+	}
+	plan.Statements = append(plan.Statements, checks...)
+	for _, mv := range matviews {
+		var populated bool
+		err := src.QueryRow(ctx, `SELECT c.relispopulated FROM pg_catalog.pg_class c
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'm'`,
+			mv.Schema, mv.Name).Scan(&populated)
+		if err != nil {
+			return nil, fmt.Errorf("source: read whether materialized view %s is populated: %w", dispName(mv.Schema, mv.Name), err)
+		}
+		if populated {
+			plan.Statements = append(plan.Statements, Statement{
+				Object: "materialized view data " + dispName(mv.Schema, mv.Name),
+				SQL:    "REFRESH MATERIALIZED VIEW " + qname(mv.Schema, mv.Name),
+			})
+		}
+	}
+	return plan, nil
+}
+
+// PostDataCounts counts the statements of a post-data plan: objects
+// created, materialized views refreshed, owners set on existing objects.
+func (p *SchemaPlan) PostDataCounts() (created, refreshed, owners int) {
+	if p == nil {
+		return 0, 0, 0
+	}
+	for _, s := range p.Statements {
+		switch {
+		case strings.HasPrefix(s.Object, "materialized view data "):
+			refreshed++
+		case strings.HasPrefix(s.Object, "owner of "), strings.HasPrefix(s.Object, "privileges on "):
+			owners++
+		default:
+			created++
+		}
+	}
+	for _, sk := range p.Skipped {
+		if !strings.HasPrefix(sk, "privileges on ") && !strings.HasPrefix(sk, "owner of ") {
+			created--
+		}
+	}
+	return created, refreshed, owners
+}
+
+// missingChecks returns ALTER TABLE … ADD CONSTRAINT … CHECK for the
+// tables' own (not inherited) check constraints that the sink tables lack
+// by name. A partitioned table's constraint is added with its partitions
+// (as at the source, where they inherit it); a source constraint NOT VALID
+// stays NOT VALID, as pg_dump would restore it.
+func missingChecks(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName) ([]Statement, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	oids := make([]uint32, len(tables))
+	byOID := map[uint32]*Table{}
+	for i, t := range tables {
+		oids[i] = t.OID
+		byOID[t.OID] = t
+	}
+	rows, err := src.Query(ctx, `SELECT co.conrelid, co.conname::text, pg_catalog.pg_get_constraintdef(co.oid), c.relkind = 'p'
+		FROM pg_catalog.pg_constraint co JOIN pg_catalog.pg_class c ON c.oid = co.conrelid
+		WHERE co.contype = 'c' AND co.conislocal AND co.conrelid = ANY($1)
+		ORDER BY co.conrelid, co.conname`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("source: read check constraints: %w", err)
+	}
+	type check struct {
+		rel         uint32
+		name, def   string
+		partitioned bool
+	}
+	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (check, error) {
+		var c check
+		err := r.Scan(&c.rel, &c.name, &c.def, &c.partitioned)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source: read check constraints: %w", err)
+	}
+	var out []Statement
+	for _, c := range checks {
+		tn := target(byOID[c.rel].Name)
+		var exists bool
+		if err := dst.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint co
+			JOIN pg_catalog.pg_class c ON c.oid = co.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND co.conname = $3)`, tn.Schema, tn.Name, c.name).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("sink: look up constraint %s of %s: %w", dispIdent(c.name), tn, err)
+		}
+		if exists {
+			continue
+		}
+		only := "ONLY "
+		if c.partitioned {
+			only = ""
+		}
+		out = append(out, Statement{
+			Object: "check constraint " + dispIdent(c.name) + " on " + tn.String(),
+			SQL:    "ALTER TABLE " + only + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(c.name) + " " + c.def,
+		})
+	}
+	return out, nil
+}
