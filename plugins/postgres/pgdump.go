@@ -136,8 +136,15 @@ func FindPgDump(ctx context.Context, serverVersions ...int) (*PgDump, error) {
 // part of an error.
 func (d *PgDump) Dump(ctx context.Context, dsn, role string, args ...string) (string, error) {
 	all := append([]string{"--schema-only", "--no-publications", "--no-subscriptions"}, args...)
-	all = append(all, "--dbname", dsn)
+	// The password goes through the environment, never the command line
+	// (which any local user can read with ps).
+	rest, password := SplitPassword(dsn)
+	all = append(all, "--dbname", rest)
 	cmd := exec.CommandContext(ctx, d.Path, all...)
+	cmd.Env = os.Environ()
+	if password != "" {
+		cmd.Env = append(cmd.Env, "PGPASSWORD="+password)
+	}
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -145,6 +152,10 @@ func (d *PgDump) Dump(ctx context.Context, dsn, role string, args ...string) (st
 		msg := strings.TrimSpace(stderr.String())
 		if dsn != "" {
 			msg = strings.ReplaceAll(msg, dsn, "<dsn>")
+			msg = strings.ReplaceAll(msg, rest, "<dsn>")
+		}
+		if password != "" {
+			msg = strings.ReplaceAll(msg, password, "xxxxx")
 		}
 		return "", fmt.Errorf("%s: pg_dump --schema-only (%s): %w\n%s", role, d.Path, err, msg)
 	}
