@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/alert"
@@ -34,6 +35,9 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 	}
 	for i, o := range p.Objects {
 		where := fmt.Sprintf("%s:%d: objects[%d]", p.File, o.Line, i)
+		if err := notWiredYet(o); err != nil {
+			return cfg, fmt.Errorf("%s: %w", where, err)
+		}
 		if o.Schema != "" {
 			name, err := o.SchemaName()
 			if err != nil {
@@ -75,4 +79,26 @@ func (a *app) load(path string, quietOnTerminal bool) (*pipelines.Pipeline, engi
 		return nil, engine.Config{}, err
 	}
 	return p, cfg, nil
+}
+
+// notWiredYet refuses the per-object options the engine does not apply
+// yet, so that a pipeline never runs with an option silently ignored.
+func notWiredYet(o pipelines.Object) error {
+	var keys []string
+	if o.Where != "" {
+		keys = append(keys, "where")
+	}
+	if o.Rename != "" {
+		keys = append(keys, "rename")
+	}
+	if o.Columns != nil {
+		keys = append(keys, "columns")
+	}
+	if o.Operations != nil {
+		keys = append(keys, "operations")
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: not supported by this version of sluice yet; remove it to run the pipeline", strings.Join(keys, ", "))
 }
