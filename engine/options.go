@@ -175,6 +175,23 @@ func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*p
 		for _, c := range t.CopyColumns() {
 			cols[t.Name] = append(cols[t.Name], c.Name)
 		}
+		mapped := false
+		for _, c := range t.Columns {
+			if n, dropped := rules.Column(t.Name, c.Name); dropped || n != c.Name {
+				mapped = true
+			}
+		}
+		if mapped && (t.Partitioned || t.Parent != nil) {
+			problems = append(problems, fmt.Errorf("columns: table %s is partitioned or a partition: renaming or dropping its columns is not supported yet", t.Name))
+		}
+		if mapped {
+			for _, c := range t.Columns {
+				if c.Generated != 0 {
+					problems = append(problems, fmt.Errorf("columns: table %s has the generated column %s: renaming or dropping columns of such a table is not supported yet", t.Name, record.QuoteIdent(c.Name)))
+					break
+				}
+			}
+		}
 		for _, k := range t.Key {
 			if _, dropped := rules.Column(t.Name, k); dropped {
 				problems = append(problems, fmt.Errorf("columns: table %s: the key column %s cannot be dropped: the sink finds streamed rows by it", t.Name, record.QuoteIdent(k)))
