@@ -176,7 +176,6 @@ CREATE TABLE app.p1 PARTITION OF app.p FOR VALUES FROM (0) TO (100);`)
 	}
 }
 
-
 // TestOptionsWherePartitioned filters a partitioned table: its partitions
 // follow its item, in the copy and in the stream, rows moving between
 // partitions included.
