@@ -180,6 +180,7 @@ type checker struct {
 	srcRole    roleInfo
 	dstRole    roleInfo
 	tables     []*postgres.Table
+	mapping    *mapping // the options' mapping; identity when they fail
 	byOID      map[uint32]*postgres.Table
 	sinkTables map[uint32]*sinkTable // by source OID
 	// freeSenders is the number of free WAL senders at the source, or -1
@@ -246,7 +247,7 @@ func (c *checker) run(ctx context.Context) {
 	if !c.discover(ctx) {
 		return
 	}
-	c.add(CheckFiltersTransforms, Pass, "no filters or transforms configured", "")
+	c.checkFilters(ctx)
 	c.checkSourcePrivileges(ctx)
 	if c.dst != nil {
 		if err := c.loadSinkTables(ctx); err != nil {
@@ -469,7 +470,7 @@ func (c *checker) loadSinkTables(ctx context.Context) error {
 	schemas := make([]string, len(c.tables))
 	names := make([]string, len(c.tables))
 	for i, t := range c.tables {
-		tn := postgres.SameName(t.Name)
+		tn := c.mapping.rules.Table(t.Name)
 		schemas[i], names[i] = tn.Schema, tn.Name
 	}
 	rows, err := c.dst.Query(ctx, `SELECT k.i::int, ns.oid IS NOT NULL,
@@ -622,7 +623,7 @@ func (c *checker) checkSinkSchema(ctx context.Context) {
 		c.add(CheckSinkSchema, Pass, "every selected table exists at the sink (sync.schema is false)", "")
 		return
 	}
-	plan, err := postgres.PlanMissing(ctx, c.src, c.dst, c.tables, postgres.SameName)
+	plan, err := postgres.PlanMissingMapped(ctx, c.src, c.dst, c.tables, c.mapping.rules.Table, c.mapping.rules.Column)
 	if err != nil {
 		c.add(CheckSinkSchema, Fail, err.Error(), "fix what the message names at the sink or the source, or change the selection")
 		return
@@ -1324,4 +1325,34 @@ func shortList(items []string, n int) string {
 		return strings.Join(items, ", ")
 	}
 	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
+}
+
+// checkFilters resolves the objects' options (renames, where, operations)
+// against the source's catalog, as a run does before touching data.
+func (c *checker) checkFilters(ctx context.Context) {
+	c.mapping = &mapping{rules: nil, opts: map[uint32]*tableOptions{}}
+	if len(c.cfg.Options) == 0 && len(c.cfg.Rename.Tables)+len(c.cfg.Rename.Schemas)+len(c.cfg.Rename.Columns)+len(c.cfg.Rename.Bulk) == 0 {
+		c.add(CheckFiltersTransforms, Pass, "no filters or transforms configured", "")
+		return
+	}
+	m, err := resolveMapping(ctx, c.src, &c.cfg, c.tables)
+	if err != nil {
+		var p permanentError
+		if errors.As(err, &p) {
+			err = p.err
+		}
+		c.add(CheckFiltersTransforms, Fail, err.Error(), "fix the where, rename, columns or operations of the objects the message names")
+		return
+	}
+	c.mapping = m
+	filters, renames := 0, 0
+	for _, t := range c.tables {
+		if o := m.opts[t.OID]; o != nil && o.filter != nil {
+			filters++
+		}
+		if m.rules.Table(t.Name) != t.Name {
+			renames++
+		}
+	}
+	c.add(CheckFiltersTransforms, Pass, fmt.Sprintf("%s filtered by a where condition, %s renamed at the sink", plural(filters, "table"), plural(renames, "table")), "")
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/rename"
 )
 
 // Config is everything the engine needs to run one pipeline. The pipelines
@@ -47,7 +48,12 @@ type Config struct {
 	// Incremental streams changes afterwards.
 	Schema, Full, Incremental bool
 	Objects                   []postgres.Selection
-	StateDir                  string
+	// Options are the objects' per-table options (where, operations);
+	// Rename the sink names of tables, schemas and columns. Both are
+	// checked against the source's catalog before any data is touched.
+	Options  []ObjectOptions
+	Rename   rename.Config
+	StateDir string
 	// Parallel is the number of copy workers; ChunkRows the target rows per
 	// chunk.
 	Parallel  int
@@ -226,6 +232,9 @@ type runner struct {
 	store         *checkpoint.Store
 	log           *slog.Logger
 	target        postgres.TargetName
+	// mapping is what happens to the tables on the way to the sink,
+	// resolved against the source's catalog on each run.
+	mapping *mapping
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
@@ -345,6 +354,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if len(tables) == 0 {
 		return nil, permanent(errors.New("the selected objects contain no tables: check the objects list (schema and table names are case-sensitive)"))
 	}
+	r.mapping, err = resolveMapping(ctx, src, &r.cfg, tables)
+	if err != nil {
+		return nil, err
+	}
+	r.target = r.mapping.rules.Table
 	sum.Tables = len(tables)
 	r.log.Info("tables selected", "pipeline", r.cfg.Name, "tables", len(tables))
 
@@ -359,7 +373,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	if r.cfg.Schema {
-		plan, err := postgres.PlanMissing(ctx, src, dst, tables, r.target)
+		plan, err := postgres.PlanMissingMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
 		if err != nil {
 			return nil, err
 		}
@@ -411,7 +425,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := postgres.SyncSequences(ctx, src, dst, tables, r.target)
+		n, err := postgres.SyncSequencesMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
 		if err != nil {
 			return nil, err
 		}

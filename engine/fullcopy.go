@@ -286,9 +286,17 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 	errc := make(chan error, 1)
 	lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
 	table := job.table.Name.String()
+	srcRel := job.table.Relation()
+	mr := r.mapping.relation(srcRel)
 	send := func(b *record.Batch) error {
 		if err := r.hit(fpChunkBatch); err != nil {
 			return err
+		}
+		if mr.keep != nil { // dropped columns: line the values up with the sink's
+			for i := range b.Records {
+				b.Records[i].Rel = mr.rel
+				b.Records[i].New = mr.project(b.Records[i].New)
+			}
 		}
 		select {
 		case batches <- b:
@@ -312,7 +320,7 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 	if job.table.Binary {
 		format = record.Binary
 	}
-	rows, size, err := wr.CopyChunk(chunkCtx, target, job.table.Relation(), format, job.key, job.chunk.ID, batches, errc)
+	rows, size, err := wr.CopyChunk(chunkCtx, target, mr.rel, format, job.key, job.chunk.ID, batches, errc)
 	if err != nil {
 		cancel()
 		for range batches { // let the reader finish

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // Crash points of streaming (see package failpoint).
@@ -145,7 +146,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		if err != nil {
 			return err
 		}
-		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: t.Key, CopyLSN: lsn}
+		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn}
 	}
 	var start uint64
 	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
@@ -403,7 +404,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
-				if err := applier.Apply(ctx, &ev.Record, ev.CommitLSN); err != nil {
+				if err := r.applyChange(ctx, applier, &ev.Record, ev.CommitLSN); err != nil {
 					return fail(err)
 				}
 				if ev.Record.Rel.Table != postgres.HeartbeatTable {
@@ -422,7 +423,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
-				if err := applier.Truncate(ctx, ev.Truncated, ev.RestartIdentity, ev.CommitLSN); err != nil {
+				if err := applier.Truncate(ctx, r.truncated(ev.Truncated), ev.RestartIdentity, ev.CommitLSN); err != nil {
 					return fail(err)
 				}
 			case postgres.EventCommit:
@@ -477,4 +478,80 @@ func changeBytes(rec *record.Record) int64 {
 		n += int64(len(v.Data))
 	}
 	return n
+}
+
+// applyChange applies one streamed change as the pipeline's options say:
+// dropped when its table's operations leave it out, decided by the
+// table's row filter (where.Filter.Change), then mapped to the sink's
+// names and columns.
+func (r *runner) applyChange(ctx context.Context, applier *postgres.Applier, rec *record.Record, commitLSN record.LSN) error {
+	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
+		return applier.Apply(ctx, rec, commitLSN)
+	}
+	action := where.Update // as it is
+	if o := r.mapping.opts[rec.Rel.ID]; o != nil {
+		if o.ops&opBit(rec.Op) == 0 {
+			return nil
+		}
+		if o.filter != nil {
+			a, err := o.filter.Change(rec)
+			if err != nil {
+				return permanent(fmt.Errorf("table %s: %s at %s: %w", rec.Rel.Table, rec.Op, commitLSN, err))
+			}
+			action = a
+		}
+	}
+	out := *rec
+	switch action {
+	case where.Skip:
+		return nil
+	case where.Update:
+		return applier.Apply(ctx, r.mapping.mapRecord(rec), commitLSN)
+	case where.Insert:
+		out.Op, out.New, out.Old = record.Insert, filledNew(rec), nil
+		return applier.Apply(ctx, r.mapping.mapRecord(&out), commitLSN)
+	case where.Delete:
+		if rec.Op == record.Update {
+			out.Op, out.Old, out.New = record.Delete, rec.Old, nil
+			if out.Old == nil {
+				out.Old = rec.New // the key did not change
+			}
+		}
+		return applier.Apply(ctx, r.mapping.mapRecord(&out), commitLSN)
+	case where.Upsert:
+		out.New = filledNew(rec)
+		return applier.Upsert(ctx, r.mapping.mapRecord(&out), commitLSN)
+	case where.DeleteIfPresent:
+		return applier.DeleteIfPresent(ctx, r.mapping.mapRecord(rec), commitLSN)
+	}
+	return fmt.Errorf("table %s: unexpected filter action %s", rec.Rel.Table, action)
+}
+
+// filledNew is an UPDATE's new row with the values the source did not send
+// again (unchanged TOASTed values) taken from its old row where that has
+// them.
+func filledNew(rec *record.Record) []record.Value {
+	out := rec.New
+	for i, v := range rec.New {
+		if v.Unchanged && i < len(rec.Old) && !rec.Old[i].Unchanged {
+			if &out[0] == &rec.New[0] {
+				out = append([]record.Value(nil), rec.New...)
+			}
+			out[i] = rec.Old[i]
+		}
+	}
+	return out
+}
+
+// truncated leaves out of a TRUNCATE the tables whose operations do not
+// include truncate.
+func (r *runner) truncated(rels []*record.Relation) []*record.Relation {
+	out := rels[:0:0]
+	for _, rel := range rels {
+		if o := r.mapping.opts[rel.ID]; o != nil && o.ops&opTruncate == 0 {
+			continue
+		}
+		out = append(out, rel)
+	}
+	return out
 }

@@ -336,8 +336,18 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) bool {
 		var keep []*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				d.errorf(k.Line, path, "a key must be a plain name")
+				continue
+			}
+			// A key is a name, as written: 1 stays "1", null "null".
+			k.Tag, k.Style = "!!str", yaml.DoubleQuotedStyle
 			p := keyPath(path, k.Value)
 			d.nodes[p] = entry{key: k, value: v}
+			if t.Elem().Kind() == reflect.Pointer && v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+				keep = append(keep, k, v) // a nil value: meaningful in a map
+				continue
+			}
 			if d.walk(v, t.Elem(), p) {
 				keep = append(keep, k, v)
 			}

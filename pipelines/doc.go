@@ -43,7 +43,7 @@
 // errors.Join of [*Error] values, one per line, each starting with
 // file:line when the place is known:
 //
-//	pipeline.yaml:7: objects[1]: unknown key "tabel" (valid keys: schema, table)
+//	pipeline.yaml:7: objects[1]: unknown key "tabel" (valid keys: schema, table, where, rename, columns, operations)
 //	pipeline.yaml: sink.dsn is required (a PostgreSQL connection string, e.g. "${DST_DSN}")
 //
 // List indexes in key paths count from 0.

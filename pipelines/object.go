@@ -3,10 +3,14 @@ package pipelines
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // maxIdentLen is PostgreSQL's limit on an identifier in bytes
@@ -53,6 +57,30 @@ func (o Object) SchemaName() (string, error) {
 	}
 	return parts[0], nil
 }
+
+// RenameTable parses o.Rename on a table item: the sink's schema and
+// table name, written like Table ("orders" means public.orders). ok is
+// false when o.Rename is empty.
+func (o Object) RenameTable() (schema, name string, ok bool, err error) {
+	if o.Rename == "" {
+		return "", "", false, nil
+	}
+	schema, name, err = Object{Table: o.Rename}.TableName()
+	return schema, name, err == nil, err
+}
+
+// RenameSchema parses o.Rename on a schema item: the sink schema's name,
+// written like Schema. ok is false when o.Rename is empty.
+func (o Object) RenameSchema() (name string, ok bool, err error) {
+	if o.Rename == "" {
+		return "", false, nil
+	}
+	name, err = Object{Schema: o.Rename}.SchemaName()
+	return name, err == nil, err
+}
+
+// Operations are the DML operations the operations key accepts.
+var Operations = []string{"insert", "update", "delete", "truncate"}
 
 // parseNames splits a dotted list of names, each quoted or not.
 func parseNames(s string) ([]string, error) {
@@ -144,6 +172,16 @@ func validateObjects(d *decoder, objs []Object) {
 		case o.Schema == "" && o.Table == "":
 			d.problem(path, `give schema or table, e.g. "schema: public" or "table: sales.orders"`)
 		case o.Schema != "":
+			if o.Where != "" {
+				d.problem(path+".where", "a where condition applies to one table; give it on a table item")
+			}
+			if o.Columns != nil {
+				d.problem(path+".columns", "column renames apply to one table; give them on a table item")
+			}
+			if _, _, err := o.RenameSchema(); err != nil {
+				d.problem(path+".rename", "%s is not a valid schema name: %v", d.show(path+".rename", o.Rename), err)
+			}
+			validateOperations(d, path, o.Operations)
 			s, err := o.SchemaName()
 			if err != nil {
 				d.problem(path+".schema", "%s is not a valid schema name: %v", d.show(path+".schema", o.Schema), err)
@@ -155,6 +193,16 @@ func validateObjects(d *decoder, objs []Object) {
 			}
 			schemas[s] = seen{i, o.Line}
 		default:
+			if o.Where != "" {
+				if err := where.Parse(o.Where); err != nil {
+					d.problem(path+".where", "%s is not a valid condition: %v", d.show(path+".where", o.Where), err)
+				}
+			}
+			if _, _, _, err := o.RenameTable(); err != nil {
+				d.problem(path+".rename", "%s is not a valid table name: %v", d.show(path+".rename", o.Rename), err)
+			}
+			validateColumns(d, path+".columns", o.Columns)
+			validateOperations(d, path, o.Operations)
 			sc, t, err := o.TableName()
 			if err != nil {
 				d.problem(path+".table", "%s is not a valid table name: %v", d.show(path+".table", o.Table), err)
@@ -167,5 +215,63 @@ func validateObjects(d *decoder, objs []Object) {
 			}
 			tables[key] = seen{i, o.Line}
 		}
+	}
+}
+
+// validateColumns checks the names of a columns mapping: source and sink
+// names are taken literally, so only emptiness, NUL bytes and length can
+// be wrong here; the source's catalog decides the rest.
+func validateColumns(d *decoder, path string, cols map[string]*string) {
+	for _, from := range sortedKeys(cols) {
+		p := keyPath(path, from)
+		if msg := columnNameProblem(from); msg != "" {
+			d.problem(p, "the source column name %s %s", d.show(p, from), msg)
+			continue
+		}
+		if to := cols[from]; to != nil {
+			if msg := columnNameProblem(*to); msg != "" {
+				d.problem(p, "the sink column name %s %s (write null to drop the column)", d.show(p, *to), msg)
+			}
+		}
+	}
+}
+
+func columnNameProblem(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	case len(s) > maxIdentLen:
+		return fmt.Sprintf("is %d bytes long; PostgreSQL names are at most %d", len(s), maxIdentLen)
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// validateOperations checks an operations list: known names, none twice.
+func validateOperations(d *decoder, path string, ops []string) {
+	seen := map[string]bool{}
+	for i, op := range ops {
+		p := fmt.Sprintf("%s.operations[%d]", path, i)
+		if !slices.Contains(Operations, op) {
+			d.problem(p, "%s is not an operation (valid: %s)", d.show(p, op), strings.Join(Operations, ", "))
+			continue
+		}
+		if seen[op] {
+			d.problem(p, "%s is listed twice; remove one", d.show(p, op))
+		}
+		seen[op] = true
+	}
+	if ops != nil && len(ops) == 0 {
+		d.problem(path+".operations", "the list is empty; list the operations to copy (%s), or remove the key for all", strings.Join(Operations, ", "))
 	}
 }

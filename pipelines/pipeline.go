@@ -94,6 +94,23 @@ type Object struct {
 	// Table names one table as schema.table, or table for a table in the
 	// schema public, e.g. sales.orders or "Sales"."Order Items".
 	Table string `yaml:"table"`
+	// Where keeps only the rows satisfying a SQL boolean expression over
+	// the table's columns, in the full copy and in the stream, e.g.
+	// amount > 100 AND region IN ('eu','us'). Only on a table. Load checks
+	// its syntax; the columns and types are checked against the source's
+	// catalog when the pipeline runs.
+	Where string `yaml:"where"`
+	// Rename gives the sink name: schema.table (or table, in public) for a
+	// table, a schema name for a schema (every table of it goes there),
+	// written like Table and Schema. Use RenameTable and RenameSchema.
+	Rename string `yaml:"rename"`
+	// Columns renames columns of a table (source name → sink name); a null
+	// sink name drops the column. Only on a table. Names are taken
+	// literally, dots and all.
+	Columns map[string]*string `yaml:"columns"`
+	// Operations lists the DML that reaches the sink: insert, update,
+	// delete, truncate. Empty means all.
+	Operations []string `yaml:"operations"`
 	// Line is the line of this item in the file (0 if unknown).
 	Line int `yaml:"-"`
 }

@@ -83,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"unknown_key.yaml", []string{
 			`testdata/unknown_key.yaml:3: sink: unknown key "typo" (valid keys: type, dsn)`,
-			`testdata/unknown_key.yaml:6: objects[1]: unknown key "tabel" (valid keys: schema, table)`,
+			`testdata/unknown_key.yaml:6: objects[1]: unknown key "tabel" (valid keys: schema, table, where, rename, columns, operations)`,
 			`testdata/unknown_key.yaml:6: objects[1]: give schema or table, e.g. "schema: public" or "table: sales.orders"`,
 			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir)`,
 		}},
@@ -180,8 +180,8 @@ func TestParseErrors(t *testing.T) {
 		{"objects not a list", strings.Replace(header, "objects:\n  - schema: public\n", "objects: public\n", 1), nil, []string{
 			`p.yaml:4: objects: must be a list, got "public"`}},
 		{"object not a mapping", header + "  - public\n  -\n", nil, []string{
-			`p.yaml:6: objects[1]: must be a mapping with the keys schema, table, got "public"`,
-			`p.yaml:7: objects[2]: must be a mapping with the keys schema, table, got nothing`,
+			`p.yaml:6: objects[1]: must be a mapping with the keys schema, table, where, rename, columns, operations, got "public"`,
+			`p.yaml:7: objects[2]: must be a mapping with the keys schema, table, where, rename, columns, operations, got nothing`,
 		}},
 		{"string given a mapping", header + "state_dir: {a: b}\n", nil, []string{
 			"p.yaml:6: state_dir: must be a string, got a mapping"}},

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/alert"
@@ -9,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/pipelines"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/rename"
 )
 
 // engineConfig turns a loaded pipeline file into the engine's config.
@@ -40,15 +43,55 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 				return cfg, fmt.Errorf("%s: %w", where, err)
 			}
 			cfg.Objects = append(cfg.Objects, postgres.Selection{Schema: name, Where: where})
+			to, ok, err := o.RenameSchema()
+			if err != nil {
+				return cfg, fmt.Errorf("%s.rename: %w", where, err)
+			}
+			if ok {
+				cfg.Rename.Schemas = append(cfg.Rename.Schemas, rename.SchemaRename{From: name, To: to, Origin: origin(p, o, i, "rename")})
+			}
+			if len(o.Operations) > 0 {
+				cfg.Options = append(cfg.Options, engine.ObjectOptions{Schema: name, Operations: o.Operations, Origin: origin(p, o, i, "")})
+			}
 			continue
 		}
 		schema, name, err := o.TableName()
 		if err != nil {
 			return cfg, fmt.Errorf("%s: %w", where, err)
 		}
-		cfg.Objects = append(cfg.Objects, postgres.Selection{Table: record.TableName{Schema: schema, Name: name}, Where: where})
+		tn := record.TableName{Schema: schema, Name: name}
+		cfg.Objects = append(cfg.Objects, postgres.Selection{Table: tn, Where: where})
+		toSchema, toName, ok, err := o.RenameTable()
+		if err != nil {
+			return cfg, fmt.Errorf("%s.rename: %w", where, err)
+		}
+		if ok {
+			cfg.Rename.Tables = append(cfg.Rename.Tables, rename.TableRename{From: tn, To: record.TableName{Schema: toSchema, Name: toName}, Origin: origin(p, o, i, "rename")})
+		}
+		for _, from := range slices.Sorted(maps.Keys(o.Columns)) {
+			c := rename.ColumnRename{Table: tn, From: from, Origin: origin(p, o, i, "columns")}
+			if to := o.Columns[from]; to == nil {
+				c.Drop = true
+			} else {
+				c.To = *to
+			}
+			cfg.Rename.Columns = append(cfg.Rename.Columns, c)
+		}
+		if o.Where != "" || len(o.Operations) > 0 {
+			cfg.Options = append(cfg.Options, engine.ObjectOptions{Table: tn, Where: o.Where, Operations: o.Operations, Origin: origin(p, o, i, "")})
+		}
 	}
 	return cfg, nil
+}
+
+// origin names an objects item (and one of its keys) for messages, e.g.
+// "pipeline.yaml:12 (objects[2].rename)".
+func origin(p *pipelines.Pipeline, o pipelines.Object, i int, key string) string {
+	path := fmt.Sprintf("objects[%d]", i)
+	if key != "" {
+		path += "." + key
+	}
+	return fmt.Sprintf("%s:%d (%s)", p.File, o.Line, path)
 }
 
 // throttleLimits turns the file's throttle section into the limits of the

@@ -9,9 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/engine/verify"
 	"github.com/sluicehq/sluice/pipelines"
+	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/rename"
 )
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -55,6 +58,9 @@ Exits 0 when both sides are equal, 1 when they differ.`,
 			}
 			if maxDiffs == 0 {
 				cfg.MaxDiffRows = -1
+			}
+			if cfg.Target, cfg.Rules, err = verifyRules(ecfg); err != nil {
+				return err
 			}
 			switch {
 			case recheck > 0:
@@ -172,4 +178,35 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// verifyRules compares what the pipeline's options make of each table:
+// its sink name, only the source rows its where keeps, renamed columns
+// under their sink names, dropped columns not at all.
+func verifyRules(ecfg engine.Config) (postgres.TargetName, func(record.TableName) verify.Rule, error) {
+	rules, err := rename.New(ecfg.Rename)
+	if err != nil {
+		return nil, nil, err
+	}
+	byTable := map[record.TableName]verify.Rule{}
+	for _, c := range ecfg.Rename.Columns {
+		r := byTable[c.Table]
+		if name, dropped := rules.Column(c.Table, c.From); dropped {
+			r.Skip = append(r.Skip, c.From)
+		} else {
+			if r.Columns == nil {
+				r.Columns = map[string]string{}
+			}
+			r.Columns[c.From] = name
+		}
+		byTable[c.Table] = r
+	}
+	for _, o := range ecfg.Options {
+		if o.Schema == "" && o.Where != "" {
+			r := byTable[o.Table]
+			r.Where = o.Where
+			byTable[o.Table] = r
+		}
+	}
+	return rules.Table, func(n record.TableName) verify.Rule { return byTable[n] }, nil
 }

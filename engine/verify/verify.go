@@ -301,6 +301,10 @@ func (v *verifier) prepare(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 	var rule Rule
 	if v.cfg.Rules != nil {
 		rule = v.cfg.Rules(t.Name)
+		if rule.Where == "" && t.Parent != nil {
+			// A partition follows its partitioned table's filter.
+			rule.Where = v.cfg.Rules(*t.Parent).Where
+		}
 	}
 	sinkName := v.cfg.Target(t.Name)
 	tb := &table{t: t, diffs: map[int][]Diff{}, rep: &TableReport{

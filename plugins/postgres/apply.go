@@ -166,6 +166,69 @@ func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN recor
 	return nil
 }
 
+// Upsert makes the sink's row with rec's key equal to rec's new row: the
+// rows under the old key (when the source sent one) and the new key are
+// deleted if present, then the new row is inserted. It is how a row
+// filter applies an UPDATE whose old row may or may not have passed. The
+// table must have a key.
+func (a *Applier) Upsert(ctx context.Context, rec *record.Record, commitLSN record.LSN) error {
+	t, err := a.table(rec, commitLSN)
+	if t == nil || err != nil {
+		return err
+	}
+	if len(t.Key) == 0 {
+		return fmt.Errorf("sink: %s on %s at %s: a filtered UPDATE whose old row is unknown needs a key to find the row (add a primary key, or set REPLICA IDENTITY FULL on the source table)", rec.Op, t.Target, rec.Position)
+	}
+	if err := a.begin(ctx); err != nil {
+		return err
+	}
+	a.Rows++
+	if rec.Old != nil {
+		if err := a.queueDelete(ctx, t, rec, rec.Old, true); err != nil {
+			return err
+		}
+	}
+	if err := a.queueDelete(ctx, t, rec, rec.New, true); err != nil {
+		return err
+	}
+	return a.queueInsert(ctx, t, rec)
+}
+
+// DeleteIfPresent deletes the sink's row with the old key (the new row's
+// when the source sent no old key), finding none being fine.
+func (a *Applier) DeleteIfPresent(ctx context.Context, rec *record.Record, commitLSN record.LSN) error {
+	t, err := a.table(rec, commitLSN)
+	if t == nil || err != nil {
+		return err
+	}
+	if err := a.begin(ctx); err != nil {
+		return err
+	}
+	a.Rows++
+	old := rec.Old
+	if old == nil {
+		old = rec.New
+	}
+	return a.queueDelete(ctx, t, rec, old, true)
+}
+
+// table finds the ApplyTable of rec; nil without an error when the
+// change is to be skipped (the heartbeat, or a keyless table's change
+// already in the copied rows).
+func (a *Applier) table(rec *record.Record, commitLSN record.LSN) (*ApplyTable, error) {
+	if a.skip[rec.Rel.Table.String()] {
+		return nil, nil
+	}
+	t := a.tables[rec.Rel.ID]
+	if t == nil {
+		return nil, fmt.Errorf("change at %s for %s, which the pipeline does not copy (was it added to the publication by hand?)", commitLSN, rec.Rel.Table)
+	}
+	if commitLSN < t.CopyLSN && len(t.Key) == 0 {
+		return nil, nil
+	}
+	return t, nil
+}
+
 // Truncate empties the truncated tables at the sink, in order with the
 // changes around it.
 func (a *Applier) Truncate(ctx context.Context, rels []*record.Relation, restartIdentity bool, commitLSN record.LSN) error {

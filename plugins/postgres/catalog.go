@@ -70,6 +70,9 @@ type Table struct {
 	// Binary is true when every copied column can travel in PostgreSQL's
 	// binary format between two databases whose user type OIDs differ.
 	Binary bool
+	// Filter, when set, is a SQL boolean condition over the table's
+	// columns: the full copy reads only the rows satisfying it.
+	Filter string
 }
 
 // CopyColumns returns the columns the full copy reads and writes: all but

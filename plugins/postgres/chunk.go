@@ -219,6 +219,9 @@ func chunkQuery(t *Table, method string, key []string, c Chunk) (sql string, par
 	default:
 		return "", nil, nil, fmt.Errorf("table %s: unknown chunk method %q", t.Name, method)
 	}
+	if t.Filter != "" {
+		conds = append(conds, "("+t.Filter+")")
+	}
 	if len(conds) > 0 {
 		sql += " WHERE " + strings.Join(conds, " AND ")
 	}

@@ -32,6 +32,10 @@ type TargetName func(record.TableName) record.TableName
 // SameName is the identity TargetName.
 func SameName(n record.TableName) record.TableName { return n }
 
+// ColumnName maps a source table's column to its sink name, or dropped
+// true when the column is not copied. nil keeps every column as it is.
+type ColumnName func(table record.TableName, column string) (name string, dropped bool)
+
 // SchemaPlan is what CreateMissing will do, so `check` can show it.
 type SchemaPlan struct {
 	// Prelude are settings (SET LOCAL …) Apply runs first in its
@@ -171,6 +175,12 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 // missing at the sink brings its parent along even when the parent is not
 // selected.
 func PlanMissing(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName) (*SchemaPlan, error) {
+	return PlanMissingMapped(ctx, src, dst, tables, target, nil)
+}
+
+// PlanMissingMapped is PlanMissing with the tables' columns renamed or
+// dropped by columns in the tables it creates.
+func PlanMissingMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) (*SchemaPlan, error) {
 	if target == nil {
 		target = SameName
 	}
@@ -190,6 +200,7 @@ func PlanMissing(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 		src:        src,
 		dst:        dst,
 		target:     target,
+		columns:    columns,
 		schemas:    map[string]bool{},
 		exts:       map[string]bool{},
 		typeState:  map[uint32]int{},
@@ -234,6 +245,7 @@ type planner struct {
 	ctx                    context.Context
 	src, dst               *pgx.Conn
 	target                 TargetName
+	columns                ColumnName
 	srcVersion, dstVersion int
 
 	schemas    map[string]bool // sink schemas known to exist once the plan ran
@@ -605,11 +617,15 @@ func (p *planner) planCreates() error {
 		if s.OwnerTable == 0 || p.tableState[s.OwnerTable] != stCreate {
 			continue
 		}
-		if owner := p.target(p.tables[s.OwnerTable].Name); owner.Schema == s.Schema {
+		ownerCol, dropped := s.OwnerColumn, false
+		if p.columns != nil {
+			ownerCol, dropped = p.columns(p.tables[s.OwnerTable].Name, s.OwnerColumn)
+		}
+		if owner := p.target(p.tables[s.OwnerTable].Name); owner.Schema == s.Schema && !dropped {
 			p.postStmts = append(p.postStmts, Statement{
 				Object: "sequence " + dispName(s.Schema, s.Name),
 				SQL: fmt.Sprintf("ALTER SEQUENCE %s OWNED BY %s.%s", qname(s.Schema, s.Name), owner.Quoted(),
-					record.QuoteIdent(s.OwnerColumn)),
+					record.QuoteIdent(ownerCol)),
 			})
 		}
 	}
@@ -639,8 +655,44 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 	if parent != nil && !sameColumnOrder(t, parent) {
 		attachTo, parent = parent, nil
 	}
+	colName := func(c string) (string, bool) { return c, false }
+	if p.columns != nil {
+		colName = func(c string) (string, bool) { return p.columns(t.Name, c) }
+		mapped := false
+		for _, c := range t.Columns {
+			if n, dropped := colName(c.Name); dropped || n != c.Name {
+				mapped = true
+			}
+		}
+		if mapped && (t.Partitioned || t.Parent != nil) {
+			return fmt.Errorf("columns: table %s is partitioned or a partition: renaming or dropping its columns is not supported yet", t.Name)
+		}
+		if mapped {
+			for _, c := range t.Columns {
+				if c.Generated != 0 {
+					return fmt.Errorf("columns: table %s has the generated column %s: renaming or dropping columns of such a table is not supported yet", t.Name, dispIdent(c.Name))
+				}
+			}
+			if pk, ok := deps.pk[t.OID]; ok {
+				if t.KeyKind != "primary" {
+					return fmt.Errorf("columns: table %s has a deferrable primary key: renaming or dropping its columns is not supported yet", t.Name)
+				}
+				keys := make([]string, len(t.Key))
+				for i, k := range t.Key {
+					n, _ := colName(k)
+					keys[i] = record.QuoteIdent(n)
+				}
+				pk.Def = "PRIMARY KEY (" + strings.Join(keys, ", ") + ")"
+				deps.pk[t.OID] = pk
+			}
+		}
+	}
 	var elems []string
 	for _, c := range t.Columns {
+		name, dropped := colName(c.Name)
+		if dropped {
+			continue
+		}
 		if parent != nil {
 			// The partition gets its columns from the parent; only what
 			// differs is said here.
@@ -666,7 +718,7 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 			}
 			continue
 		}
-		col := record.QuoteIdent(c.Name) + " " + c.TypeName
+		col := record.QuoteIdent(name) + " " + c.TypeName
 		if c.Collation != "" {
 			col += " COLLATE " + c.Collation
 		}
@@ -1124,6 +1176,12 @@ func columnSequences(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]colu
 // another name (a renamed table's identity) is found too. Returns how many
 // sink sequences it set.
 func SyncSequences(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName) (int, error) {
+	return SyncSequencesMapped(ctx, src, dst, tables, target, nil)
+}
+
+// SyncSequencesMapped is SyncSequences with columns renamed or dropped by
+// columns: a dropped column's sequence is left alone.
+func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) (int, error) {
 	if target == nil {
 		target = SameName
 	}
@@ -1191,7 +1249,14 @@ func SyncSequences(ctx context.Context, src, dst *pgx.Conn, tables []*Table, tar
 	var pairs []pair
 	done := map[uint32]bool{}
 	for _, s := range srcSeqs {
-		d, ok := sinkSeq[colKey{srcToDst[s.Table], s.Column}]
+		col := s.Column
+		if columns != nil {
+			var dropped bool
+			if col, dropped = columns(bySrc[s.Table].Name, s.Column); dropped {
+				continue
+			}
+		}
+		d, ok := sinkSeq[colKey{srcToDst[s.Table], col}]
 		if !ok {
 			return 0, fmt.Errorf("sink: column %s of table %s uses no sequence at the sink, while at the source it uses sequence %s; fix its default or identity at the sink",
 				dispIdent(s.Column), target(bySrc[s.Table].Name), dispName(s.Schema, s.Name))
