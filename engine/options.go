@@ -157,6 +157,22 @@ func (m *mapping) sinkKey(t *postgres.Table) []string {
 	return out
 }
 
+// renames reports whether any selected table or column gets another name
+// (or is dropped) at the sink.
+func (m *mapping) renames(tables []*postgres.Table) bool {
+	for _, t := range tables {
+		if m.rules.Table(t.Name) != t.Name {
+			return true
+		}
+		for _, c := range t.Columns {
+			if name, dropped := m.rules.Column(t.Name, c.Name); dropped || name != c.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // resolveMapping builds the mapping for the discovered tables and checks
 // it against the source's catalog: colliding or unknown names, dropped key
 // columns and WHERE conditions the engine cannot evaluate exactly fail
