@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,9 +38,9 @@ type Applier struct {
 	conn     *pgx.Conn
 	pipeline string
 	log      *slog.Logger
-	tables   map[uint32]*ApplyTable // by source relation OID
-	skip     map[string]bool        // source relations whose changes are dropped (the heartbeat)
-	prepared map[string]string      // statement shape -> prepared statement name
+	tables   map[uint32]*ApplyTable    // by source relation OID
+	skip     map[record.TableName]bool // source relations whose changes are dropped (the heartbeat)
+	prepared map[string]string         // statement shape -> prepared statement name
 	batch    *pgconn.Batch
 	checks   []check
 	inTx     bool
@@ -74,7 +75,7 @@ func OpenApplier(ctx context.Context, dsn, pipeline string, tables map[uint32]*A
 		log.Warn("sink: cannot set session_replication_role = replica; sink triggers and foreign keys will fire for applied changes (grant SET ON PARAMETER session_replication_role, or use a superuser)", "error", err)
 	}
 	return &Applier{conn: conn, pipeline: pipeline, log: log, tables: tables,
-		skip:     map[string]bool{HeartbeatTable.String(): true},
+		skip:     map[record.TableName]bool{HeartbeatTable: true},
 		prepared: map[string]string{}, batch: &pgconn.Batch{}}, nil
 }
 
@@ -124,7 +125,7 @@ func (a *Applier) begin(ctx context.Context) error {
 
 // Apply queues one change of a transaction committed at commitLSN.
 func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN record.LSN) error {
-	if a.skip[rec.Rel.Table.String()] {
+	if a.skip[rec.Rel.Table] {
 		return nil
 	}
 	t := a.tables[rec.Rel.ID]
@@ -216,7 +217,7 @@ func (a *Applier) DeleteIfPresent(ctx context.Context, rec *record.Record, commi
 // change is to be skipped (the heartbeat, or a keyless table's change
 // already in the copied rows).
 func (a *Applier) table(rec *record.Record, commitLSN record.LSN) (*ApplyTable, error) {
-	if a.skip[rec.Rel.Table.String()] {
+	if a.skip[rec.Rel.Table] {
 		return nil, nil
 	}
 	t := a.tables[rec.Rel.ID]
@@ -234,7 +235,7 @@ func (a *Applier) table(rec *record.Record, commitLSN record.LSN) (*ApplyTable, 
 func (a *Applier) Truncate(ctx context.Context, rels []*record.Relation, restartIdentity bool, commitLSN record.LSN) error {
 	var names []string
 	for _, rel := range rels {
-		if a.skip[rel.Table.String()] {
+		if a.skip[rel.Table] {
 			continue
 		}
 		t := a.tables[rel.ID]
@@ -394,12 +395,14 @@ func keyText(t *ApplyTable, rec *record.Record) string {
 	return strings.Join(parts, ", ")
 }
 
-// prepare returns the name of a prepared statement for sql, preparing it
-// the first time.
-func (a *Applier) prepare(ctx context.Context, shape, sql string) (string, error) {
+// prepare returns the name of the prepared statement for a shape,
+// building its SQL and preparing it the first time only: building SQL per
+// change would cost more than sending it.
+func (a *Applier) prepare(ctx context.Context, shape string, build func() string) (string, error) {
 	if name, ok := a.prepared[shape]; ok {
 		return name, nil
 	}
+	sql := build()
 	// Preparing needs the pipeline empty: it is a round trip of its own.
 	if err := a.flush(ctx); err != nil {
 		return "", err
@@ -412,8 +415,8 @@ func (a *Applier) prepare(ctx context.Context, shape, sql string) (string, error
 	return name, nil
 }
 
-func (a *Applier) queue(ctx context.Context, shape, sql string, params [][]byte, c check) error {
-	name, err := a.prepare(ctx, shape, sql)
+func (a *Applier) queue(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
+	name, err := a.prepare(ctx, shape, build)
 	if err != nil {
 		return err
 	}
@@ -423,13 +426,16 @@ func (a *Applier) queue(ctx context.Context, shape, sql string, params [][]byte,
 }
 
 func (a *Applier) queueInsert(ctx context.Context, t *ApplyTable, rec *record.Record) error {
-	cols, params, mask := presentColumns(rec.Rel, rec.New)
-	ph := make([]string, len(cols))
-	for i := range cols {
-		ph[i] = "$" + strconv.Itoa(i+1)
+	present, params, mask := presentColumns(rec.Rel, rec.New)
+	build := func() string {
+		cols := columnNames(rec.Rel, present)
+		ph := make([]string, len(cols))
+		for i := range cols {
+			ph[i] = "$" + strconv.Itoa(i+1)
+		}
+		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
 	}
-	sql := "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
-	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), sql, params, check{rec: rec, table: t, lenient: true})
+	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), build, params, check{rec: rec, table: t, lenient: true})
 }
 
 func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Record, replay bool) error {
@@ -451,104 +457,125 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 		}
 		return a.queueInsert(ctx, t, rec)
 	}
-	setCols, params, mask := presentColumns(rec.Rel, rec.New)
-	set := make([]string, len(setCols))
-	for i, c := range setCols {
-		set[i] = c + " = $" + strconv.Itoa(i+1)
-	}
+	present, params, mask := presentColumns(rec.Rel, rec.New)
 	old := rec.Old
 	if old == nil {
 		old = rec.New // the key did not change
 	}
-	where, wparams, wmask, err := a.rowMatch(t, rec, old, len(params))
+	wparams, wmask, where, err := a.rowMatch(t, rec, old, len(params))
 	if err != nil {
 		return err
 	}
 	params = append(params, wparams...)
-	sql := "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where
+	build := func() string {
+		set := columnNames(rec.Rel, present)
+		for i := range set {
+			set[i] += " = $" + strconv.Itoa(i+1)
+		}
+		return "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where()
+	}
 	c := check{rec: rec, table: t, lenient: replay}
 	if complete && !replay {
 		c.fallback = func() error { return a.queueInsert(ctx, t, rec) }
 		a.mayFallBack = true
 	}
-	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), sql, params, c)
+	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), build, params, c)
 }
 
 func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Record, old []record.Value, lenient bool) error {
 	if old == nil {
 		return fmt.Errorf("sink: %s on %s at %s carries no old key (is the source table's REPLICA IDENTITY NOTHING?)", rec.Op, t.Target, rec.Position)
 	}
-	where, params, wmask, err := a.rowMatch(t, rec, old, 0)
+	params, wmask, where, err := a.rowMatch(t, rec, old, 0)
 	if err != nil {
 		return err
 	}
-	sql := "DELETE FROM " + t.Target.Quoted() + where
-	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), sql, params, check{rec: rec, table: t, lenient: lenient})
+	build := func() string { return "DELETE FROM " + t.Target.Quoted() + where() }
+	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), build, params, check{rec: rec, table: t, lenient: lenient})
 }
 
-// rowMatch builds the WHERE clause that finds the changed row: by key
-// columns, or for a table without a key by every column of the old row
-// (compared as text, so types without an equality operator work), limited
-// to exactly one row even when duplicates exist.
-func (a *Applier) rowMatch(t *ApplyTable, rec *record.Record, old []record.Value, offset int) (string, [][]byte, string, error) {
-	var conds []string
-	var params [][]byte
-	var mask strings.Builder
-	n := offset
+// rowMatch finds the changed row: by key columns, or for a table without a
+// key by every column of the old row (compared as text, so types without
+// an equality operator work), limited to exactly one row even when
+// duplicates exist. It returns the parameters and the shape's mask for
+// this change; where builds the clause's text (once per shape).
+func (a *Applier) rowMatch(t *ApplyTable, rec *record.Record, old []record.Value, offset int) (params [][]byte, mask string, where func() string, err error) {
 	if len(t.Key) > 0 {
 		for _, k := range t.Key {
 			i := rec.Rel.ColumnIndex(k)
 			if i < 0 || i >= len(old) || old[i].Unchanged {
-				return "", nil, "", fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(k))
+				return nil, "", nil, fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(k))
 			}
-			n++
-			conds = append(conds, record.QuoteIdent(k)+" = $"+strconv.Itoa(n))
 			params = append(params, valueParam(old[i]))
 		}
-		return " WHERE " + strings.Join(conds, " AND "), params, "k", nil
+		return params, "k", func() string {
+			conds := make([]string, len(t.Key))
+			for i, k := range t.Key {
+				conds[i] = record.QuoteIdent(k) + " = $" + strconv.Itoa(offset+i+1)
+			}
+			return " WHERE " + strings.Join(conds, " AND ")
+		}, nil
 	}
-	for i, c := range rec.Rel.Columns {
-		if i >= len(old) || old[i].Unchanged {
-			mask.WriteByte('-')
-			continue
+	kinds := make([]byte, len(rec.Rel.Columns))
+	for i := range rec.Rel.Columns {
+		switch {
+		case i >= len(old) || old[i].Unchanged:
+			kinds[i] = '-'
+		case old[i].Null:
+			kinds[i] = 'n'
+		default:
+			kinds[i] = 'v'
+			params = append(params, old[i].Data)
 		}
-		if old[i].Null {
-			mask.WriteByte('n')
-			conds = append(conds, record.QuoteIdent(c.Name)+" IS NULL")
-			continue
+	}
+	if !bytes.ContainsAny(kinds, "nv") {
+		return nil, "", nil, fmt.Errorf("sink: %s on %s at %s: no old values to find the row by (set REPLICA IDENTITY FULL on the source table)", rec.Op, t.Target, rec.Position)
+	}
+	return params, string(kinds), func() string {
+		var conds []string
+		n := offset
+		for i, c := range rec.Rel.Columns {
+			switch kinds[i] {
+			case 'n':
+				conds = append(conds, record.QuoteIdent(c.Name)+" IS NULL")
+			case 'v':
+				n++
+				conds = append(conds, record.QuoteIdent(c.Name)+"::text = $"+strconv.Itoa(n)+"::text")
+			}
 		}
-		mask.WriteByte('v')
-		n++
-		conds = append(conds, record.QuoteIdent(c.Name)+"::text = $"+strconv.Itoa(n)+"::text")
-		params = append(params, old[i].Data)
-	}
-	if len(conds) == 0 {
-		return "", nil, "", fmt.Errorf("sink: %s on %s at %s: no old values to find the row by (set REPLICA IDENTITY FULL on the source table)", rec.Op, t.Target, rec.Position)
-	}
-	where := " WHERE ctid = (SELECT ctid FROM ONLY " + t.Target.Quoted() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
-	return where, params, mask.String(), nil
+		return " WHERE ctid = (SELECT ctid FROM ONLY " + t.Target.Quoted() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
+	}, nil
 }
 
-// presentColumns lists the columns a tuple carries a value for (unchanged
-// TOASTed values are left out, so the sink keeps what it has), their
-// values as parameters, and a mask naming the shape.
-func presentColumns(rel *record.Relation, vals []record.Value) ([]string, [][]byte, string) {
-	cols := make([]string, 0, len(vals))
+// presentColumns lists the positions of the columns a tuple carries a
+// value for (unchanged TOASTed values are left out, so the sink keeps what
+// it has), their values as parameters, and a mask naming the shape.
+func presentColumns(rel *record.Relation, vals []record.Value) ([]int, [][]byte, string) {
+	present := make([]int, 0, len(vals))
 	params := make([][]byte, 0, len(vals))
-	var mask strings.Builder
+	mask := make([]byte, 0, len(vals))
 	for i, v := range vals {
 		if i >= len(rel.Columns) {
 			break
 		}
 		if v.Unchanged {
-			mask.WriteByte('-')
+			mask = append(mask, '-')
 			continue
 		}
-		mask.WriteByte('+')
-		cols = append(cols, record.QuoteIdent(rel.Columns[i].Name))
+		mask = append(mask, '+')
+		present = append(present, i)
 		params = append(params, valueParam(v))
 	}
-	return cols, params, mask.String()
+	return present, params, string(mask)
+}
+
+// columnNames quotes the names of the columns at the given positions.
+func columnNames(rel *record.Relation, positions []int) []string {
+	names := make([]string, len(positions))
+	for i, p := range positions {
+		names[i] = record.QuoteIdent(rel.Columns[p].Name)
+	}
+	return names
 }
 
 func valueParam(v record.Value) []byte {
