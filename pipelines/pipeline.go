@@ -31,6 +31,11 @@ type Pipeline struct {
 	Sync Sync `yaml:"sync"`
 	// Objects lists what to copy, in file order; never empty, no duplicates.
 	Objects []Object `yaml:"objects"`
+	// Transforms are the stages records go through, in order, between the
+	// objects' where conditions and the renames (see Transform).
+	Transforms []Transform `yaml:"transforms"`
+	// Rename holds bulk table renames and the case policy of sink names.
+	Rename Rename `yaml:"rename"`
 	// Copy tunes the full copy.
 	Copy Copy `yaml:"copy"`
 	// Stream tunes streaming.
@@ -167,6 +172,12 @@ func Parse(data []byte, file string, env func(string) (string, bool)) (*Pipeline
 	for i := range p.Objects {
 		p.Objects[i].Line = d.line(objectPath(i))
 	}
+	for i := range p.Transforms {
+		p.Transforms[i].Line = d.line(transformPath(i))
+	}
+	for i := range p.Rename.Tables {
+		p.Rename.Tables[i].Line = d.line(fmt.Sprintf("rename.tables[%d]", i))
+	}
 	p.validate(d)
 	if err := d.err(); err != nil {
 		return nil, err
@@ -177,6 +188,7 @@ func Parse(data []byte, file string, env func(string) (string, bool)) (*Pipeline
 	if !filepath.IsAbs(p.StateDir) {
 		p.StateDir = filepath.Join(filepath.Dir(file), p.StateDir)
 	}
+	p.resolvePluginPaths(file)
 	return p, nil
 }
 
@@ -231,6 +243,8 @@ func (p *Pipeline) validate(d *decoder) {
 	p.Sink.validate(d, "sink", "${DST_DSN}")
 	p.Sync.validate(d, "sync")
 	validateObjects(d, p.Objects)
+	validateTransforms(d, p.Transforms)
+	p.Rename.validate(d, "rename")
 	p.Copy.validate(d, "copy")
 	p.Stream.validate(d, "stream")
 	p.Throttle.validate(d, "throttle")
