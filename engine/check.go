@@ -24,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/engine/display"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/rename"
 )
 
 // Check outcomes.
@@ -58,6 +59,7 @@ const (
 	CheckWalSenders           = "wal_senders"
 	CheckReplicaIdentity      = "replica_identity"
 	CheckLongRunningTransacts = "long_running_transactions"
+	CheckFilterIdentity       = "filter_replica_identity"
 )
 
 // CheckNames lists every precheck item name, in report order.
@@ -67,7 +69,7 @@ func CheckNames() []string {
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
 		CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
-		CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts,
+		CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts,
 	}
 }
 
@@ -180,7 +182,8 @@ type checker struct {
 	srcRole    roleInfo
 	dstRole    roleInfo
 	tables     []*postgres.Table
-	mapping    *mapping // the options' mapping; identity when they fail
+	mapping    *mapping        // the options' mapping; identity when they fail
+	chain      *transformChain // the transform stages; nil when they fail
 	byOID      map[uint32]*postgres.Table
 	sinkTables map[uint32]*sinkTable // by source OID
 	// freeSenders is the number of free WAL senders at the source, or -1
@@ -1009,7 +1012,7 @@ func (c *checker) checkTablesWithoutKey() {
 
 // checkStreaming runs the items that only matter for incremental sync.
 func (c *checker) checkStreaming(ctx context.Context) {
-	names := []string{CheckWalLevel, CheckSourceReplication, CheckReplicationSlots, CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts}
+	names := []string{CheckWalLevel, CheckSourceReplication, CheckReplicationSlots, CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts}
 	if !c.cfg.Incremental {
 		for _, n := range names {
 			c.add(n, Pass, notIncremental, "")
@@ -1023,6 +1026,7 @@ func (c *checker) checkStreaming(ctx context.Context) {
 	c.checkSlots(ctx)
 	c.rep.Items = append(c.rep.Items, senders)
 	c.checkReplicaIdentity()
+	c.checkFilterIdentity()
 	c.checkLongTransactions(ctx)
 }
 
@@ -1331,7 +1335,8 @@ func shortList(items []string, n int) string {
 // against the source's catalog, as a run does before touching data.
 func (c *checker) checkFilters(ctx context.Context) {
 	c.mapping = &mapping{rules: nil, opts: map[uint32]*tableOptions{}}
-	if len(c.cfg.Options) == 0 && len(c.cfg.Rename.Tables)+len(c.cfg.Rename.Schemas)+len(c.cfg.Rename.Columns)+len(c.cfg.Rename.Bulk) == 0 {
+	if len(c.cfg.Options) == 0 && len(c.cfg.Rename.Tables)+len(c.cfg.Rename.Schemas)+len(c.cfg.Rename.Columns)+len(c.cfg.Rename.Bulk) == 0 &&
+		len(c.cfg.Transforms) == 0 && c.cfg.Rename.Case == rename.CaseSource {
 		c.add(CheckFiltersTransforms, Pass, "no filters or transforms configured", "")
 		return
 	}
@@ -1345,6 +1350,14 @@ func (c *checker) checkFilters(ctx context.Context) {
 		return
 	}
 	c.mapping = m
+	if c.chain, err = newTransformChain(ctx, c.src, &c.cfg, c.tables, false); err != nil {
+		var p permanentError
+		if errors.As(err, &p) {
+			err = p.err
+		}
+		c.add(CheckFiltersTransforms, Fail, err.Error(), "fix the transforms stages the message names")
+		return
+	}
 	filters, renames := 0, 0
 	for _, t := range c.tables {
 		if o := m.opts[t.OID]; o != nil && o.filter != nil {
@@ -1354,5 +1367,5 @@ func (c *checker) checkFilters(ctx context.Context) {
 			renames++
 		}
 	}
-	c.add(CheckFiltersTransforms, Pass, fmt.Sprintf("%s filtered by a where condition, %s renamed at the sink", plural(filters, "table"), plural(renames, "table")), "")
+	c.add(CheckFiltersTransforms, Pass, fmt.Sprintf("%s filtered by a where condition, %s renamed at the sink, %s (%s with a stage)", plural(filters, "table"), plural(renames, "table"), plural(len(c.cfg.Transforms), "transform stage"), plural(len(c.chain.tables), "table")), "")
 }

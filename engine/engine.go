@@ -51,9 +51,13 @@ type Config struct {
 	// Options are the objects' per-table options (where, operations);
 	// Rename the sink names of tables, schemas and columns. Both are
 	// checked against the source's catalog before any data is touched.
-	Options  []ObjectOptions
-	Rename   rename.Config
-	StateDir string
+	Options []ObjectOptions
+	Rename  rename.Config
+	// Transforms are the transform stages, in order; their expressions
+	// are type-checked against the source's catalog before any data is
+	// touched.
+	Transforms []TransformStage
+	StateDir   string
 	// Parallel is the number of copy workers; ChunkRows the target rows per
 	// chunk.
 	Parallel  int
@@ -235,6 +239,8 @@ type runner struct {
 	// mapping is what happens to the tables on the way to the sink,
 	// resolved against the source's catalog on each run.
 	mapping *mapping
+	// chain is the transform stages, built for the run's tables.
+	chain *transformChain
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
@@ -359,6 +365,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	r.target = r.mapping.rules.Table
+	if r.chain, err = newTransformChain(ctx, src, &r.cfg, tables, true); err != nil {
+		return nil, err
+	}
+	defer r.chain.Close()
 	sum.Tables = len(tables)
 	r.log.Info("tables selected", "pipeline", r.cfg.Name, "tables", len(tables))
 

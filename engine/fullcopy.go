@@ -292,6 +292,9 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 		if err := r.hit(fpChunkBatch); err != nil {
 			return err
 		}
+		if err := r.chain.applyBatch(chunkCtx, b); err != nil {
+			return err
+		}
 		if mr.keep != nil { // dropped columns: line the values up with the sink's
 			for i := range b.Records {
 				b.Records[i].Rel = mr.rel

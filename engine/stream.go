@@ -13,7 +13,6 @@ import (
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
-	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // Crash points of streaming (see package failpoint).
@@ -374,6 +373,13 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			continue
 		case evs = <-events:
 		}
+		var hows []how // with transform stages: what the sink does with each change
+		if !r.chain.empty() {
+			var err error
+			if evs, hows, err = r.stageEvents(ctx, evs, skipping, applied); err != nil {
+				return fail(err)
+			}
+		}
 		for i := range evs {
 			ev := &evs[i]
 			switch ev.Kind {
@@ -404,7 +410,13 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
-				if err := r.applyChange(ctx, applier, &ev.Record, ev.CommitLSN); err != nil {
+				var err error
+				if hows != nil {
+					err = r.applyItem(ctx, applier, &ev.Record, hows[i], ev.CommitLSN)
+				} else {
+					err = r.applyChange(ctx, applier, &ev.Record, ev.CommitLSN)
+				}
+				if err != nil {
 					return fail(err)
 				}
 				if ev.Record.Rel.Table != postgres.HeartbeatTable {
@@ -488,43 +500,11 @@ func (r *runner) applyChange(ctx context.Context, applier *postgres.Applier, rec
 	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
 		return applier.Apply(ctx, rec, commitLSN)
 	}
-	action := where.Update // as it is
-	if o := r.mapping.opts[rec.Rel.ID]; o != nil {
-		if o.ops&opBit(rec.Op) == 0 {
-			return nil
-		}
-		if o.filter != nil {
-			a, err := o.filter.Change(rec)
-			if err != nil {
-				return permanent(fmt.Errorf("table %s: %s at %s: %w", rec.Rel.Table, rec.Op, commitLSN, err))
-			}
-			action = a
-		}
+	it, ok, err := r.whereChange(rec, commitLSN)
+	if !ok {
+		return err
 	}
-	out := *rec
-	switch action {
-	case where.Skip:
-		return nil
-	case where.Update:
-		return applier.Apply(ctx, r.mapping.mapRecord(rec), commitLSN)
-	case where.Insert:
-		out.Op, out.New, out.Old = record.Insert, filledNew(rec), nil
-		return applier.Apply(ctx, r.mapping.mapRecord(&out), commitLSN)
-	case where.Delete:
-		if rec.Op == record.Update {
-			out.Op, out.Old, out.New = record.Delete, rec.Old, nil
-			if out.Old == nil {
-				out.Old = rec.New // the key did not change
-			}
-		}
-		return applier.Apply(ctx, r.mapping.mapRecord(&out), commitLSN)
-	case where.Upsert:
-		out.New = filledNew(rec)
-		return applier.Upsert(ctx, r.mapping.mapRecord(&out), commitLSN)
-	case where.DeleteIfPresent:
-		return applier.DeleteIfPresent(ctx, r.mapping.mapRecord(rec), commitLSN)
-	}
-	return fmt.Errorf("table %s: unexpected filter action %s", rec.Rel.Table, action)
+	return r.applyItem(ctx, applier, &it.rec, it.how, commitLSN)
 }
 
 // filledNew is an UPDATE's new row with the values the source did not send

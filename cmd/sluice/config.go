@@ -81,6 +81,9 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 			cfg.Options = append(cfg.Options, engine.ObjectOptions{Table: tn, Where: o.Where, Operations: o.Operations, Origin: origin(p, o, i, "")})
 		}
 	}
+	if err := transformConfig(p, &cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 

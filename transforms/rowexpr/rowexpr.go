@@ -193,9 +193,9 @@ type program struct {
 	// after and before list the columns the expression reads from each
 	// row; allAfter/allBefore mean it reads the row as a whole (or by
 	// computed names), so every column is decoded.
-	after, before       []string
-	allAfter, allBefore bool
-	usesAfter           bool
+	after, before         []string
+	allAfter, allBefore   bool
+	usesAfter, usesBefore bool
 }
 
 // divide is the / operator: expr-lang's own gives ±Inf on a zero
@@ -275,7 +275,7 @@ func (p *program) reads(root ast.Node) {
 		if row == "after" {
 			p.after, p.allAfter, p.usesAfter = cols, all, v.uses[row] > 0
 		} else {
-			p.before, p.allBefore = cols, all
+			p.before, p.allBefore, p.usesBefore = cols, all, v.uses[row] > 0
 		}
 	}
 }
@@ -323,6 +323,13 @@ func (p *program) Columns() (cols []string, all bool) {
 
 // ReadsAfter reports whether the expression reads the new row.
 func (p *program) ReadsAfter() bool { return p.usesAfter }
+
+// Before returns the columns the expression reads from the old row, and
+// whether it reads the old row at all (also as a whole, or by computed
+// names, or only to test it against nil).
+func (p *program) Before() (cols []string, used bool) {
+	return p.before, p.usesBefore
+}
 
 // run evaluates the program on rec. after, when non-nil, replaces the new
 // row (a Set on an old row evaluates it as the new one).
@@ -600,6 +607,24 @@ func (s *Set) Columns() (cols []string, all bool) {
 	}
 	sort.Strings(cols)
 	return cols, all
+}
+
+// Before returns the columns the stage's expressions read from the old
+// row, and whether any reads the old row at all.
+func (s *Set) Before() (cols []string, used bool) {
+	seen := map[string]bool{}
+	for _, t := range s.targets {
+		c, u := t.prog.Before()
+		used = used || u
+		for _, x := range c {
+			if !seen[x] {
+				seen[x] = true
+				cols = append(cols, x)
+			}
+		}
+	}
+	sort.Strings(cols)
+	return cols, used
 }
 
 // Targets returns the columns the stage writes.

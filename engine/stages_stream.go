@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/where"
+)
+
+// whereChange decides a streamed change by its table's options: dropped
+// (ok false) when its operations leave it out or its where condition says
+// so (where.Filter.Change, PostgreSQL's rule for updates crossing the
+// condition), else the record to go on with and what the sink does with
+// it. The result keeps source names.
+func (r *runner) whereChange(rec *record.Record, commitLSN record.LSN) (it item, ok bool, err error) {
+	action := where.Update // as it is
+	if o := r.mapping.opts[rec.Rel.ID]; o != nil {
+		if o.ops&opBit(rec.Op) == 0 {
+			return item{}, false, nil
+		}
+		if o.filter != nil {
+			a, err := o.filter.Change(rec)
+			if err != nil {
+				return item{}, false, permanent(fmt.Errorf("table %s: %s at %s: %w", rec.Rel.Table, rec.Op, commitLSN, err))
+			}
+			action = a
+		}
+	}
+	it = item{rec: *rec}
+	switch action {
+	case where.Skip:
+		return item{}, false, nil
+	case where.Update:
+	case where.Insert:
+		it.rec.Op, it.rec.New, it.rec.Old = record.Insert, filledNew(rec), nil
+	case where.Delete:
+		if rec.Op == record.Update {
+			it.rec.Op, it.rec.Old, it.rec.New = record.Delete, rec.Old, nil
+			if it.rec.Old == nil {
+				it.rec.Old = rec.New // the key did not change
+			}
+		}
+	case where.Upsert:
+		it.rec.New, it.how = filledNew(rec), howUpsert
+	case where.DeleteIfPresent:
+		it.how = howDeleteIfPresent
+	default:
+		return item{}, false, fmt.Errorf("table %s: unexpected filter action %s", rec.Rel.Table, action)
+	}
+	return it, true, nil
+}
+
+// applyItem maps a decided change to the sink's names and applies it.
+func (r *runner) applyItem(ctx context.Context, applier *postgres.Applier, rec *record.Record, h how, commitLSN record.LSN) error {
+	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
+		return applier.Apply(ctx, rec, commitLSN)
+	}
+	mapped := r.mapping.mapRecord(rec)
+	switch h {
+	case howUpsert:
+		return applier.Upsert(ctx, mapped, commitLSN)
+	case howDeleteIfPresent:
+		return applier.DeleteIfPresent(ctx, mapped, commitLSN)
+	}
+	return applier.Apply(ctx, mapped, commitLSN)
+}
+
+// stageEvents runs the row changes of one slice of streamed events
+// through the where conditions and the transform stages, so that a plugin
+// gets the slice's changes in one call (one per run of its tables' changes
+// with the same sink action) rather than one per change. It returns the
+// events to apply, in order, and for each change event what the sink does
+// with it (hows[i] for evs[i]). Changes of transactions already applied
+// (skipping, as the stream loop decides it from Begin events; skipping is
+// its state at the slice's start) and of the heartbeat pass as they are.
+// A TRUNCATE ends a batch, so that it stays between the changes around
+// it; otherwise the results are put back into their transactions by their
+// position (a transform keeps each record's Position).
+func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping bool, applied record.LSN) ([]postgres.Event, []how, error) {
+	out := make([]postgres.Event, 0, len(evs))
+	hows := make([]how, 0, len(evs))
+	var (
+		items  []item
+		held   []postgres.Event
+		staged []bool // per held event: a change that went into items
+	)
+	flush := func() error {
+		var res []item
+		if len(items) > 0 {
+			var err error
+			if res, err = r.chain.process(ctx, items); err != nil {
+				return err
+			}
+		}
+		k := 0
+		for i := range held {
+			ev := &held[i]
+			if !staged[i] {
+				out = append(out, *ev)
+				hows = append(hows, howApply)
+				continue
+			}
+			if i > 0 && staged[i-1] && held[i-1].CommitLSN == ev.CommitLSN {
+				continue // the transaction's results are out already
+			}
+			for k < len(res) && res[k].rec.Position == ev.CommitLSN {
+				out = append(out, postgres.Event{Kind: postgres.EventChange, CommitLSN: ev.CommitLSN, CommitTime: ev.CommitTime, Xid: ev.Xid, Record: res[k].rec})
+				hows = append(hows, res[k].how)
+				k++
+			}
+		}
+		if k != len(res) {
+			return permanent(fmt.Errorf("transforms: %d records came back out of their transactions' order (a plugin changed their position?); stopping with nothing applied past the last commit", len(res)-k))
+		}
+		items, held, staged = items[:0], held[:0], staged[:0]
+		return nil
+	}
+	for i := range evs {
+		ev := &evs[i]
+		switch ev.Kind {
+		case postgres.EventBegin:
+			skipping = ev.CommitLSN <= applied
+		case postgres.EventTruncate:
+			if err := flush(); err != nil {
+				return nil, nil, err
+			}
+			out = append(out, *ev)
+			hows = append(hows, howApply)
+			continue
+		case postgres.EventChange:
+			rec := &ev.Record
+			if skipping || rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
+				break
+			}
+			it, ok, err := r.whereChange(rec, ev.CommitLSN)
+			if err != nil {
+				return nil, nil, err
+			}
+			held = append(held, *ev)
+			staged = append(staged, true)
+			if ok {
+				it.rec.Position = ev.CommitLSN
+				it.commitTime = ev.CommitTime
+				items = append(items, it)
+			}
+			continue
+		}
+		held = append(held, *ev)
+		staged = append(staged, false)
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	return out, hows, nil
+}
