@@ -175,6 +175,7 @@ func Parse(data []byte, file string, env func(string) (string, bool)) (*Pipeline
 	for i := range p.Transforms {
 		p.Transforms[i].Line = d.line(transformPath(i))
 	}
+	p.Rename.CaseLine = d.line("rename.case")
 	for i := range p.Rename.Tables {
 		p.Rename.Tables[i].Line = d.line(fmt.Sprintf("rename.tables[%d]", i))
 	}

@@ -18,6 +18,8 @@ type Rename struct {
 	// Tables lists bulk rules; for each table the first rule of its
 	// schema that matches decides its sink name.
 	Tables []BulkRename `yaml:"tables"`
+	// CaseLine is the line of the case key in the file (0 if absent).
+	CaseLine int `yaml:"-"`
 }
 
 // BulkRename renames the tables of one source schema: the sink name is

@@ -57,7 +57,7 @@ func transformConfig(p *pipelines.Pipeline, cfg *engine.Config) error {
 	}
 	cfg.Rename.Case = c
 	if p.Rename.Case != "" {
-		cfg.Rename.CaseOrigin = fmt.Sprintf("%s (rename.case)", p.File)
+		cfg.Rename.CaseOrigin = fmt.Sprintf("%s:%d (rename.case)", p.File, p.Rename.CaseLine)
 	}
 	for i, b := range p.Rename.Tables {
 		schema, err := pipelines.Object{Schema: b.Schema}.SchemaName()
