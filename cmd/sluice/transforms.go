@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/engine/verify"
 	"github.com/sluicehq/sluice/pipelines"
 	"github.com/sluicehq/sluice/transforms/plugin"
 	"github.com/sluicehq/sluice/transforms/rename"
@@ -70,4 +71,27 @@ func transformConfig(p *pipelines.Pipeline, cfg *engine.Config) error {
 		})
 	}
 	return nil
+}
+
+// stageRule adds to a table's verify rule what its transform stages do:
+// the columns a set stage computes are not compared; a table with a
+// filter or plugin stage cannot be compared row by row.
+func stageRule(stages []engine.TransformStage, n record.TableName, r *verify.Rule) {
+	for _, st := range stages {
+		if st.Match != nil && !st.Match(n) {
+			continue
+		}
+		switch st.Kind {
+		case "set":
+			for _, c := range slices.Sorted(maps.Keys(st.Set)) {
+				if !slices.Contains(r.Skip, c) {
+					r.Skip = append(r.Skip, c)
+				}
+			}
+		case "filter", "plugin":
+			if r.Uncomparable == "" {
+				r.Uncomparable = fmt.Sprintf("not compared: %s, a %s stage, drops or rewrites its rows", st.Origin, st.Kind)
+			}
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -176,6 +177,12 @@ INSERT INTO public."T x" VALUES (203, 2, NULL);`); err != nil {
 	runCaughtUp(t, dir, env, p, 2*time.Minute)
 	assertSameRows(t, ctx, srcDSN, `SELECT id, qty, CASE WHEN qty = 0 THEN 'none' ELSE (100 / qty)::text END FROM public."T x"`,
 		dstDSN, `SELECT id, qty, res FROM public."T x"`)
+	// verify compares the columns no stage computes.
+	r = sluice(t, dir, env, "verify", "--json", p)
+	var out verifyOut
+	if err := json.Unmarshal([]byte(r.stdout), &out); r.code != 0 || err != nil || !out.Equal {
+		t.Errorf("sluice verify --json: want exit 0 and equal, the computed column skipped (%v):\n%s", err, r)
+	}
 
 	// In the full copy: a second pipeline on a fresh sink database stops
 	// on the row with qty 0, committing nothing of its chunk.
@@ -369,6 +376,12 @@ DELETE FROM "CRM"."People" WHERE id > 90;`); err != nil {
 	assertSameRows(t, ctx, srcDSN, `SELECT id, "Qty" FROM "Sales ü"."Order Items"`, dstDSN, `SELECT id, qty FROM "sales ü"."src_Order Items"`)
 	assertSameRows(t, ctx, srcDSN, `SELECT id, "Level" FROM "Sales ü"."tmp_Stock"`, dstDSN, `SELECT id, level FROM "sales ü"."staging_Stock"`)
 	assertSameRows(t, ctx, srcDSN, `SELECT id, "Full Name" FROM "CRM"."People"`, dstDSN, `SELECT id, "full name" FROM crm."People_V1"`)
+	// verify maps the names the same way.
+	r := sluice(t, dir, env, "verify", "--json", p)
+	var out verifyOut
+	if err := json.Unmarshal([]byte(r.stdout), &out); r.code != 0 || err != nil || !out.Equal {
+		t.Errorf("sluice verify --json: want exit 0 and equal (%v):\n%s", err, r)
+	}
 
 	// "Orders" and "orders" both become orders under the lower case
 	// policy: refused before anything is created.
@@ -384,7 +397,7 @@ rename: {case: lower}
 state_dir: state2
 `)
 	for _, cmd := range []string{"check", "run"} {
-		r := sluice(t, dir, env, cmd, p2)
+		r = sluice(t, dir, env, cmd, p2)
 		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, `tables clash."Orders" and clash.orders both map to clash.orders at the sink`) || !strings.Contains(r.stdout+r.stderr, "clash.yaml:6 (rename.case)") {
 			t.Errorf("sluice %s with colliding names: want exit 1 naming both tables and the rule:\n%s", cmd, r)
 		}

@@ -208,5 +208,13 @@ func verifyRules(ecfg engine.Config) (postgres.TargetName, func(record.TableName
 			byTable[o.Table] = r
 		}
 	}
-	return rules.Table, func(n record.TableName) verify.Rule { return byTable[n] }, nil
+	return rules.Table, func(n record.TableName) verify.Rule {
+		r := byTable[n]
+		r.ColumnName = func(c string) string {
+			name, _ := rules.Column(n, c)
+			return name
+		}
+		stageRule(ecfg.Transforms, n, &r)
+		return r
+	}, nil
 }

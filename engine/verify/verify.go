@@ -95,6 +95,13 @@ type Rule struct {
 	// Skip lists source columns not compared, e.g. those a transform that
 	// is not deterministic sets. Key columns cannot be skipped.
 	Skip []string
+	// ColumnName, when set, gives the sink name of a column Columns does
+	// not list (a case policy).
+	ColumnName func(string) string
+	// Uncomparable, when set, says why the table's rows cannot be compared
+	// (a transform stage drops or rewrites rows): the table is reported
+	// with it as its error, not compared.
+	Uncomparable string
 }
 
 func (c *Config) validate() error {
@@ -314,7 +321,14 @@ func (v *verifier) prepare(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 		if n, ok := rule.Columns[c]; ok && n != "" {
 			return n
 		}
+		if rule.ColumnName != nil {
+			return rule.ColumnName(c)
+		}
 		return c
+	}
+	if rule.Uncomparable != "" {
+		tb.rep.Error = rule.Uncomparable
+		return tb, nil
 	}
 	tb.src = side{name: t.Name, where: rule.Where}
 	tb.dst = side{name: sinkName}
