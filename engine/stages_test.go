@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms"
+	"github.com/sluicehq/sluice/transforms/rowexpr"
+)
+
+// stageTestRels are two tables: 1 has stages, 2 has none.
+var stageTestRels = map[uint32]*record.Relation{
+	1: {ID: 1, Table: record.TableName{Schema: "s", Name: "staged"}, Columns: []record.Column{{Name: "id", TypeOID: 23, Key: true}, {Name: "v", TypeOID: 25}}},
+	2: {ID: 2, Table: record.TableName{Schema: "s", Name: "plain"}, Columns: []record.Column{{Name: "id", TypeOID: 23, Key: true}, {Name: "v", TypeOID: 25}}},
+}
+
+func change(rel uint32, op record.Op, lsn record.LSN, id, v string) postgres.Event {
+	rec := record.Record{Op: op, Rel: stageTestRels[rel], Format: record.Text, Position: lsn,
+		New: []record.Value{{Data: []byte(id)}, {Data: []byte(v)}}}
+	if op == record.Delete {
+		rec.Old, rec.New = rec.New, nil
+	}
+	return postgres.Event{Kind: postgres.EventChange, CommitLSN: lsn, Record: rec}
+}
+
+func txn(lsn record.LSN, changes ...postgres.Event) []postgres.Event {
+	out := []postgres.Event{{Kind: postgres.EventBegin, CommitLSN: lsn}}
+	out = append(out, changes...)
+	return append(out, postgres.Event{Kind: postgres.EventCommit, CommitLSN: lsn, EndLSN: lsn + 1})
+}
+
+// describeEvents renders events as "B10 I1:a C10 ..." for comparison.
+func describeEvents(evs []postgres.Event, hows []how) string {
+	var parts []string
+	for i, ev := range evs {
+		switch ev.Kind {
+		case postgres.EventBegin:
+			parts = append(parts, fmt.Sprintf("B%d", ev.CommitLSN))
+		case postgres.EventCommit:
+			parts = append(parts, fmt.Sprintf("C%d", ev.CommitLSN))
+		case postgres.EventTruncate:
+			parts = append(parts, "T")
+		case postgres.EventChange:
+			vals := ev.Record.New
+			if vals == nil {
+				vals = ev.Record.Old
+			}
+			h := map[how]string{howApply: "", howUpsert: "+", howDeleteIfPresent: "?"}[hows[i]]
+			parts = append(parts, fmt.Sprintf("%s%s%d:%s=%s", h, strings.ToUpper(ev.Record.Op.String()[:1]), ev.Record.Rel.ID, vals[0].Data, vals[1].Data))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestStageEventsPluginOncePerSlice: a plugin stage gets the changes of a
+// whole slice of events, several transactions, in one call; what it
+// returns (one record dropped, values changed) is put back into each
+// record's own transaction, in order; a TRUNCATE cuts the batch so it
+// stays between the changes around it; transactions already applied pass
+// untouched; a filter over the new row turns updates into upserts or
+// deletes-if-present.
+func TestStageEventsPluginOncePerSlice(t *testing.T) {
+	calls, sizes := 0, []int{}
+	upper := transforms.Func(func(_ context.Context, b *record.Batch) (*record.Batch, error) {
+		calls++
+		sizes = append(sizes, len(b.Records))
+		out := &record.Batch{End: b.End}
+		for _, r := range b.Records {
+			if r.New != nil && string(r.New[1].Data) == "drop" {
+				continue
+			}
+			if r.New != nil {
+				r.New = append([]record.Value(nil), r.New...)
+				r.New[1] = record.Value{Data: []byte(strings.ToUpper(string(r.New[1].Data)))}
+			}
+			out.Records = append(out.Records, r)
+		}
+		return out, nil
+	})
+	stage := &chainStage{cfg: &TransformStage{Kind: "plugin", Origin: "test (transforms[0])"}, covers: map[uint32]bool{1: true}, plugin: upper}
+	r := &runner{
+		mapping: &mapping{opts: map[uint32]*tableOptions{}},
+		chain:   &transformChain{stages: []*chainStage{stage}, tables: map[uint32]*chainTable{1: {name: stageTestRels[1].Table}}},
+	}
+	var evs []postgres.Event
+	evs = append(evs, txn(5, change(1, record.Insert, 5, "0", "old"))...) // already applied
+	evs = append(evs, txn(10, change(1, record.Insert, 10, "1", "a"), change(1, record.Insert, 10, "2", "drop"))...)
+	evs = append(evs, txn(20, change(1, record.Update, 20, "1", "b"), change(1, record.Delete, 20, "2", "x"))...)
+	evs = append(evs, txn(30, change(1, record.Insert, 30, "3", "c"))...)
+	out, hows, err := r.stageEvents(context.Background(), evs, false, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "B5 I1:0=old C5 B10 I1:1=A C10 B20 U1:1=B D1:2=x C20 B30 I1:3=C C30"
+	if got := describeEvents(out, hows); got != want {
+		t.Errorf("events:\n got %s\nwant %s", got, want)
+	}
+	if calls != 1 || sizes[0] != 5 {
+		t.Errorf("plugin calls %d with %v records, want 1 call with the slice's 5 changes", calls, sizes)
+	}
+
+	// A TRUNCATE inside a transaction cuts the batch; a table without
+	// stages passes as it is, between the others.
+	calls, sizes = 0, nil
+	trunc := postgres.Event{Kind: postgres.EventTruncate, CommitLSN: 40, Truncated: []*record.Relation{stageTestRels[2]}}
+	evs = txn(40, change(1, record.Insert, 40, "4", "d"), trunc, change(2, record.Insert, 40, "5", "e"), change(1, record.Insert, 40, "6", "f"))
+	out, hows, err = r.stageEvents(context.Background(), evs, false, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "B40 I1:4=D T I2:5=e I1:6=F C40"
+	if got := describeEvents(out, hows); got != want {
+		t.Errorf("events with a truncate:\n got %s\nwant %s", got, want)
+	}
+	if calls != 2 {
+		t.Errorf("plugin calls %d (%v), want 2: one on each side of the truncate", calls, sizes)
+	}
+
+	// A filter reading the new row: an update that passes may bring the
+	// row into the filter (upsert); one that fails takes it out (delete
+	// if present); a delete removes the row if the sink has it.
+	f, err := rowexpr.CompileFilter(`after.v != 'out'`, rowexpr.Table{Name: stageTestRels[1].Table, Columns: []rowexpr.Column{{Name: "id", TypeOID: 23, Key: true}, {Name: "v", TypeOID: 25}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.chain.stages = []*chainStage{{cfg: &TransformStage{Kind: "filter", Origin: "test (transforms[0])"}, covers: map[uint32]bool{1: true}, filters: map[uint32]*rowexpr.Filter{1: f}}}
+	evs = txn(50, change(1, record.Insert, 50, "7", "out"), change(1, record.Insert, 50, "8", "in"),
+		change(1, record.Update, 50, "8", "out"), change(1, record.Update, 50, "9", "in"), change(1, record.Delete, 50, "9", ""), change(2, record.Insert, 50, "1", "out"))
+	out, hows, err = r.stageEvents(context.Background(), evs, false, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "B50 I1:8=in ?U1:8=out +U1:9=in ?D1:9= I2:1=out C50"
+	if got := describeEvents(out, hows); got != want {
+		t.Errorf("events through a row filter:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestTransformChainApply: the API the full copy and backfills use drops
+// what a filter refuses and computes set columns, and an expression error
+// names the stage, the table, the row's key and the position.
+func TestTransformChainApply(t *testing.T) {
+	tbl := rowexpr.Table{Name: stageTestRels[1].Table, Columns: []rowexpr.Column{{Name: "id", TypeOID: 23, Key: true}, {Name: "v", TypeOID: 25}}}
+	f, err := rowexpr.CompileFilter(`after.v != 'skip'`, tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rowexpr.CompileSet(map[string]string{"v": `after.v + '/' + string(after.id * 10 / (after.id - 3))`}, tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &transformChain{
+		stages: []*chainStage{
+			{cfg: &TransformStage{Kind: "filter", Origin: "p.yaml:9 (transforms[0])"}, covers: map[uint32]bool{1: true}, filters: map[uint32]*rowexpr.Filter{1: f}},
+			{cfg: &TransformStage{Kind: "set", Origin: "p.yaml:10 (transforms[1])"}, covers: map[uint32]bool{1: true}, sets: map[uint32]*rowexpr.Set{1: s}},
+		},
+		tables: map[uint32]*chainTable{1: {name: stageTestRels[1].Table}},
+	}
+	var in []*record.Record
+	for _, ev := range []postgres.Event{change(1, record.Insert, 0, "1", "a"), change(1, record.Insert, 0, "2", "skip"), change(2, record.Insert, 0, "4", "b"), change(1, record.Insert, 0, "4", "c")} {
+		in = append(in, &ev.Record)
+	}
+	out, err := c.Apply(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out {
+		got = append(got, fmt.Sprintf("%d:%s=%s", r.Rel.ID, r.New[0].Data, r.New[1].Data))
+	}
+	if strings.Join(got, " ") != "1:1=a/-5 2:4=b 1:4=c/40" {
+		t.Errorf("Apply gave %v", got)
+	}
+	bad := change(1, record.Insert, 0, "3", "d")
+	_, err = c.Apply(context.Background(), []*record.Record{&bad.Record})
+	if err == nil || !isPermanent(err) || !strings.Contains(err.Error(), `p.yaml:10 (transforms[1]): insert of table s.staged, key ("id")=(3): set "v": position 38: division by zero`) {
+		t.Errorf("Apply on a row the expression fails on: %v", err)
+	}
+}
