@@ -85,7 +85,7 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/unknown_key.yaml:3: sink: unknown key "typo" (valid keys: type, dsn)`,
 			`testdata/unknown_key.yaml:6: objects[1]: unknown key "tabel" (valid keys: schema, table, where, rename, columns, operations)`,
 			`testdata/unknown_key.yaml:6: objects[1]: give schema or table, e.g. "schema: public" or "table: sales.orders"`,
-			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir)`,
+			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, transforms, rename, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir)`,
 		}},
 		{"missing_dsn.yaml", []string{
 			`testdata/missing_dsn.yaml: sink.dsn is required (a PostgreSQL connection string, e.g. "${DST_DSN}")`,
@@ -155,7 +155,7 @@ func TestParseErrors(t *testing.T) {
 		{"only comments", "# nothing\n", nil, []string{
 			"p.yaml: the file is empty; a pipeline needs at least name, source, sink and objects"}},
 		{"not a mapping", "- a\n- b\n", nil, []string{
-			"p.yaml:1: must be a mapping with the keys name, source, sink, sync, objects, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir, got a list"}},
+			"p.yaml:1: must be a mapping with the keys name, source, sink, sync, objects, transforms, rename, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir, got a list"}},
 		{"two documents", header + "---\nname: other\n", nil, []string{
 			"p.yaml:6: a second YAML document starts here; a pipeline file holds one (remove the ---)"}},
 		{"bad indentation", "name: demo\n  source: x\n", nil, []string{
