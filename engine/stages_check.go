@@ -65,7 +65,7 @@ func (c *checker) checkFilterIdentity() {
 			cols := outside(before)
 			detail := fmt.Sprintf("%s on table %s reads before (the old row)", st.cfg.Origin, t.Name)
 			if len(cols) > 0 {
-				detail += ", including " + strings.Join(cols, ", ") + ", outside its replica identity (" + identityName(t.Key) + "): before is nil for updates that keep the key, and holds only the key for deletes, so such a read stops the pipeline with an error"
+				detail += ", including " + strings.Join(cols, ", ") + ", outside its replica identity (" + identityName(t.Key) + "): before is nil for updates that keep the key, and holds only the key for deletes, so these columns read as nil there (an operation on nil stops the pipeline with an error)"
 			} else {
 				detail += ": before is nil for updates that keep the key, so the expression must allow for that"
 			}

@@ -406,3 +406,56 @@ state_dir: state2
 		t.Error("a pipeline with colliding names created objects at the sink")
 	}
 }
+
+// TestCheckFilterIdentityWarnings: sluice check warns, for a streaming
+// pipeline, about a where condition over columns outside the replica
+// identity, a stage reading the old row (before), and a table without a
+// key or REPLICA IDENTITY FULL that has a stage; with the identity FULL
+// the item passes.
+func TestCheckFilterIdentityWarnings(t *testing.T) {
+	ctx := testCtx(t)
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `CREATE TABLE public."Or ders" (id int PRIMARY KEY, amount int, region text);
+CREATE TABLE public.bag (v int, w text);`); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := writePipeline(t, dir, "ident.yaml", `name: stages_ident
+source: {dsn: "${SRC_DSN}"}
+sink: {dsn: "${DST_DSN}"}
+sync: {schema: true, full: true, incremental: true}
+objects:
+  - table: '"Or ders"'
+    where: "amount > 10"
+  - table: bag
+transforms:
+  - filter: "before == nil || before.region != 'x'"
+    tables: ['"Or ders"']
+  - set: {w: "'masked'"}
+    tables: [bag]
+state_dir: state
+`)
+	env := dsnEnv(srcDSN, dstDSN)
+	r := sluice(t, dir, env, "check", p)
+	f := checkLine(r.stdout, "filter_replica_identity")
+	if f == nil || f[1] != "WARN" {
+		t.Fatalf("sluice check: want filter_replica_identity WARN:\n%s", r)
+	}
+	for _, want := range []string{
+		`table public."Or ders": its where condition reads "amount", outside its replica identity ("id")`,
+		`ident.yaml:10 (transforms[0]) on table public."Or ders" reads before (the old row), including "region", outside its replica identity ("id")`,
+		`table public.bag has no key and no REPLICA IDENTITY FULL: sluice sets FULL before publishing it`,
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("sluice check: want %q:\n%s", want, r)
+		}
+	}
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `ALTER TABLE public."Or ders" REPLICA IDENTITY FULL; ALTER TABLE public.bag REPLICA IDENTITY FULL;`); err != nil {
+		t.Fatal(err)
+	}
+	r = sluice(t, dir, env, "check", p)
+	if f := checkLine(r.stdout, "filter_replica_identity"); f == nil || f[1] != "PASS" {
+		t.Errorf("sluice check with REPLICA IDENTITY FULL: want filter_replica_identity PASS:\n%s", r)
+	}
+}
