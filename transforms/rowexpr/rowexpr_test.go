@@ -139,6 +139,24 @@ func TestFilterAndSet(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Pos != 9 || !strings.Contains(err.Error(), "division by zero") {
 		t.Errorf("division by zero: %v, want an *EvalError at position 9", err)
 	}
+	// An operation on a NULL is an error with its position, not false.
+	cmp, err := CompileFilter(`after.qty > 1`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = &record.Record{Op: record.Insert, Rel: rel(), New: vals("7", "\\N", "1", "\\N", "t")}
+	if _, err := cmp.Keep(rec, time.Time{}); !errors.As(err, &ee) || ee.Pos != 11 || !strings.Contains(err.Error(), "invalid operation: <nil> > int") {
+		t.Errorf("comparing a NULL: %v, want an *EvalError at position 11", err)
+	}
+	// A filter that gives nil (a NULL boolean column) is an error too.
+	nb, err := CompileFilter(`after.ok`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = &record.Record{Op: record.Insert, Rel: rel(), New: vals("7", "\\N", "1", "1", "\\N")}
+	if _, err := nb.Keep(rec, time.Time{}); err == nil || !strings.Contains(err.Error(), "the filter gave nil, not true or false") {
+		t.Errorf("a NULL boolean filter: %v", err)
+	}
 	// Reading an unchanged TOASTed value that the source did not send is
 	// an error, never a guess.
 	rec = &record.Record{Op: record.Update, Rel: rel(), New: vals("7", "\\U", "1", "1", "t")}
