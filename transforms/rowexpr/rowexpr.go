@@ -37,6 +37,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -196,6 +197,16 @@ type program struct {
 	after, before         []string
 	allAfter, allBefore   bool
 	usesAfter, usesBefore bool
+	// envs and vms recycle the per-record environment maps and virtual
+	// machines, which would otherwise be most of a record's allocations.
+	envs sync.Pool // *env
+	vms  sync.Pool // *vm.VM
+}
+
+// env is one evaluation's environment: the record's names and its rows.
+type env struct {
+	top           map[string]any
+	after, before map[string]any
 }
 
 // divide is the / operator: expr-lang's own gives ±Inf on a zero
@@ -334,67 +345,75 @@ func (p *program) Before() (cols []string, used bool) {
 // run evaluates the program on rec. after, when non-nil, replaces the new
 // row (a Set on an old row evaluates it as the new one).
 func (p *program) run(rec *record.Record, after []record.Value, afterSet bool, commitTime time.Time) (any, error) {
-	env, err := p.env(rec, after, afterSet, commitTime)
-	if err != nil {
+	e, _ := p.envs.Get().(*env)
+	if e == nil {
+		e = &env{top: map[string]any{}, after: map[string]any{}, before: map[string]any{}}
+	}
+	if err := p.fill(e, rec, after, afterSet, commitTime); err != nil {
+		p.envs.Put(e)
 		return nil, err
 	}
-	out, err := vm.Run(p.prog, env)
+	machine, _ := p.vms.Get().(*vm.VM)
+	if machine == nil {
+		machine = &vm.VM{}
+	}
+	out, err := machine.Run(p.prog, e.top)
+	p.vms.Put(machine)
+	if _, isMap := out.(map[string]any); !isMap {
+		// The result does not hold the environment: it can be reused.
+		p.envs.Put(e)
+	}
 	if err != nil {
 		return nil, evalError(err)
 	}
 	return out, nil
 }
 
-func (p *program) env(rec *record.Record, after []record.Value, afterSet bool, commitTime time.Time) (map[string]any, error) {
+// fill sets e up for one record.
+func (p *program) fill(e *env, rec *record.Record, after []record.Value, afterSet bool, commitTime time.Time) error {
 	if rec.Format != record.Text {
-		return nil, &EvalError{Msg: "the record is in binary format; transform stages read text-format rows (internal error, please report it)"}
+		return &EvalError{Msg: "the record is in binary format; transform stages read text-format rows (internal error, please report it)"}
 	}
-	env := map[string]any{
-		"op":          rec.Op.String(),
-		"schema":      rec.Rel.Table.Schema,
-		"table":       rec.Rel.Table.Name,
-		"before":      nil,
-		"after":       nil,
-		"commit_time": nil,
-		"lsn":         nil,
-	}
+	top := e.top
+	top["op"] = rec.Op.String()
+	top["schema"] = rec.Rel.Table.Schema
+	top["table"] = rec.Rel.Table.Name
+	top["before"], top["after"], top["commit_time"], top["lsn"] = nil, nil, nil, nil
 	if rec.Position != 0 {
-		env["lsn"] = rec.Position.String()
+		top["lsn"] = rec.Position.String()
 	}
 	if !commitTime.IsZero() {
-		env["commit_time"] = commitTime
+		top["commit_time"] = commitTime
 	}
 	newVals := rec.New
 	if afterSet {
 		newVals = after
 	}
 	if newVals != nil {
-		m, err := p.row(rec, newVals, rec.Old, p.after, p.allAfter, "new")
-		if err != nil {
-			return nil, err
+		if err := p.row(e.after, rec, newVals, rec.Old, p.after, p.allAfter, "new"); err != nil {
+			return err
 		}
-		env["after"] = m
+		top["after"] = e.after
 	}
 	if rec.Old != nil && !afterSet {
-		m, err := p.row(rec, rec.Old, nil, p.before, p.allBefore, "old")
-		if err != nil {
-			return nil, err
+		if err := p.row(e.before, rec, rec.Old, nil, p.before, p.allBefore, "old"); err != nil {
+			return err
 		}
-		env["before"] = m
+		top["before"] = e.before
 	}
-	return env, nil
+	return nil
 }
 
-// row decodes the columns cols (every column when all) of vals; an
+// row decodes into m the columns cols (every column when all) of vals; an
 // unchanged value is taken from fill (the old row) when it has it.
-func (p *program) row(rec *record.Record, vals, fill []record.Value, cols []string, all bool, which string) (map[string]any, error) {
+func (p *program) row(m map[string]any, rec *record.Record, vals, fill []record.Value, cols []string, all bool, which string) error {
+	clear(m)
 	if all {
 		cols = cols[:0:0]
 		for _, c := range rec.Rel.Columns {
 			cols = append(cols, c.Name)
 		}
 	}
-	m := make(map[string]any, len(cols))
 	for _, name := range cols {
 		j := rec.Rel.ColumnIndex(name)
 		ci, known := p.cols[name]
@@ -409,15 +428,15 @@ func (p *program) row(rec *record.Record, vals, fill []record.Value, cols []stri
 			v = fill[j]
 		}
 		if v.Unchanged {
-			return nil, &EvalError{Msg: fmt.Sprintf("the %s row's column %s is an unchanged TOASTed value the source did not send, so the expression cannot read it; set REPLICA IDENTITY FULL on the source table", which, record.QuoteIdent(name))}
+			return &EvalError{Msg: fmt.Sprintf("the %s row's column %s is an unchanged TOASTed value the source did not send, so the expression cannot read it; set REPLICA IDENTITY FULL on the source table", which, record.QuoteIdent(name))}
 		}
 		x, err := decode(p.kind[ci], v)
 		if err != nil {
-			return nil, &EvalError{Msg: fmt.Sprintf("column %s: %v", record.QuoteIdent(name), err)}
+			return &EvalError{Msg: fmt.Sprintf("column %s: %v", record.QuoteIdent(name), err)}
 		}
 		m[name] = x
 	}
-	return m, nil
+	return nil
 }
 
 // decode reads a text-format value as its expression type.

@@ -173,3 +173,33 @@ func TestFilterAndSet(t *testing.T) {
 		t.Errorf("commit_time filter = %v, %v", keep, err)
 	}
 }
+
+func BenchmarkSet(b *testing.B) {
+	s, err := CompileSet(map[string]string{"e mail": `'x@' + split(after['e mail'], '@')[1]`}, table)
+	if err != nil {
+		b.Fatal(err)
+	}
+	row := vals("1", "jo@example.com", "10", "21", "f")
+	r := rel()
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := &record.Record{Op: record.Insert, Rel: r, New: row}
+		if err := s.Apply(rec, false, time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFilter(b *testing.B) {
+	f, err := CompileFilter(`after.qty >= 0 && after.amount > 1.5`, table)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &record.Record{Op: record.Insert, Rel: rel(), New: vals("1", "jo@example.com", "10", "21", "f")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.Keep(rec, time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
