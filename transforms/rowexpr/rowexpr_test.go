@@ -2,6 +2,8 @@ package rowexpr
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +202,49 @@ func BenchmarkFilter(b *testing.B) {
 	for b.Loop() {
 		if _, err := f.Keep(rec, time.Time{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentUse: a Filter and a Set are used by several copy workers
+// at once; each record gets its own answer.
+func TestConcurrentUse(t *testing.T) {
+	s, err := CompileSet(map[string]string{"qty": `after.qty * 2`}, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := CompileFilter(`after.qty % 2 == 0`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rel()
+	done := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			for i := range 2000 {
+				n := w*10000 + i
+				rec := &record.Record{Op: record.Insert, Rel: r, New: vals("1", "\\N", "1", strconv.Itoa(n), "t")}
+				keep, err := f.Keep(rec, time.Time{})
+				if err == nil && keep != (n%2 == 0) {
+					err = fmt.Errorf("filter on %d gave %v", n, keep)
+				}
+				if err == nil {
+					err = s.Apply(rec, false, time.Time{})
+				}
+				if err == nil && string(rec.New[3].Data) != strconv.Itoa(2*n) {
+					err = fmt.Errorf("set on %d gave %s", n, rec.New[3].Data)
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
