@@ -55,8 +55,9 @@ const weirdTable = `"Sales ü"."Weird ""Name"""`
 // set masking and deriving columns on a table with hostile names, in the
 // full copy and then while streaming: inserts, updates moving rows out of
 // and into the filter, updates of masked columns, deletes. The sink must
-// equal the source's rows filtered and computed by SQL. A table without a
-// stage is copied on the fast path, unchanged.
+// equal the source's rows filtered and computed by SQL. A filter on op
+// alone drops a table's deletes; a table without a stage is copied on the
+// fast path, unchanged.
 func TestTransformStagesCopyAndStream(t *testing.T) {
 	ctx := streamCtx(t, 4*time.Minute)
 	src, snk := pgtest.Source(t), pgtest.Sink(t)
@@ -68,7 +69,9 @@ INSERT INTO `+weirdTable+` SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'user' 
 	g * 1.25, (ARRAY['eu','us','ap'])[1 + g % 3], g % 7, CASE WHEN g % 5 = 0 THEN NULL ELSE 'n ' || g END
 FROM generate_series(1, 3000) g;
 CREATE TABLE public.plain (id int PRIMARY KEY, v text);
-INSERT INTO public.plain SELECT g, 'v' || g FROM generate_series(1, 500) g;`); err != nil {
+INSERT INTO public.plain SELECT g, 'v' || g FROM generate_series(1, 500) g;
+CREATE TABLE public."his tory" (id int PRIMARY KEY, v text);
+INSERT INTO public."his tory" SELECT g, 'h' || g FROM generate_series(1, 100) g;`); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -79,7 +82,10 @@ sync: {schema: true, full: true, incremental: true}
 objects:
   - schema: '"Sales ü"'
   - table: public.plain
+  - table: public."his tory"
 transforms:
+  - filter: "op != 'delete'"
+    tables: ['public."his tory"']
   - filter: "after.region != 'ap'"
     tables: ['"Sales ü"."Weird ""Name"""']
   - tables: ['"Sales ü".*']
@@ -89,7 +95,7 @@ transforms:
 state_dir: state
 `)
 	env := dsnEnv(srcDSN, dstDSN)
-	if r := sluice(t, dir, env, "check", p); checkLine(r.stdout, "filters_and_transforms") == nil || !strings.Contains(r.stdout, "2 transform stages (1 table with a stage)") {
+	if r := sluice(t, dir, env, "check", p); checkLine(r.stdout, "filters_and_transforms") == nil || !strings.Contains(r.stdout, "3 transform stages (2 tables with a stage)") {
 		t.Errorf("sluice check: want filters_and_transforms to count the stages:\n%s", r)
 	}
 	runCaughtUp(t, dir, env, p, 2*time.Minute)
@@ -114,12 +120,19 @@ UPDATE `+weirdTable+` SET region = 'eu' WHERE id BETWEEN 301 AND 600 AND region 
 UPDATE `+weirdTable+` SET "e mail" = 'changed' || id || '@other.example', "Qty" = "Qty" + 1 WHERE id BETWEEN 601 AND 900;
 COMMIT;
 DELETE FROM `+weirdTable+` WHERE id BETWEEN 901 AND 1000;
-UPDATE public.plain SET v = 'w' || id WHERE id <= 100;`); err != nil {
+UPDATE public.plain SET v = 'w' || id WHERE id <= 100;
+DELETE FROM public."his tory" WHERE id <= 30;
+UPDATE public."his tory" SET v = 'u' || id WHERE id > 90;
+INSERT INTO public."his tory" VALUES (101, 'new');`); err != nil {
 		t.Fatal(err)
 	}
 	runCaughtUp(t, dir, env, p, 2*time.Minute)
 	assertSameRows(t, ctx, srcDSN, want("(id BETWEEN 301 AND 600 AND id % 3 = 2) OR id BETWEEN 601 AND 900"), dstDSN, got)
 	assertSameData(t, ctx, srcDSN, dstDSN, "public.plain")
+	// A filter on op alone drops the deletes and keeps the rest: the sink
+	// keeps the history of deleted rows.
+	assertSameRows(t, ctx, srcDSN, `SELECT g AS id, 'h' || g AS v FROM generate_series(1, 30) g UNION ALL SELECT id, v FROM public."his tory"`,
+		dstDSN, `SELECT id, v FROM public."his tory"`)
 }
 
 // TestTransformRuntimeErrorParks: an expression that fails on a streamed
