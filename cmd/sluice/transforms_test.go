@@ -472,3 +472,39 @@ state_dir: state
 		t.Errorf("sluice check with REPLICA IDENTITY FULL: want filter_replica_identity PASS:\n%s", r)
 	}
 }
+
+// TestTransformPartitioned: a stage scoped to a partitioned table applies
+// to the rows of all its partitions, copied and streamed.
+func TestTransformPartitioned(t *testing.T) {
+	ctx := streamCtx(t, 3*time.Minute)
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	dropSlotsAtCleanup(t, srcDSN)
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `CREATE TABLE public."Me asures" (id int, day date, v numeric, label text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE public."Me asures 2024" PARTITION OF public."Me asures" FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public."Me asures 2025" PARTITION OF public."Me asures" FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO public."Me asures" SELECT g, DATE '2024-06-01' + (g % 400), g / 4.0, NULL FROM generate_series(1, 1000) g;`); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := writePipeline(t, dir, "parts.yaml", `name: stages_parts
+source: {dsn: "${SRC_DSN}"}
+sink: {dsn: "${DST_DSN}"}
+sync: {schema: true, full: true, incremental: true}
+objects:
+  - table: '"Me asures"'
+transforms:
+  - tables: ['"Me asures"']
+    set: {label: "after.day + ':' + string(int(after.v * 4))"}
+state_dir: state
+`)
+	env := dsnEnv(srcDSN, dstDSN)
+	runCaughtUp(t, dir, env, p, 2*time.Minute)
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `INSERT INTO public."Me asures" SELECT g, DATE '2024-06-01' + (g % 400), g / 4.0, NULL FROM generate_series(1001, 1100) g;
+UPDATE public."Me asures" SET v = v + 1 WHERE id % 10 = 0;`); err != nil {
+		t.Fatal(err)
+	}
+	runCaughtUp(t, dir, env, p, 2*time.Minute)
+	assertSameRows(t, ctx, srcDSN, `SELECT id, day, v, day::text || ':' || (v * 4)::int FROM public."Me asures"`,
+		dstDSN, `SELECT id, day, v, label FROM public."Me asures"`)
+}
