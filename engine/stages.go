@@ -162,6 +162,13 @@ func newTransformChain(ctx context.Context, src *pgx.Conn, cfg *Config, tables [
 					problems = append(problems, fmt.Errorf("%s: on table %s: %w", sc.Origin, t.Name, err))
 					continue
 				}
+				if names := s.ChangeNames(); cfg.Incremental && len(t.Key) == 0 && len(names) > 0 {
+					// The sink finds a keyless table's rows by their whole
+					// old row, which must be computed again as the sink got
+					// it: from the row alone.
+					problems = append(problems, fmt.Errorf("%s: set on table %s reads %s, but the table has no key: the sink finds its rows by the whole old row, which sluice computes again from the row alone; compute the columns from after only, or give the table a primary key", sc.Origin, t.Name, strings.Join(names, ", ")))
+					continue
+				}
 				st.sets[t.OID] = s
 			}
 		}

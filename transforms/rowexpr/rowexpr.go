@@ -197,6 +197,9 @@ type program struct {
 	after, before         []string
 	allAfter, allBefore   bool
 	usesAfter, usesBefore bool
+	// change lists the names about the change rather than the row that
+	// the expression reads (op, before, commit_time, lsn).
+	change []string
 	// envs and vms recycle the per-record environment maps and virtual
 	// machines, which would otherwise be most of a record's allocations.
 	envs sync.Pool // *env
@@ -274,8 +277,13 @@ func compile(src string, t Table) (*program, error) {
 
 // reads records which columns of before and after the expression reads.
 func (p *program) reads(root ast.Node) {
-	v := &readVisitor{static: map[string]int{}, uses: map[string]int{}, cols: map[string]map[string]bool{"after": {}, "before": {}}}
+	v := &readVisitor{static: map[string]int{}, uses: map[string]int{}, cols: map[string]map[string]bool{"after": {}, "before": {}}, change: map[string]bool{}}
 	ast.Walk(&root, v)
+	for _, n := range []string{"op", "before", "commit_time", "lsn"} {
+		if v.change[n] {
+			p.change = append(p.change, n)
+		}
+	}
 	for _, row := range []string{"after", "before"} {
 		cols := make([]string, 0, len(v.cols[row]))
 		for c := range v.cols[row] {
@@ -295,6 +303,7 @@ type readVisitor struct {
 	static map[string]int // row → member accesses by a literal name
 	uses   map[string]int // row → identifier uses
 	cols   map[string]map[string]bool
+	change map[string]bool // op, before, commit_time, lsn: used
 }
 
 func (v *readVisitor) Visit(n *ast.Node) {
@@ -302,6 +311,10 @@ func (v *readVisitor) Visit(n *ast.Node) {
 	case *ast.IdentifierNode:
 		if _, ok := v.cols[x.Value]; ok {
 			v.uses[x.Value]++
+		}
+		switch x.Value {
+		case "op", "before", "commit_time", "lsn":
+			v.change[x.Value] = true
 		}
 	case *ast.MemberNode:
 		id, ok := x.Node.(*ast.IdentifierNode)
@@ -644,6 +657,23 @@ func (s *Set) Before() (cols []string, used bool) {
 	}
 	sort.Strings(cols)
 	return cols, used
+}
+
+// ChangeNames returns the names about the change rather than the row
+// (op, before, commit_time, lsn) that the stage's expressions read: with
+// any, the value computed for a row depends on the change that brought it.
+func (s *Set) ChangeNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range s.targets {
+		for _, n := range t.prog.change {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // Targets returns the columns the stage writes.
