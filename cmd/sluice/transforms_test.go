@@ -415,6 +415,25 @@ state_dir: state2
 			t.Errorf("sluice %s with colliding names: want exit 1 naming both tables and the rule:\n%s", cmd, r)
 		}
 	}
+	// A pattern rule mapping items_old onto items, which keeps its name.
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `CREATE TABLE clash.items (id int PRIMARY KEY); CREATE TABLE clash.items_old (id int PRIMARY KEY);`); err != nil {
+		t.Fatal(err)
+	}
+	p3 := writePipeline(t, dir, "clash2.yaml", `name: bulk_clash2
+source: {dsn: "${SRC_DSN}"}
+sink: {dsn: "${DST_DSN}"}
+objects:
+  - table: clash.items
+  - table: clash.items_old
+rename:
+  tables:
+    - {schema: clash, pattern: '(.*)_old', replacement: '$${1}'}
+state_dir: state3
+`)
+	r = sluice(t, dir, env, "run", p3)
+	if r.code != 1 || !strings.Contains(r.stderr, `tables clash.items and clash.items_old both map to clash.items at the sink (clash.items: no rule; clash.items_old: bulk rule at `) || !strings.Contains(r.stderr, "clash2.yaml:9 (rename.tables[0])") {
+		t.Errorf("sluice run with a bulk rule making two tables one: want exit 1 naming both and the rule:\n%s", r)
+	}
 	if queryInt(t, ctx, dstDSN, `SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = 'clash'`) != 0 {
 		t.Error("a pipeline with colliding names created objects at the sink")
 	}
