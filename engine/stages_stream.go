@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
@@ -78,6 +79,12 @@ func (r *runner) applyItem(ctx context.Context, applier *postgres.Applier, rec *
 // A TRUNCATE ends a batch, so that it stays between the changes around
 // it; otherwise the results are put back into their transactions by their
 // position (a transform keeps each record's Position).
+//
+// On an error (an expression failing on a row, a plugin error) it returns
+// the error with the events of the transactions before the failing one,
+// worked out by running the batch again transaction by transaction: the
+// caller applies and commits those, then stops, so the pipeline parks at
+// the failing transaction with everything before it at the sink.
 func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping bool, applied record.LSN) ([]postgres.Event, []how, error) {
 	out := make([]postgres.Event, 0, len(evs))
 	hows := make([]how, 0, len(evs))
@@ -86,16 +93,55 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 		held   []postgres.Event
 		staged []bool // per held event: a change that went into items
 	)
-	flush := func() error {
+	// flush processes the held items and emits the held events; with stop
+	// set, only those of the transactions before the one committed at
+	// stop.
+	var flush func(stop record.LSN) error
+	flush = func(stop record.LSN) error {
+		batch, nheld := items, len(held)
+		if stop != 0 {
+			n := 0
+			for n < len(batch) && batch[n].rec.Position < stop {
+				n++
+			}
+			batch = batch[:n]
+			for nheld = 0; nheld < len(held) && held[nheld].CommitLSN < stop; nheld++ {
+			}
+		}
 		var res []item
-		if len(items) > 0 {
+		if len(batch) > 0 {
+			multi := batch[0].rec.Position != batch[len(batch)-1].rec.Position
+			in := batch
+			if multi {
+				in = slices.Clone(batch) // the stages work in place; keep batch for a retry by transaction
+			}
 			var err error
-			if res, err = r.chain.process(ctx, items); err != nil {
-				return err
+			if res, err = r.chain.process(ctx, in); err != nil {
+				if !multi {
+					if ferr := flush(batch[0].rec.Position); ferr != nil {
+						return ferr
+					}
+					return err
+				}
+				// Find the failing transaction; emit those before it.
+				for j := 0; j < len(batch); {
+					k := j
+					for k < len(batch) && batch[k].rec.Position == batch[j].rec.Position {
+						k++
+					}
+					if _, terr := r.chain.process(ctx, slices.Clone(batch[j:k])); terr != nil {
+						if ferr := flush(batch[j].rec.Position); ferr != nil {
+							return ferr
+						}
+						return terr
+					}
+					j = k
+				}
+				return err // the transactions pass one by one but not together
 			}
 		}
 		k := 0
-		for i := range held {
+		for i := range held[:nheld] {
 			ev := &held[i]
 			if !staged[i] {
 				out = append(out, *ev)
@@ -123,8 +169,8 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 		case postgres.EventBegin:
 			skipping = ev.CommitLSN <= applied
 		case postgres.EventTruncate:
-			if err := flush(); err != nil {
-				return nil, nil, err
+			if err := flush(0); err != nil {
+				return out, hows, err
 			}
 			out = append(out, *ev)
 			hows = append(hows, howApply)
@@ -136,7 +182,10 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 			}
 			it, ok, err := r.whereChange(rec, ev.CommitLSN)
 			if err != nil {
-				return nil, nil, err
+				if ferr := flush(ev.CommitLSN); ferr != nil {
+					return out, hows, ferr
+				}
+				return out, hows, err
 			}
 			held = append(held, *ev)
 			staged = append(staged, true)
@@ -150,8 +199,8 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 		held = append(held, *ev)
 		staged = append(staged, false)
 	}
-	if err := flush(); err != nil {
-		return nil, nil, err
+	if err := flush(0); err != nil {
+		return out, hows, err
 	}
 	return out, hows, nil
 }

@@ -181,3 +181,34 @@ func TestTransformChainApply(t *testing.T) {
 		t.Errorf("Apply on a row the expression fails on: %v", err)
 	}
 }
+
+// TestStageEventsParksAtFailingTransaction: when an expression fails on a
+// row of the third transaction of a slice, the events of the two before
+// it come back with the error, and nothing of the failing one.
+func TestStageEventsParksAtFailingTransaction(t *testing.T) {
+	tbl := rowexpr.Table{Name: stageTestRels[1].Table, Columns: []rowexpr.Column{{Name: "id", TypeOID: 23, Key: true}, {Name: "v", TypeOID: 25}}}
+	s, err := rowexpr.CompileSet(map[string]string{"v": `string(100 / (after.id - 3))`}, tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{
+		mapping: &mapping{opts: map[uint32]*tableOptions{}},
+		chain: &transformChain{
+			stages: []*chainStage{{cfg: &TransformStage{Kind: "set", Origin: "p.yaml:7 (transforms[0])"}, covers: map[uint32]bool{1: true}, sets: map[uint32]*rowexpr.Set{1: s}}},
+			tables: map[uint32]*chainTable{1: {name: stageTestRels[1].Table}},
+		},
+	}
+	var evs []postgres.Event
+	evs = append(evs, txn(10, change(1, record.Insert, 10, "1", "a"))...)
+	evs = append(evs, txn(20, change(2, record.Insert, 20, "9", "b"), change(1, record.Insert, 20, "2", "b"))...)
+	evs = append(evs, txn(30, change(1, record.Insert, 30, "4", "c"), change(1, record.Insert, 30, "3", "d"))...)
+	evs = append(evs, txn(40, change(1, record.Insert, 40, "5", "e"))...)
+	out, hows, err := r.stageEvents(context.Background(), evs, false, 5)
+	if err == nil || !strings.Contains(err.Error(), `p.yaml:7 (transforms[0]): insert of table s.staged, key ("id")=(3) at 0/1E: set "v": position 12: division by zero`) {
+		t.Fatalf("want the division by zero on row 3, got %v", err)
+	}
+	want := "B10 I1:1=-50 C10 B20 I2:9=b I1:2=-100 C20"
+	if got := describeEvents(out, hows); got != want {
+		t.Errorf("events before the failing transaction:\n got %s\nwant %s", got, want)
+	}
+}

@@ -374,11 +374,10 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		case evs = <-events:
 		}
 		var hows []how // with transform stages: what the sink does with each change
+		var stageErr error
 		if !r.chain.empty() {
-			var err error
-			if evs, hows, err = r.stageEvents(ctx, evs, skipping, applied); err != nil {
-				return fail(err)
-			}
+			// On an error evs holds the transactions before the failing one.
+			evs, hows, stageErr = r.stageEvents(ctx, evs, skipping, applied)
 		}
 		for i := range evs {
 			ev := &evs[i]
@@ -446,6 +445,16 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				groupTxns++
 				inTxn = false
 			}
+		}
+		if stageErr != nil {
+			// Park at the failing transaction: what came before it is
+			// committed, so the error names where the pipeline stands.
+			if pending != nil && !inTxn {
+				if err := commitGroup(); err != nil {
+					return fail(err)
+				}
+			}
+			return fail(stageErr)
 		}
 		if pending != nil && !inTxn && (len(received)+len(events) == 0 || groupDue()) {
 			if err := commitGroup(); err != nil {
