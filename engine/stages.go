@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -483,16 +482,4 @@ func rowKey(rec *record.Record) string {
 		return "(none)"
 	}
 	return "(" + strings.Join(names, ", ") + ")=(" + strings.Join(shown, ", ") + ")"
-}
-
-// stageTables lists, per stage, the tables it applies to, for check.
-func (c *transformChain) stageTables() map[string][]string {
-	out := map[string][]string{}
-	for _, st := range c.stages {
-		for oid := range st.covers {
-			out[st.cfg.Origin] = append(out[st.cfg.Origin], c.tables[oid].name.String())
-		}
-		sort.Strings(out[st.cfg.Origin])
-	}
-	return out
 }
