@@ -168,6 +168,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		r.log.Info("streaming until caught up", "target", target.String())
 	}
 	go r.heartbeat(hbCtx)
+	go r.sequenceLoop(hbCtx, tables)
 
 	// Errors end the session; Run's retry loop reconnects (connection
 	// errors) or retries (others) within their windows and resumes from the

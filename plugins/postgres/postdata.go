@@ -206,6 +206,20 @@ func dumpSelection(ctx context.Context, d *PgDump, dsn, role string, schemaArgs,
 // target; the other objects keep their names (renaming is not applied to
 // them yet).
 func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName) (*SchemaPlan, error) {
+	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePostData)
+}
+
+// dumpStage is the part of the dump a plan takes: the entries that come
+// before the tables (stagePreTables) or all the rest (stagePostData).
+type dumpStage int
+
+const (
+	stagePostData dumpStage = iota
+	stagePreTables
+)
+
+// planDump plans the dump entries of one stage (see PlanPostData).
+func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage) (*SchemaPlan, error) {
 	if target == nil {
 		target = SameName
 	}
@@ -221,12 +235,27 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 	if err != nil {
 		return nil, err
 	}
+	exts, err := selectionExtensions(ctx, src, sel, tables)
+	if err != nil {
+		return nil, err
+	}
 	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
+	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
 	srcEntries, err := dumpSelection(ctx, dump, srcDSN, "source", schemaArgs, tableArgs)
 	if err != nil {
 		return nil, err
 	}
-	schemaArgs, tableArgs = dumpArgs(sel, tables, target)
+	if stage == stagePreTables {
+		srcEntries = preTableEntries(srcEntries)
+	}
+	// The sink is dumped for what it has of the selection: pg_dump fails
+	// when none of its schema or table patterns match.
+	sinkSel, sinkTables, err := existingAtSink(ctx, dst, sel, tables, target)
+	if err != nil {
+		return nil, err
+	}
+	schemaArgs, tableArgs = dumpArgs(sinkSel, sinkTables, target)
+	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
 	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
 	if err != nil {
 		return nil, err
@@ -291,6 +320,9 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 		}
 	}
 	plan.Statements = append(owners, plan.Statements...)
+	if stage == stagePreTables {
+		return plan, nil
+	}
 	// CHECK constraints are part of pg_dump's CREATE TABLE, which the
 	// pre-data part does not use: add the ones the sink tables lack.
 	checks, err := missingChecks(ctx, src, dst, tables, target)

@@ -1182,11 +1182,25 @@ func SyncSequences(ctx context.Context, src, dst *pgx.Conn, tables []*Table, tar
 // SyncSequencesMapped is SyncSequences with columns renamed or dropped by
 // columns: a dropped column's sequence is left alone.
 func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) (int, error) {
+	pairs, err := columnSequencePairs(ctx, src, dst, tables, target, columns)
+	if err != nil {
+		return 0, err
+	}
+	set, err := setSequences(ctx, src, dst, pairs)
+	return len(set), err
+}
+
+// seqPair is a source sequence and the sink sequence that takes its value.
+type seqPair struct{ src, dst columnSequence }
+
+// columnSequencePairs matches the sequences the tables' columns use at the
+// source with those the sink tables' columns use.
+func columnSequencePairs(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) ([]seqPair, error) {
 	if target == nil {
 		target = SameName
 	}
 	if len(tables) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	srcOIDs := make([]uint32, len(tables))
 	schemas := make([]string, len(tables))
@@ -1198,10 +1212,10 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 	}
 	srcSeqs, err := columnSequences(ctx, src, srcOIDs)
 	if err != nil {
-		return 0, fmt.Errorf("source: read the sequences the tables use: %w", err)
+		return nil, fmt.Errorf("source: read the sequences the tables use: %w", err)
 	}
 	if len(srcSeqs) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	// The sink tables, by position in tables.
 	rows, err := dst.Query(ctx, `SELECT k.i::int, COALESCE(c.oid, 0)
@@ -1209,7 +1223,7 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 		LEFT JOIN pg_catalog.pg_namespace ns ON ns.nspname = k.s
 		LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = k.n AND c.relkind IN ('r', 'p')`, schemas, names)
 	if err != nil {
-		return 0, fmt.Errorf("sink: look up the tables: %w", err)
+		return nil, fmt.Errorf("sink: look up the tables: %w", err)
 	}
 	dstOIDs := make([]uint32, len(tables))
 	for rows.Next() {
@@ -1217,25 +1231,25 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 		var oid uint32
 		if err := rows.Scan(&i, &oid); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("sink: look up the tables: %w", err)
+			return nil, fmt.Errorf("sink: look up the tables: %w", err)
 		}
 		dstOIDs[i-1] = oid
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("sink: look up the tables: %w", err)
+		return nil, fmt.Errorf("sink: look up the tables: %w", err)
 	}
 	srcToDst := map[uint32]uint32{}
 	bySrc := map[uint32]*Table{}
 	for i, t := range tables {
 		bySrc[t.OID] = t
 		if dstOIDs[i] == 0 {
-			return 0, fmt.Errorf("sink: table %s (for source table %s) does not exist; run the schema sync first", target(t.Name), t.Name)
+			return nil, fmt.Errorf("sink: table %s (for source table %s) does not exist; run the schema sync first", target(t.Name), t.Name)
 		}
 		srcToDst[t.OID] = dstOIDs[i]
 	}
 	dstSeqs, err := columnSequences(ctx, dst, dstOIDs)
 	if err != nil {
-		return 0, fmt.Errorf("sink: read the sequences the tables use: %w", err)
+		return nil, fmt.Errorf("sink: read the sequences the tables use: %w", err)
 	}
 	type colKey struct {
 		table  uint32
@@ -1245,8 +1259,7 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 	for _, s := range dstSeqs {
 		sinkSeq[colKey{s.Table, s.Column}] = s
 	}
-	type pair struct{ src, dst columnSequence }
-	var pairs []pair
+	var pairs []seqPair
 	done := map[uint32]bool{}
 	for _, s := range srcSeqs {
 		col := s.Column
@@ -1258,35 +1271,48 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 		}
 		d, ok := sinkSeq[colKey{srcToDst[s.Table], col}]
 		if !ok {
-			return 0, fmt.Errorf("sink: column %s of table %s uses no sequence at the sink, while at the source it uses sequence %s; fix its default or identity at the sink",
+			return nil, fmt.Errorf("sink: column %s of table %s uses no sequence at the sink, while at the source it uses sequence %s; fix its default or identity at the sink",
 				dispIdent(s.Column), target(bySrc[s.Table].Name), dispName(s.Schema, s.Name))
 		}
 		if done[d.Seq] {
 			continue
 		}
 		done[d.Seq] = true
-		pairs = append(pairs, pair{s, d})
+		pairs = append(pairs, seqPair{s, d})
 	}
+	return pairs, nil
+}
+
+// setSequences sets each pair's sink sequence to its source sequence's
+// state (last_value, is_called), in one sink transaction, and returns
+// what it set.
+func setSequences(ctx context.Context, src, dst *pgx.Conn, pairs []seqPair) ([]SequenceSet, error) {
 	tx, err := dst.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("sink: begin: %w", err)
+		return nil, fmt.Errorf("sink: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	out := make([]SequenceSet, 0, len(pairs))
 	for _, pr := range pairs {
 		var last int64
 		var called bool
 		// The sequence relation itself holds both; pg_sequences hides
 		// is_called.
 		if err := src.QueryRow(ctx, "SELECT last_value, is_called FROM "+qname(pr.src.Schema, pr.src.Name)).Scan(&last, &called); err != nil {
-			return 0, fmt.Errorf("source: read sequence %s (the user needs SELECT on it): %w", dispName(pr.src.Schema, pr.src.Name), err)
+			return nil, fmt.Errorf("source: read sequence %s (the user needs SELECT on it): %w", dispName(pr.src.Schema, pr.src.Name), err)
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_catalog.setval($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)", pr.dst.Seq, last, called); err != nil {
-			return 0, fmt.Errorf("sink: set sequence %s to %d (from source sequence %s): %w",
+			return nil, fmt.Errorf("sink: set sequence %s to %d (from source sequence %s): %w",
 				dispName(pr.dst.Schema, pr.dst.Name), last, dispName(pr.src.Schema, pr.src.Name), err)
 		}
+		out = append(out, SequenceSet{
+			Source: record.TableName{Schema: pr.src.Schema, Name: pr.src.Name},
+			Sink:   record.TableName{Schema: pr.dst.Schema, Name: pr.dst.Name},
+			Value:  last, IsCalled: called,
+		})
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("sink: commit the sequence values: %w", err)
+		return nil, fmt.Errorf("sink: commit the sequence values: %w", err)
 	}
-	return len(pairs), nil
+	return out, nil
 }
