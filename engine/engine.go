@@ -98,6 +98,11 @@ type Config struct {
 	MetricsListen string
 	// Alerts fire on lag above a threshold and when the run fails.
 	Alerts alert.Config
+	// IgnoreConflictingTables copies into selected tables that exist at
+	// the sink holding rows (on_conflicting_tables: ignore): the full copy
+	// keeps the sink's row on a key clash, streaming overwrites it.
+	// Otherwise such a table stops the run before any data moves.
+	IgnoreConflictingTables bool
 	// SequenceSync is how often the sink's sequences are set to the
 	// source's values while streaming; zero turns it off.
 	SequenceSync time.Duration
@@ -238,6 +243,9 @@ type runner struct {
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
+	// merge are the tables (by key) the full copy merges into rows already
+	// at the sink (see IgnoreConflictingTables).
+	merge map[string]bool
 }
 
 // observers are what watch a run from outside its stages: the status

@@ -58,6 +58,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	prog := newProgress(r.cfg)
 	r.mon.setProgress(prog)
 	var jobs []copyJob
+	var conf conflicts
 	planned := 0
 	for _, t := range tables {
 		if t.Partitioned {
@@ -70,6 +71,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		}
 		if reset {
 			sum.TablesReset++
+		}
+		if err := conf.check(ctx, r, dst, t, key, done); err != nil {
+			return err
 		}
 		tp := prog.add(t.Name, plan, done)
 		planned += len(plan.Chunks)
@@ -85,6 +89,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 			}
 			jobs = append(jobs, copyJob{table: t, key: key, plan: plan, chunk: c, prog: tp})
 		}
+	}
+	if err := conf.err(); err != nil {
+		return err
 	}
 	r.metrics.SetChunks(planned, planned-len(jobs))
 	// Biggest chunks first, so the last ones to finish are small.
@@ -320,7 +327,13 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 	if job.table.Binary {
 		format = record.Binary
 	}
-	rows, size, err := wr.CopyChunk(chunkCtx, target, mr.rel, format, job.key, job.chunk.ID, batches, errc)
+	var rows, size int64
+	var err error
+	if r.merge[job.key] {
+		rows, size, err = r.mergeChunk(chunkCtx, wr, target, mr.rel, format, job, batches, errc)
+	} else {
+		rows, size, err = wr.CopyChunk(chunkCtx, target, mr.rel, format, job.key, job.chunk.ID, batches, errc)
+	}
 	if err != nil {
 		cancel()
 		for range batches { // let the reader finish

@@ -146,7 +146,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		if err != nil {
 			return err
 		}
-		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn}
+		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn, Overwrite: r.cfg.IgnoreConflictingTables}
 	}
 	var start uint64
 	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
