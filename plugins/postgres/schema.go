@@ -1301,6 +1301,23 @@ func setSequences(ctx context.Context, src, dst *pgx.Conn, pairs []seqPair) ([]S
 		if err := src.QueryRow(ctx, "SELECT last_value, is_called FROM "+qname(pr.src.Schema, pr.src.Name)).Scan(&last, &called); err != nil {
 			return nil, fmt.Errorf("source: read sequence %s (the user needs SELECT on it): %w", dispName(pr.src.Schema, pr.src.Name), err)
 		}
+		// Never backwards: a sink that handed out ids past the source's
+		// (the application writes there after a cutover, and cutover or
+		// the periodic sync runs again) keeps its value.
+		var dLast, inc int64
+		var dCalled bool
+		if err := tx.QueryRow(ctx, "SELECT s.last_value, s.is_called, q.seqincrement FROM "+qname(pr.dst.Schema, pr.dst.Name)+
+			" s, pg_catalog.pg_sequence q WHERE q.seqrelid = $1", pr.dst.Seq).Scan(&dLast, &dCalled, &inc); err != nil {
+			return nil, fmt.Errorf("sink: read sequence %s: %w", dispName(pr.dst.Schema, pr.dst.Name), err)
+		}
+		if ahead(dLast, dCalled, last, called, inc) {
+			out = append(out, SequenceSet{
+				Source: record.TableName{Schema: pr.src.Schema, Name: pr.src.Name},
+				Sink:   record.TableName{Schema: pr.dst.Schema, Name: pr.dst.Name},
+				Value:  dLast, IsCalled: dCalled, Kept: true,
+			})
+			continue
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_catalog.setval($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)", pr.dst.Seq, last, called); err != nil {
 			return nil, fmt.Errorf("sink: set sequence %s to %d (from source sequence %s): %w",
 				dispName(pr.dst.Schema, pr.dst.Name), last, dispName(pr.src.Schema, pr.src.Name), err)

@@ -19,6 +19,24 @@ type SequenceSet struct {
 	// out (the next nextval returns Value + increment) or not (Value).
 	Value    int64
 	IsCalled bool
+	// Kept is true when the sink's sequence was already past the source's
+	// and was left alone (Value is then the sink's).
+	Kept bool
+}
+
+// ahead reports whether a sequence at (last, called) would hand out a value
+// past the one at (srcLast, srcCalled), for a sequence counting by inc.
+func ahead(last int64, called bool, srcLast int64, srcCalled bool, inc int64) bool {
+	next := func(l int64, c bool) int64 {
+		if c {
+			return l + inc
+		}
+		return l
+	}
+	if inc < 0 {
+		return next(last, called) < next(srcLast, srcCalled)
+	}
+	return next(last, called) > next(srcLast, srcCalled)
 }
 
 // SyncAllSequences sets the sink's sequences to the source's state: the
