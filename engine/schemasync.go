@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -74,18 +75,15 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if err != nil || done {
 		return err
 	}
-	if r.mapping != nil && r.mapping.renames(tables) {
-		// pg_dump's statements name the source's objects; mapping them to
-		// renamed tables and columns is not done yet, so nothing is applied
-		// rather than something wrong.
-		r.log.Warn("post-data schema sync (indexes, constraints, triggers, views, functions) is skipped because the pipeline renames tables or columns; create those objects at the sink yourself")
-		return nil
-	}
 	if err := r.setPhase(checkpoint.PhasePostData); err != nil {
 		return err
 	}
 	start := time.Now()
-	plan, err := postgres.PlanPostData(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target)
+	var mapped []postgres.MappedTable
+	if r.mapping != nil {
+		mapped = r.mappedTables(tables)
+	}
+	plan, err := postgres.PlanPostDataMapped(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
 	if err != nil {
 		if postgres.IsConnectionError(err) {
 			return err
@@ -94,7 +92,16 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	}
 	if !plan.Empty() {
 		r.log.Info("building post-data schema at the sink", "statements", len(plan.Statements))
+		for _, st := range plan.Statements {
+			r.log.Debug("post-data statement", "object", st.Object)
+		}
 		if err := plan.Apply(ctx, dst); err != nil {
+			var imp *postgres.ImpersonationError
+			if errors.As(err, &imp) {
+				// The data is there; only the post-data objects are not.
+				r.log.Warn("post-data schema sync skipped: "+err.Error(), "pipeline", r.cfg.Name)
+				return r.store.SetPostDataDone()
+			}
 			if postgres.IsConnectionError(err) {
 				return err
 			}
@@ -102,7 +109,14 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		}
 	}
 	for _, sk := range plan.Skipped {
+		if len(mapped) > 0 {
+			r.log.Warn("post-data: object not created at the sink under the name mapping (it needs a dropped column, or names the source's objects in a way the mapping cannot follow); create it yourself", "skipped", sk)
+			continue
+		}
 		r.log.Warn("post-data: statement skipped (create the role at the sink and grant it yourself)", "skipped", sk)
+	}
+	if len(mapped) > 0 {
+		r.log.Warn("post-data under the name mapping: the bodies of functions and procedures are copied as written and still name the source's tables and columns; check those that use renamed ones", "mapped_tables", len(mapped))
 	}
 	created, refreshed, owners := plan.PostDataCounts()
 	sum.PostDataCreated += created
@@ -118,4 +132,23 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		sum.SequencesSet = max(sum.SequencesSet, len(set))
 	}
 	return r.store.SetPostDataDone()
+}
+
+// mappedTables lists the selected tables whose sink name or columns differ
+// from the source's, for post-data under the name mapping. A dropped
+// column is not listed: objects that need it cannot be created.
+func (r *runner) mappedTables(tables []*postgres.Table) []postgres.MappedTable {
+	var out []postgres.MappedTable
+	for _, t := range tables {
+		m := postgres.MappedTable{Source: t.Name, Sink: r.target(t.Name), Columns: map[string]string{}}
+		for _, c := range t.Columns {
+			if name, dropped := r.mapping.rules.Column(t.Name, c.Name); !dropped && name != c.Name {
+				m.Columns[c.Name] = name
+			}
+		}
+		if m.Sink != m.Source || len(m.Columns) > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
 }

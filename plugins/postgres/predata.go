@@ -68,7 +68,7 @@ func preTableEntries(entries []DumpEntry) []DumpEntry {
 // procedures, aggregates, operators, sequences, with their comments), minus
 // what the sink has. Arguments are as for PlanPostData.
 func PlanPreTables(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName) (*SchemaPlan, error) {
-	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePreTables)
+	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePreTables, nil)
 }
 
 // selectionExtensions lists the extensions the selection uses: those

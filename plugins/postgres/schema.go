@@ -45,6 +45,17 @@ type SchemaPlan struct {
 	// Skipped lists, after Apply, the optional statements the sink
 	// rejected, with the reason.
 	Skipped []string
+	// Mapped, when set, gives the sink's renamed tables and columns their
+	// source names for the duration of Apply's transaction (see
+	// impersonate.go), so that statements naming the source's objects
+	// (pg_dump's) land on the mapped ones. Every statement then runs in a
+	// savepoint: one whose object exists is counted in Existing, one the
+	// sink rejects otherwise (it needs a dropped column, say) is listed in
+	// Skipped.
+	Mapped []MappedTable
+	// Existing counts, after Apply with Mapped, the statements whose
+	// object the sink already had.
+	Existing int
 }
 
 // Statement is one DDL statement of a plan and the object it creates.
@@ -139,8 +150,14 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 			return fmt.Errorf("sink: %s: %w", set, err)
 		}
 	}
+	before, after := impersonation(p.Mapped)
+	for _, sql := range before {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return &ImpersonationError{SQL: sql, Err: err}
+		}
+	}
 	for _, s := range p.Statements {
-		if s.Optional {
+		if s.Optional || len(p.Mapped) > 0 {
 			sp, err := tx.Begin(ctx)
 			if err != nil {
 				return fmt.Errorf("sink: savepoint for %s: %w", s.Object, err)
@@ -148,6 +165,10 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 			if _, err := sp.Exec(ctx, s.SQL); err != nil {
 				if rerr := sp.Rollback(ctx); rerr != nil {
 					return fmt.Errorf("sink: roll back to the savepoint of %s: %w", s.Object, rerr)
+				}
+				if len(p.Mapped) > 0 && alreadyExists(err) {
+					p.Existing++
+					continue
 				}
 				p.Skipped = append(p.Skipped, s.Object+": "+err.Error())
 				continue
@@ -159,6 +180,11 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 		}
 		if _, err := tx.Exec(ctx, s.SQL); err != nil {
 			return &StatementError{Object: s.Object, SQL: s.SQL, Err: err}
+		}
+	}
+	for _, sql := range after {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return &ImpersonationError{SQL: sql, Err: err}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
