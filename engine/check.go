@@ -45,6 +45,7 @@ const (
 	CheckSourcePrivileges     = "source_privileges"
 	CheckSinkPrivileges       = "sink_privileges"
 	CheckSinkSchema           = "sink_schema"
+	CheckSchemaTools          = "schema_tools"
 	CheckConflictingTables    = "conflicting_tables"
 	CheckSinkDiskSpace        = "sink_disk_space"
 	CheckPartitions           = "partitions"
@@ -65,7 +66,7 @@ func CheckNames() []string {
 	return []string{
 		CheckConfig, CheckIgnoreChecks, CheckSourceConnection, CheckSinkConnection, CheckDistinctDatabases,
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
-		CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
+		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
 		CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts,
 	}
@@ -255,6 +256,7 @@ func (c *checker) run(ctx context.Context) {
 		} else {
 			c.checkSinkPrivileges(ctx)
 			c.checkSinkSchema(ctx)
+			c.checkSchemaTools(ctx)
 			c.checkConflicting(ctx)
 			c.checkDiskSpace(ctx)
 		}
