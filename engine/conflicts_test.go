@@ -3,6 +3,8 @@ package engine_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/engine"
 )
 
 // TestConflictingTablesError: a selected table that exists at the sink
@@ -34,6 +36,12 @@ func TestConflictingTablesError(t *testing.T) {
 	if n := queryInt(t, e.dstDSN, "SELECT count(*) FROM public.c"); n != 0 {
 		t.Errorf("sink: public.c got %d rows although the run stopped before copying", n)
 	}
+	// The precheck says the same, and with ignore it warns instead.
+	rep := runCheck(t, cfg, engine.CheckOptions{})
+	expect(t, rep, engine.CheckConflictingTables, engine.Fail, "public.a", "public.b", "on_conflicting_tables: ignore")
+	cfg.IgnoreConflictingTables = true
+	rep = runCheck(t, cfg, engine.CheckOptions{})
+	expect(t, rep, engine.CheckConflictingTables, engine.Warn, "public.a", "public.b", "keeps the sink's row")
 }
 
 // TestConflictingTablesIgnore: with on_conflicting_tables: ignore the full

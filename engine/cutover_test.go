@@ -57,6 +57,9 @@ func TestCutoverPagila(t *testing.T) {
 		t.Errorf("report: next steps %q do not mention sluice drop", rep.Next)
 	}
 	assertSameData(t, s.srcDSN, s.dstDSN, tablesOf(t, s.srcDSN, "public"))
+	// Streamed, the schema is pagila's still (the materialized view,
+	// functions, triggers, ... and every sequence's options).
+	assertSameDumpOf(t, s.src, s.srcDB, s.dst, s.dstDB)
 
 	// Every sink table with a sequence-backed default takes a new row
 	// through it (a copy of an existing row but for that column).
