@@ -69,3 +69,13 @@ func (r *runner) mergeChunk(ctx context.Context, wr *postgres.Writer, target rec
 	}
 	return rows, size, err
 }
+
+// refuseReset is the error for a table whose copy must start over (a
+// table without a key interrupted, or a lost state dir) while
+// on_conflicting_tables: ignore is set: emptying it would delete the rows
+// it held before the copy too, which sluice cannot tell apart.
+func refuseReset(target record.TableName) error {
+	return permanent(fmt.Errorf("the copy of %s must start over (a table without a key was interrupted, or the state dir was lost), "+
+		"but with on_conflicting_tables: ignore it may hold rows that were there before the copy, which sluice will not delete: "+
+		"empty it yourself (TRUNCATE, or delete the copied rows) and run again", target))
+}

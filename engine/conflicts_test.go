@@ -102,3 +102,29 @@ func dstExec(t *testing.T, dsn, sql string) {
 		t.Fatal(err)
 	}
 }
+
+// TestConflictingTablesIgnoreNoReset: a table without a key, holding a
+// row at the sink before the copy, whose copy (on_conflicting_tables:
+// ignore) is interrupted, must start over — but emptying it would delete
+// the sink's own row: the rerun refuses, naming the table, and the row
+// stays.
+func TestConflictingTablesIgnoreNoReset(t *testing.T) {
+	e := newEnv(t)
+	e.srcExec(`CREATE TABLE public.bag (v int, pad text);
+		INSERT INTO public.bag SELECT g, repeat('x', 200) FROM generate_series(1, 30000) g;
+		ANALYZE public.bag;`)
+	e.dstExec(`CREATE TABLE public.bag (v int, pad text); INSERT INTO public.bag VALUES (-1, 'theirs');`)
+	cfg := e.config(schemaSel("public")...)
+	cfg.IgnoreConflictingTables = true
+	cfg.ChunkRows, cfg.Parallel = 5000, 1
+	cfg.Failpoints = failpoints(t, "copy.chunk.after_checkpoint=error@2")
+	runErr(t, cfg)
+	cfg.Failpoints = nil
+	err := runErr(t, cfg)
+	if !strings.Contains(err.Error(), "public.bag") || !strings.Contains(err.Error(), "must start over") {
+		t.Errorf("rerun: want an error naming public.bag and why, got %v", err)
+	}
+	if n := queryInt(t, e.dstDSN, "SELECT count(*) FROM public.bag WHERE v = -1"); n != 1 {
+		t.Errorf("sink: the row the table held before the copy is gone (%d left)", n)
+	}
+}

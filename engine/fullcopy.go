@@ -160,6 +160,9 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 		r.log.Warn("the sink holds rows of an earlier copy of this table but the state dir has no plan for it; copying it again from scratch", "table", t.Name.String())
 		reset = true
 	}
+	if reset && r.cfg.IgnoreConflictingTables {
+		return nil, nil, false, refuseReset(r.target(t.Name))
+	}
 	if reset {
 		if err := postgres.ResetTable(ctx, dst, r.cfg.Name, key, r.target(t.Name)); err != nil {
 			return nil, nil, false, err
