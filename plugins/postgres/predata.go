@@ -67,7 +67,16 @@ func preTableEntries(entries []DumpEntry) []DumpEntry {
 // before the first table (schemas, extensions, types, domains, functions,
 // procedures, aggregates, operators, sequences, with their comments), minus
 // what the sink has. Arguments are as for PlanPostData.
+//
+// When the selected schemas hold no function, procedure, aggregate,
+// operator or collation and the selection uses no extension, the tables
+// need nothing the catalog planner does not make: the plan is empty and
+// pg_dump is not run.
 func PlanPreTables(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName) (*SchemaPlan, error) {
+	need, err := needPreTables(ctx, src, sel, tables)
+	if err != nil || !need {
+		return &SchemaPlan{}, err
+	}
 	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePreTables, nil)
 }
 
@@ -184,4 +193,36 @@ func existingAtSink(ctx context.Context, dst *pgx.Conn, sel []Selection, tables 
 		outTables = append(outTables, tables[i-1])
 	}
 	return outSel, outTables, nil
+}
+
+// needPreTables reports whether the selection has objects that the tables
+// may need and only pg_dump creates (see PlanPreTables).
+func needPreTables(ctx context.Context, conn *pgx.Conn, sel []Selection, tables []*Table) (bool, error) {
+	exts, err := selectionExtensions(ctx, conn, sel, tables)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range exts {
+		if e != "plpgsql" {
+			return true, nil
+		}
+	}
+	var schemas []string
+	for _, s := range sel {
+		if s.Schema != "" {
+			schemas = append(schemas, s.Schema)
+		}
+	}
+	if len(schemas) == 0 {
+		return false, nil
+	}
+	var n int
+	err = conn.QueryRow(ctx, `WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY($1))
+		SELECT (SELECT count(*) FROM pg_catalog.pg_proc WHERE pronamespace IN (SELECT oid FROM ns))
+		     + (SELECT count(*) FROM pg_catalog.pg_operator WHERE oprnamespace IN (SELECT oid FROM ns))
+		     + (SELECT count(*) FROM pg_catalog.pg_collation WHERE collnamespace IN (SELECT oid FROM ns))`, schemas).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("source: look for functions and operators in the selected schemas: %w", err)
+	}
+	return n > 0, nil
 }
