@@ -57,8 +57,8 @@ type CutoverReport struct {
 	SourceLocked bool               `json:"source_locked"`
 	Revoked      []postgres.Revoked `json:"revoked,omitempty"`
 	RevokedNow   int                `json:"revoked_now"`
-	// Superusers can still write at the source: privileges do not apply
-	// to them.
+	// Superusers can still write at the source (privileges do not apply
+	// to them), and members of pg_write_all_data (named so).
 	Superusers []string `json:"superusers,omitempty"`
 	// Mismatched names tables whose row counts differ (and are expected
 	// to be equal: no row filter or operation limit).

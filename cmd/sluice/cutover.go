@@ -100,7 +100,7 @@ func writeCutoverReport(a *app, rep *engine.CutoverReport) error {
 			fmt.Fprintf(w, "  %s on %s%s from %s   (undo: %s)\n", r.Privilege, r.Table, col, r.Role, r.GrantSQL())
 		}
 		if len(rep.Superusers) > 0 {
-			fmt.Fprintf(w, "  superusers can still write: %s\n", strings.Join(rep.Superusers, ", "))
+			fmt.Fprintf(w, "  these roles can still write (superusers, pg_write_all_data): %s\n", strings.Join(rep.Superusers, ", "))
 		}
 	default:
 		fmt.Fprintln(w, "source: not locked (writes still possible)")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +35,7 @@ type cutoverJSON struct {
 		SourceRows int64  `json:"source_rows"`
 		SinkRows   int64  `json:"sink_rows"`
 	} `json:"tables"`
+	Superusers []string                `json:"superusers"`
 	Sequences  []struct{ Sink string } `json:"sequences"`
 	Mismatched []string                `json:"mismatched"`
 	Next       []string                `json:"next"`
@@ -71,11 +73,12 @@ func TestCutover(t *testing.T) {
 		CREATE ROLE `+role+` LOGIN;
 		GRANT SELECT, INSERT, UPDATE, DELETE ON public.items, public.orders TO `+role+`;
 		GRANT UPDATE (note) ON public.orders TO `+role+`;
-		GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO `+role); err != nil {
+		GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO `+role+`;
+		CREATE ROLE `+role+`_all LOGIN IN ROLE pg_write_all_data;`); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = src.Exec(context.Background(), db, "DROP OWNED BY "+role+"; DROP ROLE IF EXISTS "+role)
+		_ = src.Exec(context.Background(), db, "DROP OWNED BY "+role+"; DROP ROLE IF EXISTS "+role+"; DROP ROLE IF EXISTS "+role+"_all")
 	})
 	appDSN := src.DSNAs(db, role, "")
 	if err := execAs(ctx, appDSN, "INSERT INTO public.items (v) VALUES ('app')"); err != nil {
@@ -115,6 +118,9 @@ func TestCutover(t *testing.T) {
 	}
 	if !sawApp || !sawColumn {
 		t.Errorf("revoked: want INSERT on public.items and UPDATE (note) on public.orders from %s; got %+v", role, rep.Revoked)
+	}
+	if !slices.Contains(rep.Superusers, role+"_all (member of pg_write_all_data)") || !slices.Contains(rep.Superusers, "postgres") {
+		t.Errorf("report: the roles that can still write are %q, want postgres and %s_all (member of pg_write_all_data)", rep.Superusers, role)
 	}
 	for _, tb := range rep.Tables {
 		if tb.SourceRows != tb.SinkRows || tb.SourceRows == 0 {

@@ -79,11 +79,17 @@ CREATE TABLE IF NOT EXISTS sluice.cutover_revoked (
 // (given by OID) from every role that is not a superuser and holds them,
 // PUBLIC and the tables' owners included, table and column privileges
 // alike, and records each in sluice.cutover_revoked, in one transaction.
-// It returns what it revoked now, and the superusers (who cannot be
-// locked out) that exist. The connected role must own the tables or be a
+// It returns what it revoked now, and the roles that cannot be locked out
+// this way (superusers and members of pg_write_all_data). The connected role must own the tables or be a
 // superuser.
 func LockSource(ctx context.Context, conn *pgx.Conn, pipeline string, oids []uint32) (revoked []Revoked, superusers []string, err error) {
-	rows, err := conn.Query(ctx, `SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolsuper AND rolcanlogin ORDER BY 1`)
+	// Superusers, and members of pg_write_all_data (PostgreSQL 14+), write
+	// whatever the tables' privileges say.
+	rows, err := conn.Query(ctx, `SELECT rolname::text || CASE WHEN rolsuper THEN '' ELSE ' (member of pg_write_all_data)' END
+		FROM pg_catalog.pg_roles
+		WHERE rolcanlogin AND (rolsuper OR (pg_catalog.to_regrole('pg_write_all_data') IS NOT NULL
+			AND pg_catalog.pg_has_role(oid, pg_catalog.to_regrole('pg_write_all_data'), 'MEMBER')))
+		ORDER BY 1`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: list superusers: %w", err)
 	}
