@@ -13,7 +13,7 @@ import (
 )
 
 func (a *app) cutoverCommand() *cobra.Command {
-	var asJSON, lockSource, unlockSource bool
+	var asJSON, lockSource, unlockSource, noCount bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "cutover PIPELINE",
@@ -60,7 +60,7 @@ nothing else.`,
 				}
 				return nil
 			}
-			rep, err := engine.Cutover(cmd.Context(), cfg, engine.CutoverOptions{Timeout: timeout, LockSource: lockSource})
+			rep, err := engine.Cutover(cmd.Context(), cfg, engine.CutoverOptions{Timeout: timeout, LockSource: lockSource, NoCount: noCount})
 			if err != nil {
 				return err
 			}
@@ -75,6 +75,7 @@ nothing else.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&lockSource, "lock-source", false, "revoke write privileges on the selected tables at the source first (from every role but superusers)")
 	cmd.Flags().BoolVar(&unlockSource, "unlock-source", false, "grant back the write privileges earlier cutovers revoked at the source, and nothing else")
+	cmd.Flags().BoolVar(&noCount, "no-count", false, "do not count every table's rows on both sides (exact counts read whole tables)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up when the cutover (waiting for writers and catching up) takes longer")
 	return cmd
 }
@@ -111,6 +112,9 @@ func writeCutoverReport(a *app, rep *engine.CutoverReport) error {
 	for _, t := range rep.Tables {
 		note := ""
 		switch {
+		case t.SourceRows < 0:
+			fmt.Fprintf(tw, "  %s\t%s\t-\t-\tnot counted\n", t.Source, t.Sink)
+			continue
 		case t.Filtered:
 			note = "filtered"
 		case t.SourceRows != t.SinkRows:
