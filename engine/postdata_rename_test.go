@@ -83,3 +83,30 @@ func TestPostDataRenamed(t *testing.T) {
 		t.Errorf("reruns created %d and %d post-data objects, want none; log of the second:\n%s", again.PostDataCreated, third.PostDataCreated, logs.String())
 	}
 }
+
+// TestPostDataRenamedSchemaOnly: a schema of tables only, renamed: the
+// keys and indexes arrive under the new schema and no empty source schema
+// is left at the sink.
+func TestPostDataRenamedSchemaOnly(t *testing.T) {
+	e := newEnv(t)
+	e.srcExec(`CREATE SCHEMA plain;
+		CREATE TABLE plain.a (id int PRIMARY KEY, v text UNIQUE);
+		CREATE TABLE plain.b (id int PRIMARY KEY, a_id int REFERENCES plain.a);
+		CREATE INDEX b_a ON plain.b (a_id);
+		INSERT INTO plain.a SELECT g, 'v' || g FROM generate_series(1, 10) g;
+		INSERT INTO plain.b SELECT g, g FROM generate_series(1, 10) g;`)
+	cfg := e.config(schemaSel("plain")...)
+	cfg.Rename = rename.Config{Schemas: []rename.SchemaRename{{From: "plain", To: "plain2"}}}
+	runOK(t, cfg)
+	for _, c := range []struct{ what, sql, want string }{
+		{"index", "SELECT indexdef FROM pg_indexes WHERE indexname = 'b_a'", "CREATE INDEX b_a ON plain2.b USING btree (a_id)"},
+		{"foreign key", "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'b_a_id_fkey'", "FOREIGN KEY (a_id) REFERENCES plain2.a(id)"},
+		{"unique key", "SELECT count(*)::text FROM pg_constraint WHERE conname = 'a_v_key' AND conrelid = 'plain2.a'::regclass", "1"},
+		{"no schema plain", "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'plain'", "0"},
+		{"rows", "SELECT count(*)::text FROM plain2.b JOIN plain2.a ON a.id = b.a_id", "10"},
+	} {
+		if got := queryText(t, e.dstDSN, c.sql); got != c.want {
+			t.Errorf("sink: %s: got %q, want %q", c.what, got, c.want)
+		}
+	}
+}

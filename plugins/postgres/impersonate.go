@@ -87,6 +87,21 @@ func impersonation(mapped []MappedTable) (before, after []string) {
 		}
 		after = append(after, "ALTER TABLE "+at.Quoted()+" RENAME TO "+record.QuoteIdent(m.Sink.Name))
 	}
+	// A source schema created only to hold the tables for the moment goes
+	// again; one that has other objects now (a view, a function) stays.
+	dropped := map[string]bool{}
+	for _, m := range mapped {
+		if m.Sink.Schema != m.Source.Schema && !dropped[m.Source.Schema] && !strings.Contains(m.Source.Schema, "$") {
+			dropped[m.Source.Schema] = true
+			after = append(after, `DO $sluice$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = '`+strings.ReplaceAll(m.Source.Schema, "'", "''")+`'
+		AND xmin::text::bigint = pg_catalog.pg_current_xact_id()::text::bigint % 4294967296) THEN
+		DROP SCHEMA `+record.QuoteIdent(m.Source.Schema)+`;
+	END IF;
+EXCEPTION WHEN dependent_objects_still_exist THEN NULL;
+END $sluice$`)
+		}
+	}
 	return before, after
 }
 
@@ -236,4 +251,15 @@ func mapEntryName(name, t string, m *MappedTable) (string, bool) {
 		return m.Sink.Name + " " + rest, true
 	}
 	return name, false
+}
+
+// movedSchema reports whether schema is the source schema of a mapped
+// table that lives in another schema at the sink.
+func movedSchema(mapped []MappedTable, schema string) bool {
+	for _, m := range mapped {
+		if m.Source.Schema == schema && m.Sink.Schema != schema {
+			return true
+		}
+	}
+	return false
 }

@@ -321,6 +321,11 @@ func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, se
 		if postDataSkip[e.Type] || e.SQL == "" {
 			continue
 		}
+		if e.Type == "SCHEMA" && movedSchema(mapped, e.Name) {
+			// Applying the plan creates it for the renamed tables' stay
+			// and drops it again when nothing else went there.
+			continue
+		}
 		if e.Type == "ACL" {
 			plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: e.SQL, Optional: true})
 			continue
