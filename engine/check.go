@@ -46,6 +46,7 @@ const (
 	CheckSourcePrivileges     = "source_privileges"
 	CheckSinkPrivileges       = "sink_privileges"
 	CheckSinkSchema           = "sink_schema"
+	CheckSchemaTools          = "schema_tools"
 	CheckConflictingTables    = "conflicting_tables"
 	CheckSinkDiskSpace        = "sink_disk_space"
 	CheckPartitions           = "partitions"
@@ -67,7 +68,7 @@ func CheckNames() []string {
 	return []string{
 		CheckConfig, CheckIgnoreChecks, CheckSourceConnection, CheckSinkConnection, CheckDistinctDatabases,
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
-		CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
+		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
 		CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts,
 	}
@@ -258,6 +259,7 @@ func (c *checker) run(ctx context.Context) {
 		} else {
 			c.checkSinkPrivileges(ctx)
 			c.checkSinkSchema(ctx)
+			c.checkSchemaTools(ctx)
 			c.checkConflicting(ctx)
 			c.checkDiskSpace(ctx)
 		}
@@ -685,13 +687,17 @@ func (c *checker) checkConflicting(ctx context.Context) {
 		notes = append(notes, "hold rows from an earlier run of this pipeline, which the next run resumes: "+strings.Join(resumed, ", "))
 	}
 	switch {
+	case len(conflicts) > 0 && c.cfg.IgnoreConflictingTables:
+		c.add(CheckConflictingTables, Warn, "these tables already exist at the sink and hold rows that sluice did not copy for this pipeline: "+strings.Join(conflicts, ", ")+
+			"; on_conflicting_tables: ignore copies into them: where a key clashes the copy keeps the sink's row and streaming overwrites it, and rows without a clash from both sides stay",
+			"make sure that is what you want, or empty, drop or map these tables and set on_conflicting_tables: error")
 	case len(conflicts) > 0:
 		detail := "these tables already exist at the sink and hold rows that sluice did not copy for this pipeline: " + strings.Join(conflicts, ", ")
 		if len(unknown) > 0 {
 			detail += "; cannot tell whether these are empty: " + strings.Join(unknown, "; ")
 		}
 		c.add(CheckConflictingTables, Fail, detail,
-			"for each: empty it (TRUNCATE), drop it, or map it to another sink table; a later release adds on_conflicting_tables: ignore to copy into it anyway")
+			"for each: empty it (TRUNCATE), drop it, or map it to another sink table; or set on_conflicting_tables: ignore to copy into it anyway (the copy keeps the sink's row where a key clashes)")
 	case len(unknown) > 0:
 		c.add(CheckConflictingTables, Warn, "cannot tell whether these sink tables are empty: "+strings.Join(unknown, "; "),
 			"grant the sink role SELECT on them, or make sure they are empty")

@@ -18,12 +18,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/alert"
@@ -105,6 +102,14 @@ type Config struct {
 	MetricsListen string
 	// Alerts fire on lag above a threshold and when the run fails.
 	Alerts alert.Config
+	// IgnoreConflictingTables copies into selected tables that exist at
+	// the sink holding rows (on_conflicting_tables: ignore): the full copy
+	// keeps the sink's row on a key clash, streaming overwrites it.
+	// Otherwise such a table stops the run before any data moves.
+	IgnoreConflictingTables bool
+	// SequenceSync is how often the sink's sequences are set to the
+	// source's values while streaming; zero turns it off.
+	SequenceSync time.Duration
 	// SlotCheckInterval is how often the replication slot's retained WAL
 	// is read at the source, for metrics and status (default 10s).
 	SlotCheckInterval time.Duration
@@ -244,6 +249,9 @@ type runner struct {
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
+	// merge are the tables (by key) the full copy merges into rows already
+	// at the sink (see IgnoreConflictingTables).
+	merge map[string]bool
 }
 
 // observers are what watch a run from outside its stages: the status
@@ -383,20 +391,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	if r.cfg.Schema {
-		plan, err := postgres.PlanMissingMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
-		if err != nil {
+		if err := r.preData(ctx, src, dst, tables, sum); err != nil {
 			return nil, err
-		}
-		if len(plan.Statements) > 0 {
-			r.log.Info("creating missing objects at the sink", "statements", len(plan.Statements))
-			if err := plan.Apply(ctx, dst); err != nil {
-				return nil, err
-			}
-		}
-		for _, st := range plan.Statements {
-			if strings.HasPrefix(st.Object, "table ") {
-				sum.TablesCreated++
-			}
 		}
 	} else if err := r.requireSinkTables(ctx, dst, tables); err != nil {
 		return nil, permanent(err)
@@ -435,11 +431,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := postgres.SyncSequencesMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
+		set, err := r.syncSequences(ctx, src, dst, tables)
 		if err != nil {
 			return nil, err
 		}
-		sum.SequencesSet = n
+		sum.SequencesSet = len(set)
 	}
 	if r.cfg.Schema {
 		if err := r.postData(ctx, src, dst, tables, sum); err != nil {
@@ -458,51 +454,4 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	sum.Duration = time.Since(start)
 	return sum, nil
-}
-
-// postData builds the post-data schema at the sink (indexes, constraints,
-// triggers, views, functions, ...) once the copy is done and before
-// streaming starts, so that the sink applies changes with its indexes in
-// place. A run after a successful post-data step skips it; an interrupted
-// one is redone (the step is one sink transaction and skips what exists).
-func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
-	done, err := r.store.PostDataDone()
-	if err != nil || done {
-		return err
-	}
-	if r.mapping != nil && r.mapping.renames(tables) {
-		// pg_dump's statements name the source's objects; mapping them to
-		// renamed tables and columns is not done yet, so nothing is applied
-		// rather than something wrong.
-		r.log.Warn("post-data schema sync (indexes, constraints, triggers, views, functions) is skipped because the pipeline renames tables or columns; create those objects at the sink yourself")
-		return nil
-	}
-	if err := r.setPhase(checkpoint.PhasePostData); err != nil {
-		return err
-	}
-	start := time.Now()
-	plan, err := postgres.PlanPostData(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target)
-	if err != nil {
-		if postgres.IsConnectionError(err) {
-			return err
-		}
-		return permanent(err)
-	}
-	if !plan.Empty() {
-		r.log.Info("building post-data schema at the sink", "statements", len(plan.Statements))
-		if err := plan.Apply(ctx, dst); err != nil {
-			if postgres.IsConnectionError(err) {
-				return err
-			}
-			return permanent(err)
-		}
-	}
-	for _, sk := range plan.Skipped {
-		r.log.Warn("post-data: statement skipped (create the role at the sink and grant it yourself)", "skipped", sk)
-	}
-	created, refreshed, owners := plan.PostDataCounts()
-	sum.PostDataCreated += created
-	sum.PostDataRefreshed += refreshed
-	r.log.Info("post-data schema built", "created", created, "refreshed", refreshed, "owners_set", owners, "duration", time.Since(start).Round(time.Millisecond))
-	return r.store.SetPostDataDone()
 }

@@ -58,6 +58,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	prog := newProgress(r.cfg)
 	r.mon.setProgress(prog)
 	var jobs []copyJob
+	var conf conflicts
 	planned := 0
 	for _, t := range tables {
 		if t.Partitioned {
@@ -70,6 +71,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		}
 		if reset {
 			sum.TablesReset++
+		}
+		if err := conf.check(ctx, r, dst, t, key, done); err != nil {
+			return err
 		}
 		tp := prog.add(t.Name, plan, done)
 		planned += len(plan.Chunks)
@@ -85,6 +89,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 			}
 			jobs = append(jobs, copyJob{table: t, key: key, plan: plan, chunk: c, prog: tp})
 		}
+	}
+	if err := conf.err(); err != nil {
+		return err
 	}
 	r.metrics.SetChunks(planned, planned-len(jobs))
 	// Biggest chunks first, so the last ones to finish are small.
@@ -152,6 +159,9 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 		// Progress at the sink but no plan locally: the state dir was lost.
 		r.log.Warn("the sink holds rows of an earlier copy of this table but the state dir has no plan for it; copying it again from scratch", "table", t.Name.String())
 		reset = true
+	}
+	if reset && r.cfg.IgnoreConflictingTables {
+		return nil, nil, false, refuseReset(r.target(t.Name))
 	}
 	if reset {
 		if err := postgres.ResetTable(ctx, dst, r.cfg.Name, key, r.target(t.Name)); err != nil {
@@ -323,7 +333,13 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 	if job.table.Binary {
 		format = record.Binary
 	}
-	rows, size, err := wr.CopyChunk(chunkCtx, target, mr.rel, format, job.key, job.chunk.ID, batches, errc)
+	var rows, size int64
+	var err error
+	if r.merge[job.key] {
+		rows, size, err = r.mergeChunk(chunkCtx, wr, target, mr.rel, format, job, batches, errc)
+	} else {
+		rows, size, err = wr.CopyChunk(chunkCtx, target, mr.rel, format, job.key, job.chunk.ID, batches, errc)
+	}
 	if err != nil {
 		cancel()
 		for range batches { // let the reader finish

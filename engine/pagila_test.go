@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
 
 // TestPagila copies the pagila sample database (enum, domains, arrays,
@@ -160,11 +162,19 @@ func TestPagilaPostData(t *testing.T) {
 // psql meta-command lines and blank lines dropped.
 func assertSameDump(t *testing.T, e *env) {
 	t.Helper()
-	src, err := e.src.DumpSchema(t.Context(), e.srcDB, "--exclude-schema=sluice")
+	assertSameDumpOf(t, e.src, e.srcDB, e.dst, e.dstDB)
+}
+
+// assertSameDumpOf is assertSameDump for any two databases. Publications
+// are left out too: a streaming pipeline's own publication exists only at
+// the source.
+func assertSameDumpOf(t *testing.T, srcCluster *pgtest.Cluster, srcDB string, dstCluster *pgtest.Cluster, dstDB string) {
+	t.Helper()
+	src, err := srcCluster.DumpSchema(t.Context(), srcDB, "--exclude-schema=sluice", "--no-publications")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst, err := e.dst.DumpSchema(t.Context(), e.dstDB, "--exclude-schema=sluice")
+	dst, err := dstCluster.DumpSchema(t.Context(), dstDB, "--exclude-schema=sluice", "--no-publications")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		if err != nil {
 			return err
 		}
-		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn}
+		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn, Overwrite: r.cfg.IgnoreConflictingTables}
 	}
 	var start uint64
 	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
@@ -167,6 +167,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		r.log.Info("streaming until caught up", "target", target.String())
 	}
 	go r.heartbeat(hbCtx)
+	go r.sequenceLoop(hbCtx, tables)
 
 	// Errors end the session; Run's retry loop reconnects (connection
 	// errors) or retries (others) within their windows and resumes from the

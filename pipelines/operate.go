@@ -11,6 +11,10 @@ type Stream struct {
 	// Heartbeat is how often the source's heartbeat row is written, so an
 	// idle source still shows lag and its slot keeps advancing. Default 10s.
 	Heartbeat time.Duration `yaml:"heartbeat" default:"10s"`
+	// SequenceSync is how often the sink's sequences are set to the
+	// source's values while streaming (cutover sets them exactly); 0s
+	// turns it off. Default 30s.
+	SequenceSync time.Duration `yaml:"sequence_sync" default:"30s"`
 }
 
 // Throttle limits how hard the pipeline works the databases, with separate
@@ -62,6 +66,9 @@ type Alerts struct {
 func (s Stream) validate(d *decoder, path string) {
 	if s.Heartbeat < 100*time.Millisecond || s.Heartbeat > time.Hour {
 		d.problem(path+".heartbeat", "must be between 100ms and 1h, got %s", d.show(path+".heartbeat", s.Heartbeat))
+	}
+	if s.SequenceSync != 0 && (s.SequenceSync < 100*time.Millisecond || s.SequenceSync > 24*time.Hour) {
+		d.problem(path+".sequence_sync", "must be 0s (off) or between 100ms and 24h, got %s", d.show(path+".sequence_sync", s.SequenceSync))
 	}
 }
 

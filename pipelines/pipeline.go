@@ -48,6 +48,11 @@ type Pipeline struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Alerts fire on lag and failure.
 	Alerts Alerts `yaml:"alerts"`
+	// OnConflictingTables says what to do with a selected table that
+	// already exists at the sink holding rows: "error" (the default: check
+	// and run stop, naming it) or "ignore" (copy into it anyway; on a key
+	// clash the full copy keeps the sink's row, streaming overwrites it).
+	OnConflictingTables string `yaml:"on_conflicting_tables" default:"error"`
 	// IgnoreChecks lists precheck warnings acknowledged by name; failures
 	// cannot be ignored.
 	IgnoreChecks []string `yaml:"ignore_checks"`
@@ -252,6 +257,10 @@ func (p *Pipeline) validate(d *decoder) {
 	p.Retry.validate(d, "retry")
 	p.Metrics.validate(d, "metrics")
 	p.Alerts.validate(d, "alerts")
+	if p.OnConflictingTables != "error" && p.OnConflictingTables != "ignore" {
+		d.problem("on_conflicting_tables", "%s is not valid: use error (stop when a selected table exists at the sink with rows) or ignore (copy into it, keeping the sink's rows on a key clash)",
+			d.show("on_conflicting_tables", p.OnConflictingTables))
+	}
 }
 
 func (e Endpoint) validate(d *decoder, path, example string) {

@@ -43,11 +43,12 @@ func TestLoadValid(t *testing.T) {
 			{Table: `"Sales"."Order Items"`, Line: 11},
 			{Table: "orders", Line: 12},
 		},
-		Copy:     Copy{Parallel: 8, ChunkRows: 50000},
-		Stream:   Stream{Heartbeat: 10 * time.Second},
-		Retry:    Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
-		StateDir: "var/demo", // ../var/demo next to testdata/valid.yaml
-		File:     "testdata/valid.yaml",
+		Copy:                Copy{Parallel: 8, ChunkRows: 50000},
+		Stream:              Stream{Heartbeat: 10 * time.Second, SequenceSync: 30 * time.Second},
+		Retry:               Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
+		OnConflictingTables: "error",
+		StateDir:            "var/demo", // ../var/demo next to testdata/valid.yaml
+		File:                "testdata/valid.yaml",
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", p, want)
@@ -60,16 +61,17 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Pipeline{
-		Name:     "minimal",
-		Source:   Endpoint{Type: "postgres", DSN: "postgres://app@src/db"},
-		Sink:     Endpoint{Type: "postgres", DSN: "host=dst dbname=db"},
-		Sync:     Sync{Schema: true, Full: true, Incremental: false},
-		Objects:  []Object{{Schema: "public", Line: 5}},
-		Copy:     Copy{Parallel: 4, ChunkRows: 100000},
-		Stream:   Stream{Heartbeat: 10 * time.Second},
-		Retry:    Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
-		StateDir: filepath.Join("testdata", "state", "minimal"),
-		File:     "testdata/minimal.yaml",
+		Name:                "minimal",
+		Source:              Endpoint{Type: "postgres", DSN: "postgres://app@src/db"},
+		Sink:                Endpoint{Type: "postgres", DSN: "host=dst dbname=db"},
+		Sync:                Sync{Schema: true, Full: true, Incremental: false},
+		Objects:             []Object{{Schema: "public", Line: 5}},
+		Copy:                Copy{Parallel: 4, ChunkRows: 100000},
+		Stream:              Stream{Heartbeat: 10 * time.Second, SequenceSync: 30 * time.Second},
+		Retry:               Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
+		OnConflictingTables: "error",
+		StateDir:            filepath.Join("testdata", "state", "minimal"),
+		File:                "testdata/minimal.yaml",
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", p, want)
@@ -85,7 +87,7 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/unknown_key.yaml:3: sink: unknown key "typo" (valid keys: type, dsn)`,
 			`testdata/unknown_key.yaml:6: objects[1]: unknown key "tabel" (valid keys: schema, table, where, rename, columns, operations)`,
 			`testdata/unknown_key.yaml:6: objects[1]: give schema or table, e.g. "schema: public" or "table: sales.orders"`,
-			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, transforms, rename, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir)`,
+			`testdata/unknown_key.yaml:7: unknown key "colour" (valid keys: name, source, sink, sync, objects, transforms, rename, copy, stream, throttle, retry, metrics, alerts, on_conflicting_tables, ignore_checks, state_dir)`,
 		}},
 		{"missing_dsn.yaml", []string{
 			`testdata/missing_dsn.yaml: sink.dsn is required (a PostgreSQL connection string, e.g. "${DST_DSN}")`,
@@ -155,7 +157,7 @@ func TestParseErrors(t *testing.T) {
 		{"only comments", "# nothing\n", nil, []string{
 			"p.yaml: the file is empty; a pipeline needs at least name, source, sink and objects"}},
 		{"not a mapping", "- a\n- b\n", nil, []string{
-			"p.yaml:1: must be a mapping with the keys name, source, sink, sync, objects, transforms, rename, copy, stream, throttle, retry, metrics, alerts, ignore_checks, state_dir, got a list"}},
+			"p.yaml:1: must be a mapping with the keys name, source, sink, sync, objects, transforms, rename, copy, stream, throttle, retry, metrics, alerts, on_conflicting_tables, ignore_checks, state_dir, got a list"}},
 		{"two documents", header + "---\nname: other\n", nil, []string{
 			"p.yaml:6: a second YAML document starts here; a pipeline file holds one (remove the ---)"}},
 		{"bad indentation", "name: demo\n  source: x\n", nil, []string{
@@ -610,6 +612,7 @@ func TestKeysComeFromTheStructs(t *testing.T) {
 		"sync.schema": true, "sync.full": true, "sync.incremental": false,
 		"copy.parallel": int64(4), "copy.chunk_rows": int64(100000),
 		"stream.heartbeat": "10s", "retry.connection": "720m", "retry.other": "10m",
+		"stream.sequence_sync": "30s", "on_conflicting_tables": "error",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults = %v, want %v", got, want)

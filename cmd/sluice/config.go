@@ -35,6 +35,8 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 		MetricsListen: p.Metrics.Listen,
 		Alerts:        alert.Config{LagSeconds: p.Alerts.LagSeconds, Command: p.Alerts.Command, Webhook: p.Alerts.Webhook},
 	}
+	cfg.SequenceSync = p.Stream.SequenceSync
+	cfg.IgnoreConflictingTables = p.OnConflictingTables == "ignore"
 	for i, o := range p.Objects {
 		where := fmt.Sprintf("%s:%d: objects[%d]", p.File, o.Line, i)
 		if o.Schema != "" {

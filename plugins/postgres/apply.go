@@ -29,6 +29,9 @@ type ApplyTable struct {
 	// idempotently (the table may mix chunks copied at two snapshots after a
 	// resumed copy); for a table without a key they are skipped.
 	CopyLSN record.LSN
+	// Overwrite makes an INSERT replace a sink row with the same key (the
+	// table held rows before the copy: on_conflicting_tables: ignore).
+	Overwrite bool
 }
 
 // Applier writes streamed changes into the sink: many source transactions
@@ -143,7 +146,7 @@ func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN recor
 	var err error
 	switch rec.Op {
 	case record.Insert:
-		if replay {
+		if replay || (t.Overwrite && len(t.Key) > 0) {
 			err = a.queueDelete(ctx, t, rec, rec.New, true)
 			if err == nil {
 				err = a.queueInsert(ctx, t, rec)
@@ -433,7 +436,9 @@ func (a *Applier) queueInsert(ctx context.Context, t *ApplyTable, rec *record.Re
 		for i := range cols {
 			ph[i] = "$" + strconv.Itoa(i+1)
 		}
-		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
+		// OVERRIDING SYSTEM VALUE: an identity column GENERATED ALWAYS
+		// takes the source's value (a no-op for other tables).
+		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE VALUES (" + strings.Join(ph, ", ") + ")"
 	}
 	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), build, params, check{rec: rec, table: t, lenient: true})
 }
@@ -457,11 +462,15 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 		}
 		return a.queueInsert(ctx, t, rec)
 	}
-	present, params, mask := presentColumns(rec.Rel, rec.New)
 	old := rec.Old
 	if old == nil {
 		old = rec.New // the key did not change
 	}
+	present, params, mask := presentColumns(rec.Rel, rec.New)
+	// Key columns that keep their value are left out of SET: the WHERE
+	// already pins them, and an identity column GENERATED ALWAYS may not
+	// be set at all.
+	present, params, mask = withoutSameKey(t, rec, old, present, params, mask)
 	wparams, wmask, where, err := a.rowMatch(t, rec, old, len(params))
 	if err != nil {
 		return err
@@ -567,6 +576,41 @@ func presentColumns(rel *record.Relation, vals []record.Value) ([]int, [][]byte,
 		params = append(params, valueParam(v))
 	}
 	return present, params, string(mask)
+}
+
+// withoutSameKey removes from an UPDATE's present columns the key columns
+// whose new value equals the old one; their mask letter becomes 'k'.
+func withoutSameKey(t *ApplyTable, rec *record.Record, old []record.Value, present []int, params [][]byte, mask string) ([]int, [][]byte, string) {
+	if len(t.Key) == 0 {
+		return present, params, mask
+	}
+	same := map[int]bool{}
+	for _, k := range t.Key {
+		i := rec.Rel.ColumnIndex(k)
+		if i < 0 || i >= len(old) || i >= len(rec.New) {
+			continue
+		}
+		o, n := old[i], rec.New[i]
+		if !o.Unchanged && !n.Unchanged && o.Null == n.Null && bytes.Equal(o.Data, n.Data) {
+			same[i] = true
+		}
+	}
+	if len(same) == 0 {
+		return present, params, mask
+	}
+	m := []byte(mask)
+	outP, outV := present[:0:0], params[:0:0]
+	for j, p := range present {
+		if same[p] {
+			m[p] = 'k'
+			continue
+		}
+		outP, outV = append(outP, p), append(outV, params[j])
+	}
+	if len(outP) == 0 {
+		return present, params, mask // SET needs a column
+	}
+	return outP, outV, string(m)
 }
 
 // columnNames quotes the names of the columns at the given positions.

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PgDump is a pg_dump executable and its major version.
@@ -121,7 +123,7 @@ func FindPgDump(ctx context.Context, serverVersions ...int) (*PgDump, error) {
 	if best != nil {
 		return best, nil
 	}
-	msg := fmt.Sprintf("post-data schema sync needs pg_dump %d (the source server's major version) or newer, up to date with every server it reads (%d)", want, need)
+	msg := fmt.Sprintf("schema sync (sync.schema) needs pg_dump %d (the source server's major version) or newer, up to date with every server it reads (%d)", want, need)
 	if len(found) == 0 {
 		msg += "; none was found in $PG_BINDIR, on PATH or in /usr/lib/postgresql/*/bin"
 	} else {
@@ -160,4 +162,18 @@ func (d *PgDump) Dump(ctx context.Context, dsn, role string, args ...string) (st
 		return "", fmt.Errorf("%s: pg_dump --schema-only (%s): %w\n%s", role, d.Path, err, msg)
 	}
 	return stdout.String(), nil
+}
+
+// FindPgDumpFor is FindPgDump for the servers of two open connections (the
+// source first).
+func FindPgDumpFor(ctx context.Context, src, dst *pgx.Conn) (*PgDump, error) {
+	srcVer, err := serverVersion(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	dstVer, err := serverVersion(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	return FindPgDump(ctx, srcVer, dstVer)
 }

@@ -154,6 +154,12 @@ func dumpArgs(sel []Selection, tables []*Table, target TargetName) (schemaArgs, 
 	seen := map[record.TableName]bool{}
 	for _, t := range tables {
 		if whole[t.Name.Schema] {
+			// A schema's table renamed into another schema: dump that one
+			// too (at the sink).
+			if ts := target(t.Name).Schema; !whole[ts] && !seen[record.TableName{Schema: ts}] {
+				seen[record.TableName{Schema: ts}] = true
+				schemaArgs = append(schemaArgs, "--schema="+quotePattern(ts))
+			}
 			continue
 		}
 		tn := target(t.Name)
@@ -206,6 +212,28 @@ func dumpSelection(ctx context.Context, d *PgDump, dsn, role string, schemaArgs,
 // target; the other objects keep their names (renaming is not applied to
 // them yet).
 func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName) (*SchemaPlan, error) {
+	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePostData, nil)
+}
+
+// PlanPostDataMapped is PlanPostData for a pipeline that renames tables or
+// columns: mapped lists them, and the plan applies pg_dump's statements
+// (which name the source's objects) with the sink's tables under their
+// source names (see impersonate.go).
+func PlanPostDataMapped(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, mapped []MappedTable) (*SchemaPlan, error) {
+	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePostData, mapped)
+}
+
+// dumpStage is the part of the dump a plan takes: the entries that come
+// before the tables (stagePreTables) or all the rest (stagePostData).
+type dumpStage int
+
+const (
+	stagePostData dumpStage = iota
+	stagePreTables
+)
+
+// planDump plans the dump entries of one stage (see PlanPostData).
+func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
 	if target == nil {
 		target = SameName
 	}
@@ -221,13 +249,32 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 	if err != nil {
 		return nil, err
 	}
+	exts, err := selectionExtensions(ctx, src, sel, tables)
+	if err != nil {
+		return nil, err
+	}
 	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
+	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
 	srcEntries, err := dumpSelection(ctx, dump, srcDSN, "source", schemaArgs, tableArgs)
 	if err != nil {
 		return nil, err
 	}
-	schemaArgs, tableArgs = dumpArgs(sel, tables, target)
+	if stage == stagePreTables {
+		srcEntries = preTableEntries(srcEntries)
+	}
+	// The sink is dumped for what it has of the selection: pg_dump fails
+	// when none of its schema or table patterns match.
+	sinkSel, sinkTables, err := existingAtSink(ctx, dst, sel, tables, target)
+	if err != nil {
+		return nil, err
+	}
+	schemaArgs, tableArgs = dumpArgs(sinkSel, sinkTables, target)
+	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
 	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := newEntryKeys(ctx, src, mapped)
 	if err != nil {
 		return nil, err
 	}
@@ -254,11 +301,11 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 	for _, n := range names {
 		roles[n] = true
 	}
-	plan := &SchemaPlan{Prelude: []string{"SET LOCAL check_function_bodies = false", "SET LOCAL client_min_messages = warning"}}
+	plan := &SchemaPlan{Prelude: []string{"SET LOCAL check_function_bodies = false", "SET LOCAL client_min_messages = warning"}, Mapped: mapped}
 	var matviews []DumpEntry
 	var owners []Statement
 	for _, e := range srcEntries {
-		if at, ok := have[e.key()]; ok && e.Type == "ACL" {
+		if at, ok := have[keys.sinkKey(e)]; ok && e.Type == "ACL" {
 			// Privileges are compared by their statements.
 			if stripSets(at.SQL) != stripSets(e.SQL) {
 				plan.Statements = append(plan.Statements, Statement{Object: "privileges on " + e.Name, SQL: e.SQL, Optional: true})
@@ -272,6 +319,11 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 			continue
 		}
 		if postDataSkip[e.Type] || e.SQL == "" {
+			continue
+		}
+		if e.Type == "SCHEMA" && movedSchema(mapped, e.Name) {
+			// Applying the plan creates it for the renamed tables' stay
+			// and drops it again when nothing else went there.
 			continue
 		}
 		if e.Type == "ACL" {
@@ -291,9 +343,12 @@ func PlanPostData(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string
 		}
 	}
 	plan.Statements = append(owners, plan.Statements...)
+	if stage == stagePreTables {
+		return plan, nil
+	}
 	// CHECK constraints are part of pg_dump's CREATE TABLE, which the
 	// pre-data part does not use: add the ones the sink tables lack.
-	checks, err := missingChecks(ctx, src, dst, tables, target)
+	checks, err := missingChecks(ctx, src, dst, tables, target, len(mapped) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -337,6 +392,7 @@ func (p *SchemaPlan) PostDataCounts() (created, refreshed, owners int) {
 			created--
 		}
 	}
+	created -= p.Existing
 	return created, refreshed, owners
 }
 
@@ -345,7 +401,10 @@ func (p *SchemaPlan) PostDataCounts() (created, refreshed, owners int) {
 // by name. A partitioned table's constraint is added with its partitions
 // (as at the source, where they inherit it); a source constraint NOT VALID
 // stays NOT VALID, as pg_dump would restore it.
-func missingChecks(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName) ([]Statement, error) {
+//
+// With asSource the statements name the source table (the plan runs with
+// the sink's tables under their source names).
+func missingChecks(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, asSource bool) ([]Statement, error) {
 	if len(tables) == 0 {
 		return nil, nil
 	}
@@ -391,9 +450,13 @@ func missingChecks(ctx context.Context, src, dst *pgx.Conn, tables []*Table, tar
 		if c.partitioned {
 			only = ""
 		}
+		on := tn
+		if asSource {
+			on = byOID[c.rel].Name
+		}
 		out = append(out, Statement{
 			Object: "check constraint " + dispIdent(c.name) + " on " + tn.String(),
-			SQL:    "ALTER TABLE " + only + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(c.name) + " " + c.def,
+			SQL:    "ALTER TABLE " + only + on.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(c.name) + " " + c.def,
 		})
 	}
 	return out, nil

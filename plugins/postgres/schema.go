@@ -45,6 +45,17 @@ type SchemaPlan struct {
 	// Skipped lists, after Apply, the optional statements the sink
 	// rejected, with the reason.
 	Skipped []string
+	// Mapped, when set, gives the sink's renamed tables and columns their
+	// source names for the duration of Apply's transaction (see
+	// impersonate.go), so that statements naming the source's objects
+	// (pg_dump's) land on the mapped ones. Every statement then runs in a
+	// savepoint: one whose object exists is counted in Existing, one the
+	// sink rejects otherwise (it needs a dropped column, say) is listed in
+	// Skipped.
+	Mapped []MappedTable
+	// Existing counts, after Apply with Mapped, the statements whose
+	// object the sink already had.
+	Existing int
 }
 
 // Statement is one DDL statement of a plan and the object it creates.
@@ -139,8 +150,14 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 			return fmt.Errorf("sink: %s: %w", set, err)
 		}
 	}
+	before, after := impersonation(p.Mapped)
+	for _, sql := range before {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return &ImpersonationError{SQL: sql, Err: err}
+		}
+	}
 	for _, s := range p.Statements {
-		if s.Optional {
+		if s.Optional || len(p.Mapped) > 0 {
 			sp, err := tx.Begin(ctx)
 			if err != nil {
 				return fmt.Errorf("sink: savepoint for %s: %w", s.Object, err)
@@ -148,6 +165,10 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 			if _, err := sp.Exec(ctx, s.SQL); err != nil {
 				if rerr := sp.Rollback(ctx); rerr != nil {
 					return fmt.Errorf("sink: roll back to the savepoint of %s: %w", s.Object, rerr)
+				}
+				if len(p.Mapped) > 0 && alreadyExists(err) {
+					p.Existing++
+					continue
 				}
 				p.Skipped = append(p.Skipped, s.Object+": "+err.Error())
 				continue
@@ -159,6 +180,11 @@ func (p *SchemaPlan) Apply(ctx context.Context, dst *pgx.Conn) error {
 		}
 		if _, err := tx.Exec(ctx, s.SQL); err != nil {
 			return &StatementError{Object: s.Object, SQL: s.SQL, Err: err}
+		}
+	}
+	for _, sql := range after {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return &ImpersonationError{SQL: sql, Err: err}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -1182,11 +1208,25 @@ func SyncSequences(ctx context.Context, src, dst *pgx.Conn, tables []*Table, tar
 // SyncSequencesMapped is SyncSequences with columns renamed or dropped by
 // columns: a dropped column's sequence is left alone.
 func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) (int, error) {
+	pairs, err := columnSequencePairs(ctx, src, dst, tables, target, columns)
+	if err != nil {
+		return 0, err
+	}
+	set, err := setSequences(ctx, src, dst, pairs)
+	return len(set), err
+}
+
+// seqPair is a source sequence and the sink sequence that takes its value.
+type seqPair struct{ src, dst columnSequence }
+
+// columnSequencePairs matches the sequences the tables' columns use at the
+// source with those the sink tables' columns use.
+func columnSequencePairs(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) ([]seqPair, error) {
 	if target == nil {
 		target = SameName
 	}
 	if len(tables) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	srcOIDs := make([]uint32, len(tables))
 	schemas := make([]string, len(tables))
@@ -1198,10 +1238,10 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 	}
 	srcSeqs, err := columnSequences(ctx, src, srcOIDs)
 	if err != nil {
-		return 0, fmt.Errorf("source: read the sequences the tables use: %w", err)
+		return nil, fmt.Errorf("source: read the sequences the tables use: %w", err)
 	}
 	if len(srcSeqs) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	// The sink tables, by position in tables.
 	rows, err := dst.Query(ctx, `SELECT k.i::int, COALESCE(c.oid, 0)
@@ -1209,7 +1249,7 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 		LEFT JOIN pg_catalog.pg_namespace ns ON ns.nspname = k.s
 		LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = k.n AND c.relkind IN ('r', 'p')`, schemas, names)
 	if err != nil {
-		return 0, fmt.Errorf("sink: look up the tables: %w", err)
+		return nil, fmt.Errorf("sink: look up the tables: %w", err)
 	}
 	dstOIDs := make([]uint32, len(tables))
 	for rows.Next() {
@@ -1217,25 +1257,25 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 		var oid uint32
 		if err := rows.Scan(&i, &oid); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("sink: look up the tables: %w", err)
+			return nil, fmt.Errorf("sink: look up the tables: %w", err)
 		}
 		dstOIDs[i-1] = oid
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("sink: look up the tables: %w", err)
+		return nil, fmt.Errorf("sink: look up the tables: %w", err)
 	}
 	srcToDst := map[uint32]uint32{}
 	bySrc := map[uint32]*Table{}
 	for i, t := range tables {
 		bySrc[t.OID] = t
 		if dstOIDs[i] == 0 {
-			return 0, fmt.Errorf("sink: table %s (for source table %s) does not exist; run the schema sync first", target(t.Name), t.Name)
+			return nil, fmt.Errorf("sink: table %s (for source table %s) does not exist; run the schema sync first", target(t.Name), t.Name)
 		}
 		srcToDst[t.OID] = dstOIDs[i]
 	}
 	dstSeqs, err := columnSequences(ctx, dst, dstOIDs)
 	if err != nil {
-		return 0, fmt.Errorf("sink: read the sequences the tables use: %w", err)
+		return nil, fmt.Errorf("sink: read the sequences the tables use: %w", err)
 	}
 	type colKey struct {
 		table  uint32
@@ -1245,8 +1285,7 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 	for _, s := range dstSeqs {
 		sinkSeq[colKey{s.Table, s.Column}] = s
 	}
-	type pair struct{ src, dst columnSequence }
-	var pairs []pair
+	var pairs []seqPair
 	done := map[uint32]bool{}
 	for _, s := range srcSeqs {
 		col := s.Column
@@ -1258,35 +1297,65 @@ func SyncSequencesMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Tabl
 		}
 		d, ok := sinkSeq[colKey{srcToDst[s.Table], col}]
 		if !ok {
-			return 0, fmt.Errorf("sink: column %s of table %s uses no sequence at the sink, while at the source it uses sequence %s; fix its default or identity at the sink",
+			return nil, fmt.Errorf("sink: column %s of table %s uses no sequence at the sink, while at the source it uses sequence %s; fix its default or identity at the sink",
 				dispIdent(s.Column), target(bySrc[s.Table].Name), dispName(s.Schema, s.Name))
 		}
 		if done[d.Seq] {
 			continue
 		}
 		done[d.Seq] = true
-		pairs = append(pairs, pair{s, d})
+		pairs = append(pairs, seqPair{s, d})
 	}
+	return pairs, nil
+}
+
+// setSequences sets each pair's sink sequence to its source sequence's
+// state (last_value, is_called), in one sink transaction, and returns
+// what it set.
+func setSequences(ctx context.Context, src, dst *pgx.Conn, pairs []seqPair) ([]SequenceSet, error) {
 	tx, err := dst.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("sink: begin: %w", err)
+		return nil, fmt.Errorf("sink: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	out := make([]SequenceSet, 0, len(pairs))
 	for _, pr := range pairs {
 		var last int64
 		var called bool
 		// The sequence relation itself holds both; pg_sequences hides
 		// is_called.
 		if err := src.QueryRow(ctx, "SELECT last_value, is_called FROM "+qname(pr.src.Schema, pr.src.Name)).Scan(&last, &called); err != nil {
-			return 0, fmt.Errorf("source: read sequence %s (the user needs SELECT on it): %w", dispName(pr.src.Schema, pr.src.Name), err)
+			return nil, fmt.Errorf("source: read sequence %s (the user needs SELECT on it): %w", dispName(pr.src.Schema, pr.src.Name), err)
+		}
+		// Never backwards: a sink that handed out ids past the source's
+		// (the application writes there after a cutover, and cutover or
+		// the periodic sync runs again) keeps its value.
+		var dLast, inc int64
+		var dCalled bool
+		if err := tx.QueryRow(ctx, "SELECT s.last_value, s.is_called, q.seqincrement FROM "+qname(pr.dst.Schema, pr.dst.Name)+
+			" s, pg_catalog.pg_sequence q WHERE q.seqrelid = $1", pr.dst.Seq).Scan(&dLast, &dCalled, &inc); err != nil {
+			return nil, fmt.Errorf("sink: read sequence %s: %w", dispName(pr.dst.Schema, pr.dst.Name), err)
+		}
+		if ahead(dLast, dCalled, last, called, inc) {
+			out = append(out, SequenceSet{
+				Source: record.TableName{Schema: pr.src.Schema, Name: pr.src.Name},
+				Sink:   record.TableName{Schema: pr.dst.Schema, Name: pr.dst.Name},
+				Value:  dLast, IsCalled: dCalled, Kept: true,
+			})
+			continue
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_catalog.setval($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)", pr.dst.Seq, last, called); err != nil {
-			return 0, fmt.Errorf("sink: set sequence %s to %d (from source sequence %s): %w",
+			return nil, fmt.Errorf("sink: set sequence %s to %d (from source sequence %s): %w",
 				dispName(pr.dst.Schema, pr.dst.Name), last, dispName(pr.src.Schema, pr.src.Name), err)
 		}
+		out = append(out, SequenceSet{
+			Source: record.TableName{Schema: pr.src.Schema, Name: pr.src.Name},
+			Sink:   record.TableName{Schema: pr.dst.Schema, Name: pr.dst.Name},
+			Value:  last, IsCalled: called,
+		})
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("sink: commit the sequence values: %w", err)
+		return nil, fmt.Errorf("sink: commit the sequence values: %w", err)
 	}
-	return len(pairs), nil
+	return out, nil
 }
