@@ -238,6 +238,8 @@ type runner struct {
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
+	// backfill runs backfill requests while the pipeline streams.
+	backfill *backfiller
 }
 
 // observers are what watch a run from outside its stages: the status

@@ -39,6 +39,7 @@ interruption. A pipeline file (YAML) says what to copy and where.`,
 	root.AddCommand(a.runCommand(), a.checkCommand(), a.dropCommand(), a.versionCommand())
 	root.AddCommand(a.statusCommand())
 	root.AddCommand(a.verifyCommand())
+	root.AddCommand(a.backfillCommand())
 	return root
 }
 
