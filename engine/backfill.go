@@ -38,9 +38,15 @@ import (
 	"github.com/sluicehq/sluice/transforms/where"
 )
 
-// fpBackfillChunk is reached when a backfill chunk's rows and progress row
-// are queued in the open sink transaction, before it commits.
-const fpBackfillChunk = "backfill.chunk"
+// Crash points of backfills (see package failpoint).
+const (
+	// fpBackfillChunk is reached when a chunk's rows and progress row are
+	// queued in the open sink transaction, before it commits.
+	fpBackfillChunk = "backfill.chunk"
+	// fpBackfillRead is reached when a chunk has been read, before its
+	// high watermark is written (tests widen the window with a sleep).
+	fpBackfillRead = "backfill.read"
+)
 
 // DefaultBackfillChunkRows is the rows per backfill chunk unless the
 // request says otherwise: a chunk is held in memory and written inside one
@@ -418,6 +424,9 @@ func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, r
 	c.mu.Lock()
 	c.rows, c.xip, c.progress, c.ready = kc.Rows, kc.Xip, next, true
 	c.mu.Unlock()
+	if err := b.r.hit(fpBackfillRead); err != nil {
+		return prog, err
+	}
 	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.high); err != nil {
 		return prog, err
 	}
