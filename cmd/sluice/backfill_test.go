@@ -46,7 +46,7 @@ const (
 func backfillFixture(rows int) string {
 	return fmt.Sprintf(`CREATE SCHEMA "Sales.EU";
 CREATE TABLE %[1]s (id bigint PRIMARY KEY, "Grp" int NOT NULL, n int NOT NULL, val text);
-INSERT INTO %[1]s SELECT i, i %% 10, (i * 7919) %% 1000, md5(i::text) FROM generate_series(1, %[2]d) i;
+INSERT INTO %[1]s SELECT i, i %% 10, ((i::bigint * 7919) %% 1000)::int, md5(i::text) FROM generate_series(1, %[2]d) i;
 ANALYZE %[1]s;`, bfTable, rows)
 }
 
@@ -240,7 +240,7 @@ func TestBackfillWhileStreaming(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 
 	bfStart := time.Now()
-	r := startSluice(t, dir, env, "backfill", file, "--table", bfTableFlag, "--where", bfWhere, "--chunk-rows", "2000", "--json").wait(8 * time.Minute)
+	r := startSluice(t, dir, env, "backfill", file, "--table", bfTableFlag, "--where", bfWhere, "--chunk-rows", fmt.Sprint(max(2000, rows/100)), "--json").wait(8 * time.Minute)
 	out := parseBackfill(t, r)
 	elapsed := time.Since(bfStart)
 	t.Logf("backfill: %+v in %s (%.0f rows/s); workload %d transactions so far", out, elapsed.Round(time.Millisecond), float64(out.Rows)/elapsed.Seconds(), w.txns.Load())
