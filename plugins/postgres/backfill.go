@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -401,11 +402,24 @@ func ValidateFilter(ctx context.Context, conn *pgx.Conn, t *Table, filter string
 	return nil
 }
 
-// UpsertRows queues rows (inserts carrying whole rows) as upserts in the
-// open sink transaction: each row replaces the sink's row with its key, or
-// is inserted. The statements go out in pipelines of at most 2000. It does
-// not count the rows in a.Rows (which counts streamed changes).
+// bulkUpsertRows is the chunk size from which UpsertRows goes through a
+// temporary table instead of statements per row.
+const bulkUpsertRows = 64
+
+// UpsertRows writes rows (inserts carrying whole rows, all of one
+// relation) as upserts in the open sink transaction: each row replaces the
+// sink's row with its key, or is inserted. Small sets are queued as
+// statements per row (Upsert); larger ones are copied into a temporary
+// table, then the sink's rows with their keys deleted and the rows
+// inserted, in three statements. It does not count the rows in a.Rows
+// (which counts streamed changes).
 func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if len(rows) >= bulkUpsertRows {
+		return a.upsertBulk(ctx, rows, commitLSN)
+	}
 	before := a.Rows
 	defer func() { a.Rows = before }()
 	for _, rec := range rows {
@@ -417,6 +431,72 @@ func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitL
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
+	rel := rows[0].Rel
+	t, err := a.table(rows[0], commitLSN)
+	if t == nil || err != nil {
+		return err
+	}
+	if len(t.Key) == 0 {
+		return fmt.Errorf("sink: backfill of %s: the table has no key to upsert by", t.Target)
+	}
+	if err := a.begin(ctx); err != nil {
+		return err
+	}
+	// COPY needs the pipeline empty (and BEGIN sent).
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	cols := make([]string, len(rel.Columns))
+	for i, c := range rel.Columns {
+		cols[i] = record.QuoteIdent(c.Name)
+	}
+	list := strings.Join(cols, ", ")
+	// One chunk at a time: the table is dropped at the end (and at
+	// commit, should a statement in between fail).
+	tmp := "pg_temp.sluice_backfill"
+	if _, err := a.conn.Exec(ctx, "CREATE TEMPORARY TABLE sluice_backfill ON COMMIT DROP AS SELECT "+list+" FROM ONLY "+t.Target.Quoted()+" WITH NO DATA"); err != nil {
+		return fmt.Errorf("sink: backfill of %s: create a temporary table: %w", t.Target, describeRowError(err))
+	}
+	var buf bytes.Buffer
+	for _, rec := range rows {
+		if rec.Rel != rel {
+			return fmt.Errorf("sink: backfill of %s: rows of several relations in one chunk", t.Target)
+		}
+		for j, v := range rec.New {
+			if j > 0 {
+				buf.WriteByte('\t')
+			}
+			switch {
+			case v.Null:
+				buf.WriteString(`\N`)
+			case v.Unchanged:
+				return fmt.Errorf("sink: backfill of %s: a row lacks the value of column %s", t.Target, cols[j])
+			default:
+				writeCopyText(&buf, v.Data)
+			}
+		}
+		buf.WriteByte('\n')
+	}
+	if _, err := a.conn.PgConn().CopyFrom(ctx, &buf, "COPY "+tmp+" ("+list+") FROM STDIN (FORMAT text)"); err != nil {
+		return fmt.Errorf("sink: backfill of %s: copy %d rows: %w", t.Target, len(rows), describeRowError(err))
+	}
+	conds := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		conds[i] = "t." + record.QuoteIdent(k) + " = s." + record.QuoteIdent(k)
+	}
+	if _, err := a.conn.Exec(ctx, "DELETE FROM ONLY "+t.Target.Quoted()+" t USING "+tmp+" s WHERE "+strings.Join(conds, " AND ")); err != nil {
+		return fmt.Errorf("sink: backfill of %s: delete the rows to replace: %w", t.Target, describeRowError(err))
+	}
+	if _, err := a.conn.Exec(ctx, "INSERT INTO "+t.Target.Quoted()+" ("+list+") SELECT "+list+" FROM "+tmp); err != nil {
+		return fmt.Errorf("sink: backfill of %s: insert %d rows: %w", t.Target, len(rows), describeRowError(err))
+	}
+	if _, err := a.conn.Exec(ctx, "DROP TABLE "+tmp); err != nil {
+		return fmt.Errorf("sink: backfill of %s: drop the temporary table: %w", t.Target, describeRowError(err))
 	}
 	return nil
 }
