@@ -101,6 +101,12 @@ type bfChunk struct {
 	kept   int
 }
 
+func newChunk(token string, oid uint32, key []string) *bfChunk {
+	return &bfChunk{low: token + "/low", high: token + "/high", oid: oid, key: key,
+		changed: map[string]struct{}{}, xids: map[uint32]struct{}{}, keyIdx: map[*record.Relation][]int{},
+		result: make(chan error, 1)}
+}
+
 func newBackfiller(r *runner, tables []*postgres.Table) *backfiller {
 	b := &backfiller{r: r, tables: map[string]*postgres.Table{}}
 	for _, t := range tables {
@@ -231,42 +237,56 @@ func (c *bfChunk) keyOf(rel *record.Relation, vals []record.Value) (string, bool
 // the chunk's progress row.
 func (b *backfiller) atHigh(ctx context.Context, applier *postgres.Applier, c *bfChunk, commitLSN record.LSN) error {
 	b.cur.CompareAndSwap(c, nil)
-	c.mu.Lock()
-	ready, rows, xip := c.ready, c.rows, c.xip
-	c.mu.Unlock()
-	if !ready {
-		c.result <- errors.New("the high watermark arrived before the chunk was read")
+	keep, err := c.keep()
+	if err != nil {
+		c.result <- err
 		return nil
-	}
-	for _, x := range xip {
-		if _, ok := c.xids[x]; ok {
-			c.result <- errChunkRetry
-			return nil
-		}
-	}
-	keep := make([]*record.Record, 0, len(rows))
-	if !c.allChanged {
-		for i := range rows {
-			k, ok := c.keyOf(rows[i].Rel, rows[i].New)
-			if !ok {
-				continue
-			}
-			if _, changed := c.changed[k]; changed {
-				continue
-			}
-			keep = append(keep, &rows[i])
-		}
 	}
 	if err := b.r.backfillApply(ctx, applier, keep, commitLSN); err != nil {
 		return err
 	}
+	c.mu.Lock()
 	c.kept = len(keep)
 	c.progress.Rows += int64(len(keep))
-	if err := applier.QueueBackfillProgress(ctx, c.progress); err != nil {
+	prog := c.progress
+	c.mu.Unlock()
+	if err := applier.QueueBackfillProgress(ctx, prog); err != nil {
 		return err
 	}
 	b.queued = append(b.queued, c)
 	return b.r.hit(fpBackfillChunk)
+}
+
+// keep returns the chunk's rows whose keys did not change between its
+// watermarks, or errChunkRetry when its snapshot may have missed a change
+// committed before the low watermark.
+func (c *bfChunk) keep() ([]*record.Record, error) {
+	c.mu.Lock()
+	ready, rows, xip := c.ready, c.rows, c.xip
+	c.mu.Unlock()
+	if !ready {
+		return nil, errors.New("the high watermark arrived before the chunk was read")
+	}
+	for _, x := range xip {
+		if _, ok := c.xids[x]; ok {
+			return nil, errChunkRetry
+		}
+	}
+	keep := make([]*record.Record, 0, len(rows))
+	if c.allChanged {
+		return keep, nil
+	}
+	for i := range rows {
+		k, ok := c.keyOf(rows[i].Rel, rows[i].New)
+		if !ok {
+			continue
+		}
+		if _, changed := c.changed[k]; changed {
+			continue
+		}
+		keep = append(keep, &rows[i])
+	}
+	return keep, nil
 }
 
 // backfillApply writes backfilled rows through the pipeline's per-record
@@ -378,9 +398,7 @@ func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) 
 		}
 		b.seq++
 		token := fmt.Sprintf("%d/%d/%s/%d", req.ID, prog.Chunks, b.nonce, b.seq)
-		c := &bfChunk{low: token + "/low", high: token + "/high", oid: t.OID, key: t.Key,
-			changed: map[string]struct{}{}, xids: map[uint32]struct{}{}, keyIdx: map[*record.Relation][]int{},
-			result: make(chan error, 1)}
+		c := newChunk(token, t.OID, t.Key)
 		b.cur.Store(c)
 		next, err := b.chunk(ctx, c, t, rel, filter, req, prog, lim)
 		b.cur.CompareAndSwap(c, nil)
