@@ -268,11 +268,12 @@ func TestBackfillWhileStreaming(t *testing.T) {
 	t.Logf("TestBackfillWhileStreaming (%d rows) took %s", rows, time.Since(start).Round(time.Millisecond))
 }
 
-// TestBackfillKilledAndResumed: with no live run, `sluice backfill` runs
-// the pipeline itself; it is SIGKILLed at the backfill.chunk failpoint (a
-// chunk's rows queued in the open sink transaction) while a workload runs,
-// and run again it resumes the same request after the chunks the sink
-// committed, and ends with the sink equal to the filtered source.
+// TestBackfillKilledAndResumed: while a workload runs, the live run
+// executing a backfill is SIGKILLed at the backfill.chunk failpoint (a
+// chunk's rows queued in the open sink transaction); the waiting `sluice
+// backfill` takes over, running the pipeline itself, and is SIGKILLed the
+// same way; run again, it resumes the same request after the chunks the
+// sink committed and ends with the sink equal to the filtered source.
 func TestBackfillKilledAndResumed(t *testing.T) {
 	start := time.Now()
 	rows := backfillRows()
@@ -297,9 +298,18 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 
 	chunkRows := rows / 10
 	args := []string{"backfill", file, "--table", bfTableFlag, "--where", bfWhere, "--chunk-rows", fmt.Sprint(chunkRows), "--json"}
-	killed := startSluice(t, dir, withEnv(env, "SLUICE_FAILPOINTS", "backfill.chunk=kill@4"), args...).wait(5 * time.Minute)
-	if killed.signal != syscall.SIGKILL {
-		t.Fatalf("want the backfill killed at its 4th chunk:\n%s", killed)
+	// A live run executes the backfill and is killed at its 3rd chunk; the
+	// waiting command takes over, running the pipeline itself, and is
+	// killed at its own 2nd chunk.
+	live := startSluice(t, dir, withEnv(env, "SLUICE_FAILPOINTS", "backfill.chunk=kill@3"), "run", file)
+	waitStreaming(t, ctx, live, srcDSN, "sluice_bfk", time.Minute)
+	waiting := startSluice(t, dir, withEnv(env, "SLUICE_FAILPOINTS", "backfill.chunk=kill@2"), args...)
+	if lr := live.wait(5 * time.Minute); lr.signal != syscall.SIGKILL {
+		t.Fatalf("want the live run killed at the backfill's 3rd chunk:\n%s", lr)
+	}
+	killed := waiting.wait(5 * time.Minute)
+	if killed.signal != syscall.SIGKILL || !strings.Contains(killed.stderr, "running it here") {
+		t.Fatalf("want the waiting backfill to take over from the killed run and be killed at its 2nd chunk:\n%s", killed)
 	}
 	var chunks int
 	var done bool
@@ -307,7 +317,7 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if chunks != 3 || done {
-		t.Fatalf("after the kill at the 4th chunk the sink should hold 3 committed chunks, not done; got %d (done %v)", chunks, done)
+		t.Fatalf("after kills at the 3rd chunk of the live run and the 2nd of the takeover the sink should hold 3 committed chunks, not done; got %d (done %v)", chunks, done)
 	}
 
 	out := parseBackfill(t, startSluice(t, dir, env, args...).wait(5*time.Minute))
