@@ -99,6 +99,9 @@ type bfChunk struct {
 	// the reason they are not.
 	result chan error
 	kept   int
+	// For the log: how long the read took, and from the high mark's
+	// write until the sink committed the chunk.
+	readTime, applyWait time.Duration
 }
 
 func newChunk(token string, oid uint32, key []string) *bfChunk {
@@ -411,7 +414,8 @@ func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) 
 		}
 		prog = next
 		rate := float64(prog.Rows) / max(time.Since(start).Seconds(), 1e-3)
-		log.Info("backfill chunk done", "chunk", prog.Chunks, "read", len(c.rows), "written", c.kept, "rows", prog.Rows, "rows_per_sec", fmt.Sprintf("%.0f", rate))
+		log.Info("backfill chunk done", "chunk", prog.Chunks, "read", len(c.rows), "written", c.kept, "rows", prog.Rows, "rows_per_sec", fmt.Sprintf("%.0f", rate),
+			"read_ms", c.readTime.Milliseconds(), "applied_after_ms", c.applyWait.Milliseconds())
 	}
 	if err := postgres.FinishBackfill(ctx, b.src, req.ID, postgres.BackfillDone, ""); err != nil {
 		return err
@@ -426,10 +430,12 @@ func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, r
 	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.low); err != nil {
 		return prog, err
 	}
+	readStart := time.Now()
 	kc, err := postgres.ReadKeyset(ctx, b.read, t, rel, filter, prog.LastKey, req.ChunkRows)
 	if err != nil {
 		return prog, err
 	}
+	c.readTime = time.Since(readStart)
 	if err := lim.Wait(ctx, int64(len(kc.Rows)), kc.Bytes); err != nil {
 		return prog, err
 	}
@@ -448,6 +454,8 @@ func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, r
 	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.high); err != nil {
 		return prog, err
 	}
+	high := time.Now()
+	defer func() { c.applyWait = time.Since(high) }()
 	select {
 	case err := <-c.result:
 		if err != nil {
