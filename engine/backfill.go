@@ -51,7 +51,7 @@ const (
 // DefaultBackfillChunkRows is the rows per backfill chunk unless the
 // request says otherwise: a chunk is held in memory and written inside one
 // sink transaction of the stream, so it stays small.
-const DefaultBackfillChunkRows = 5000
+const DefaultBackfillChunkRows = 10000
 
 // backfillPoll is how often the streaming process looks for new requests.
 const backfillPoll = time.Second

@@ -296,7 +296,7 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 	w.start(wctx)
 	t.Cleanup(func() { cancel(); <-w.done })
 
-	chunkRows := rows / 10
+	chunkRows := max(1000, min(rows/10, 10000))
 	args := []string{"backfill", file, "--table", bfTableFlag, "--where", bfWhere, "--chunk-rows", fmt.Sprint(chunkRows), "--json"}
 	// A live run executes the backfill and is killed at its 3rd chunk; the
 	// waiting command takes over, running the pipeline itself, and is
