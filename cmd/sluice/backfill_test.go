@@ -347,11 +347,16 @@ func TestBackfillCopyOnly(t *testing.T) {
 	const rows = 20_000
 	if err := src.Exec(ctx, dbOf(t, srcDSN), backfillFixture(rows)+`
 CREATE TABLE public.nokey (x int, y text);
-INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;`); err != nil {
+INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;
+CREATE TABLE public.ren (id int PRIMARY KEY, v text, gone text);
+INSERT INTO public.ren SELECT i, 'v' || i, 'g' FROM generate_series(1, 300) i;
+CREATE TABLE public.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);`); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	file := writePipeline(t, dir, "bfc.yaml", backfillPipeline("bfc", false, "  - table: public.nokey"))
+	file := writePipeline(t, dir, "bfc.yaml", backfillPipeline("bfc", false, "  - table: public.nokey",
+		"  - table: public.ren\n    rename: public.ren_copy\n    columns: {v: w, gone: null}", "  - table: public.parted"))
 	env := dsnEnv(srcDSN, dstDSN)
 	if r := sluice(t, dir, env, "run", file); r.code != 0 {
 		t.Fatalf("run: %s", r)
@@ -376,6 +381,33 @@ INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;`); err != 
 	repairOutside(t, ctx, srcDSN, dstDSN, outside)
 	assertFiltered(t, ctx, srcDSN, dstDSN)
 
+	// Renamed table and columns, a dropped column: the backfill goes
+	// through the pipeline's mapping.
+	if _, err := connect(t, ctx, dstDSN).Exec(ctx, `DELETE FROM public.ren_copy WHERE id <= 100; UPDATE public.ren_copy SET w = 'bad' WHERE id > 250`); err != nil {
+		t.Fatal(err)
+	}
+	out = parseBackfill(t, sluice(t, dir, env, "backfill", file, "--table", "public.ren", "--where", "id > 50", "--json"))
+	if out.Rows != 250 || out.Resumed {
+		t.Errorf("backfill of the renamed table: want 250 rows in a new request, got %+v", out)
+	}
+	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM public.ren_copy WHERE w = 'v' || id`); n != 250 {
+		t.Errorf("renamed table: %d rows right at the sink, want 250 (ids 51..300; 1..50 stay deleted)", n)
+	}
+	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM public.ren_copy`); n != 250 {
+		t.Errorf("renamed table: %d rows at the sink, want 250", n)
+	}
+	// Chunks under 64 rows are upserted statement by statement.
+	if _, err := connect(t, ctx, dstDSN).Exec(ctx, `DELETE FROM public.ren_copy WHERE id = 280; UPDATE public.ren_copy SET w = 'bad' WHERE id = 290`); err != nil {
+		t.Fatal(err)
+	}
+	out = parseBackfill(t, sluice(t, dir, env, "backfill", file, "--table", "public.ren", "--where", "id > 250", "--chunk-rows", "40", "--json"))
+	if out.Rows != 50 || out.Chunks != 2 {
+		t.Errorf("small-chunk backfill: want 50 rows in 2 chunks, got %+v", out)
+	}
+	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM public.ren_copy WHERE id > 250 AND w = 'v' || id`); n != 50 {
+		t.Errorf("renamed table after small chunks: %d of 50 rows right at the sink", n)
+	}
+
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -387,6 +419,7 @@ INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;`); err != 
 		{"bad syntax", []string{"--table", bfTableFlag, "--where", "n >"}, 1, `--where on table`},
 		{"volatile", []string{"--table", bfTableFlag, "--where", "n > random()"}, 1, `random`},
 		{"no key", []string{"--table", "public.nokey"}, 1, `has no primary key or unique index`},
+		{"partitioned", []string{"--table", "public.parted"}, 1, `is partitioned: backfill its partitions one by one`},
 		{"no table", nil, 2, `--table is required`},
 	} {
 		r := sluice(t, dir, env, append([]string{"backfill", file}, tc.args...)...)
@@ -398,8 +431,8 @@ INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;`); err != 
 	if err := connect(t, ctx, dstDSN).QueryRow(ctx, `SELECT count(*) FROM sluice.backfill_progress WHERE pipeline = 'bfc'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("sink: want the progress row of the one backfill, got %d rows", n)
+	if n != 3 {
+		t.Errorf("sink: want the progress rows of the three backfills, got %d rows", n)
 	}
 	// drop removes the backfill's progress too.
 	if r := sluice(t, dir, env, "drop", file); r.code != 0 {
