@@ -348,8 +348,8 @@ func TestBackfillCopyOnly(t *testing.T) {
 	if err := src.Exec(ctx, dbOf(t, srcDSN), backfillFixture(rows)+`
 CREATE TABLE public.nokey (x int, y text);
 INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;
-CREATE TABLE public.ren (id int PRIMARY KEY, v text, gone text);
-INSERT INTO public.ren SELECT i, 'v' || i, 'g' FROM generate_series(1, 300) i;
+CREATE TABLE public.ren (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, gone text);
+INSERT INTO public.ren (v, gone) SELECT 'v' || i, 'g' FROM generate_series(1, 300) i;
 CREATE TABLE public.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
 CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);`); err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (
 	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM public.ren_copy`); n != 250 {
 		t.Errorf("renamed table: %d rows at the sink, want 250", n)
 	}
-	// Chunks under 64 rows are upserted statement by statement.
+	// Small chunks.
 	if _, err := connect(t, ctx, dstDSN).Exec(ctx, `DELETE FROM public.ren_copy WHERE id = 280; UPDATE public.ren_copy SET w = 'bad' WHERE id = 290`); err != nil {
 		t.Fatal(err)
 	}

@@ -402,37 +402,17 @@ func ValidateFilter(ctx context.Context, conn *pgx.Conn, t *Table, filter string
 	return nil
 }
 
-// bulkUpsertRows is the chunk size from which UpsertRows goes through a
-// temporary table instead of statements per row.
-const bulkUpsertRows = 64
-
 // UpsertRows writes rows (inserts carrying whole rows, all of one
 // relation) as upserts in the open sink transaction: each row replaces the
-// sink's row with its key, or is inserted. Small sets are queued as
-// statements per row (Upsert); larger ones are copied into a temporary
-// table, then the sink's rows with their keys deleted and the rows
-// inserted, in three statements. It does not count the rows in a.Rows
-// (which counts streamed changes).
+// sink's row with its key, or is inserted. The rows are copied into a
+// temporary table, then the sink's rows with their keys are deleted and
+// the rows inserted (OVERRIDING SYSTEM VALUE, as the source's values of
+// identity columns are kept): three statements per chunk, not two per row.
 func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if len(rows) >= bulkUpsertRows {
-		return a.upsertBulk(ctx, rows, commitLSN)
-	}
-	before := a.Rows
-	defer func() { a.Rows = before }()
-	for _, rec := range rows {
-		if err := a.Upsert(ctx, rec, commitLSN); err != nil {
-			return err
-		}
-		if len(a.checks) >= 2000 {
-			if err := a.flush(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return a.upsertBulk(ctx, rows, commitLSN)
 }
 
 func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
@@ -492,7 +472,7 @@ func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitL
 	if _, err := a.conn.Exec(ctx, "DELETE FROM ONLY "+t.Target.Quoted()+" t USING "+tmp+" s WHERE "+strings.Join(conds, " AND ")); err != nil {
 		return fmt.Errorf("sink: backfill of %s: delete the rows to replace: %w", t.Target, describeRowError(err))
 	}
-	if _, err := a.conn.Exec(ctx, "INSERT INTO "+t.Target.Quoted()+" ("+list+") SELECT "+list+" FROM "+tmp); err != nil {
+	if _, err := a.conn.Exec(ctx, "INSERT INTO "+t.Target.Quoted()+" ("+list+") OVERRIDING SYSTEM VALUE SELECT "+list+" FROM "+tmp); err != nil {
 		return fmt.Errorf("sink: backfill of %s: insert %d rows: %w", t.Target, len(rows), describeRowError(err))
 	}
 	if _, err := a.conn.Exec(ctx, "DROP TABLE "+tmp); err != nil {
