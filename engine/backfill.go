@@ -25,7 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,15 +224,17 @@ func (c *bfChunk) keyOf(rel *record.Relation, vals []record.Value) (string, bool
 		}
 		c.keyIdx[rel] = idx
 	}
-	var sb strings.Builder
+	var buf []byte
 	for _, i := range idx {
 		if i < 0 || i >= len(vals) || vals[i].Unchanged || vals[i].Null {
 			return "", false
 		}
-		sb.WriteString(fmt.Sprintf("%d:", len(vals[i].Data)))
-		sb.Write(vals[i].Data)
+		// Length-prefixed, so that composite keys cannot run together.
+		buf = strconv.AppendInt(buf, int64(len(vals[i].Data)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, vals[i].Data...)
 	}
-	return sb.String(), true
+	return string(buf), true
 }
 
 // atHigh applies a chunk at its high watermark: the rows whose keys did
