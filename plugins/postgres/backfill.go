@@ -469,8 +469,30 @@ func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitL
 	for i, k := range t.Key {
 		conds[i] = "t." + record.QuoteIdent(k) + " = s." + record.QuoteIdent(k)
 	}
+	// With an index on the key, the rows to replace are found through it
+	// one by one: the planner, left alone, may scan the whole table for a
+	// hash join, for every chunk.
+	var indexed bool
+	if err := a.conn.QueryRow(ctx, `SELECT EXISTS (
+		SELECT 1 FROM pg_catalog.pg_index i
+		WHERE i.indrelid = $1::regclass AND i.indisvalid AND i.indpred IS NULL AND i.indnkeyatts >= $3
+		AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = i.indrelid AND a.attnum = ANY ((i.indkey::int2[])[0:$3 - 1]))
+			= (SELECT array_agg(x ORDER BY x) FROM unnest($2::text[]) x))`, t.Target.Quoted(), t.Key, len(t.Key)).Scan(&indexed); err != nil {
+		return fmt.Errorf("sink: backfill of %s: look up an index on its key: %w", t.Target, describeRowError(err))
+	}
+	if indexed {
+		if _, err := a.conn.Exec(ctx, "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"); err != nil {
+			return fmt.Errorf("sink: backfill of %s: %w", t.Target, describeRowError(err))
+		}
+	}
 	if _, err := a.conn.Exec(ctx, "DELETE FROM ONLY "+t.Target.Quoted()+" t USING "+tmp+" s WHERE "+strings.Join(conds, " AND ")); err != nil {
 		return fmt.Errorf("sink: backfill of %s: delete the rows to replace: %w", t.Target, describeRowError(err))
+	}
+	if indexed {
+		if _, err := a.conn.Exec(ctx, "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT"); err != nil {
+			return fmt.Errorf("sink: backfill of %s: %w", t.Target, describeRowError(err))
+		}
 	}
 	if _, err := a.conn.Exec(ctx, "INSERT INTO "+t.Target.Quoted()+" ("+list+") OVERRIDING SYSTEM VALUE SELECT "+list+" FROM "+tmp); err != nil {
 		return fmt.Errorf("sink: backfill of %s: insert %d rows: %w", t.Target, len(rows), describeRowError(err))
