@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -380,17 +381,34 @@ func (b *backfiller) pass(ctx context.Context) error {
 
 // request runs one request to its end, resuming from the sink's progress.
 func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) error {
-	t, filter, err := b.r.backfillTable(ctx, b.src, b.tables, req.Table, req.Where)
+	parts, err := b.r.backfillParts(ctx, b.src, b.tables, req.Table, req.Where)
 	if err != nil {
 		return err
 	}
-	prog, err := postgres.ReadBackfillProgress(ctx, b.sink, b.r.cfg.Name, req.ID, req.Table)
+	for _, p := range parts {
+		if err := b.part(ctx, req, p); err != nil {
+			return err
+		}
+	}
+	if err := postgres.FinishBackfill(ctx, b.src, req.ID, postgres.BackfillDone, ""); err != nil {
+		return err
+	}
+	b.r.log.Info("backfill done", "request", req.ID, "table", req.Table)
+	return nil
+}
+
+// part backfills one table of a request, chunk by chunk, from where the
+// sink's progress row says it stopped.
+func (b *backfiller) part(ctx context.Context, req postgres.BackfillRequest, p backfillPart) error {
+	t, filter := p.table, p.filter
+	name := t.Name.Quoted()
+	prog, err := postgres.ReadBackfillProgress(ctx, b.sink, b.r.cfg.Name, req.ID, name)
 	if err != nil {
 		return err
 	}
 	rel := t.Relation()
 	lim := b.r.cfg.Throttle.Phase(throttle.PhaseFull)
-	log := b.r.log.With("request", req.ID, "table", req.Table)
+	log := b.r.log.With("request", req.ID, "table", name)
 	if prog.Chunks == 0 {
 		log.Info("backfill starting", "where", req.Where, "chunk_rows", req.ChunkRows)
 	} else if !prog.Done {
@@ -419,10 +437,7 @@ func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) 
 		log.Info("backfill chunk done", "chunk", prog.Chunks, "read", len(c.rows), "written", c.kept, "rows", prog.Rows, "rows_per_sec", fmt.Sprintf("%.0f", rate),
 			"read_ms", c.readTime.Milliseconds(), "applied_after_ms", c.applyWait.Milliseconds())
 	}
-	if err := postgres.FinishBackfill(ctx, b.src, req.ID, postgres.BackfillDone, ""); err != nil {
-		return err
-	}
-	log.Info("backfill done", "chunks", prog.Chunks, "rows", prog.Rows)
+	log.Info("backfill of table done", "chunks", prog.Chunks, "rows", prog.Rows)
 	return nil
 }
 
@@ -470,38 +485,86 @@ func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, r
 	return next, nil
 }
 
-// backfillTable finds the requested table among the pipeline's and
-// returns it with the SQL condition of its chunks: the object's where and
-// the request's, both checked against the source's catalog.
-func (r *runner) backfillTable(ctx context.Context, src *pgx.Conn, tables map[string]*postgres.Table, name, cond string) (*postgres.Table, string, error) {
+// backfillPart is one table a backfill reads: the requested table, or
+// one leaf partition of a requested partitioned table.
+type backfillPart struct {
+	table *postgres.Table
+	// filter is the SQL condition of its chunks: the object's where and
+	// the request's.
+	filter string
+}
+
+// backfillParts finds the requested table among the pipeline's and
+// returns what to read: the table, or the leaf partitions of a
+// partitioned table, each with the SQL condition of its chunks (the
+// object's where and the request's, both checked against the source's
+// catalog).
+func (r *runner) backfillParts(ctx context.Context, src *pgx.Conn, tables map[string]*postgres.Table, name, cond string) ([]backfillPart, error) {
 	t := tables[name]
 	if t == nil {
-		return nil, "", permanent(fmt.Errorf("backfill: table %s is not among the pipeline's tables (check its objects list; names are case-sensitive)", name))
+		return nil, permanent(fmt.Errorf("backfill: table %s is not among the pipeline's tables (check its objects list; names are case-sensitive)", name))
 	}
+	leaves := []*postgres.Table{t}
 	if t.Partitioned {
-		return nil, "", permanent(fmt.Errorf("backfill: table %s is partitioned: backfill its partitions one by one (--table with each partition's name)", name))
+		leaves = leafPartitions(tables, t)
 	}
+	var parts []backfillPart
+	for _, leaf := range leaves {
+		filter, err := r.backfillFilter(ctx, src, leaf, cond)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, backfillPart{table: leaf, filter: filter})
+	}
+	return parts, nil
+}
+
+// leafPartitions lists the leaf partitions of a partitioned table among
+// tables, at any depth, by name.
+func leafPartitions(tables map[string]*postgres.Table, root *postgres.Table) []*postgres.Table {
+	byOID := map[uint32]*postgres.Table{}
+	for _, t := range tables {
+		byOID[t.OID] = t
+	}
+	var out []*postgres.Table
+	for _, t := range tables {
+		if t.Partitioned {
+			continue
+		}
+		for p := byOID[t.ParentOID]; p != nil; p = byOID[p.ParentOID] {
+			if p == root {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name.Quoted() < out[j].Name.Quoted() })
+	return out
+}
+
+// backfillFilter checks that a table can be backfilled and returns the
+// SQL condition of its chunks.
+func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.Table, cond string) (string, error) {
 	if len(t.Key) == 0 {
-		return nil, "", permanent(fmt.Errorf("backfill: table %s has no primary key or unique index, so its rows cannot be upserted at the sink: add a primary key, or copy it again with a new pipeline", name))
+		return "", permanent(fmt.Errorf("backfill: table %s has no primary key or unique index, so its rows cannot be upserted at the sink: add a primary key, or copy it again with a new pipeline", t.Name))
 	}
 	filter := t.Filter
-	if cond != "" {
-		cols, err := whereColumns(ctx, src, t)
-		if err != nil {
-			return nil, "", err
-		}
-		f, err := where.Compile(cond, cols)
-		if err != nil {
-			return nil, "", permanent(fmt.Errorf("backfill: --where on table %s: %w", name, err))
-		}
-		if err := postgres.ValidateFilter(ctx, src, t, f.SQL()); err != nil {
-			return nil, "", permanent(fmt.Errorf("backfill: --where on table %s: the source refuses it: %w", name, err))
-		}
-		if filter != "" {
-			filter = "(" + filter + ") AND (" + f.SQL() + ")"
-		} else {
-			filter = f.SQL()
-		}
+	if cond == "" {
+		return filter, nil
 	}
-	return t, filter, nil
+	cols, err := whereColumns(ctx, src, t)
+	if err != nil {
+		return "", err
+	}
+	f, err := where.Compile(cond, cols)
+	if err != nil {
+		return "", permanent(fmt.Errorf("backfill: --where on table %s: %w", t.Name, err))
+	}
+	if err := postgres.ValidateFilter(ctx, src, t, f.SQL()); err != nil {
+		return "", permanent(fmt.Errorf("backfill: --where on table %s: the source refuses it: %w", t.Name, err))
+	}
+	if filter != "" {
+		return "(" + filter + ") AND (" + f.SQL() + ")", nil
+	}
+	return f.SQL(), nil
 }

@@ -98,13 +98,13 @@ func Backfill(ctx context.Context, cfg Config, opts BackfillOptions) (*BackfillR
 		byName[t.Name.Quoted()] = t
 	}
 	name := opts.Table.Quoted()
-	t, filter, err := r.backfillTable(ctx, src, byName, name, opts.Where)
+	parts, err := r.backfillParts(ctx, src, byName, name, opts.Where)
 	if err != nil {
 		return nil, err
 	}
 	res := &BackfillResult{Pipeline: cfg.Name, Table: opts.Table.String(), Where: opts.Where}
 	if !cfg.Incremental {
-		err = r.backfillDirect(ctx, src, dst, t, filter, opts, res)
+		err = r.backfillDirect(ctx, src, dst, name, parts, opts, res)
 	} else {
 		err = r.backfillStreaming(ctx, src, dst, opts, res)
 	}
@@ -176,15 +176,15 @@ func (r *runner) backfillStreaming(ctx context.Context, src, dst *pgx.Conn, opts
 		if err != nil {
 			return err
 		}
-		prog, err := postgres.ReadBackfillProgress(ctx, dst, r.cfg.Name, req.ID, name)
+		chunks, rows, err := postgres.ReadBackfillTotals(ctx, dst, r.cfg.Name, req.ID)
 		if err != nil {
 			return err
 		}
-		res.Chunks, res.Rows = prog.Chunks, prog.Rows
-		if prog.Chunks != last && opts.Progress != nil {
-			opts.Progress(BackfillStatus{Request: req.ID, Chunks: prog.Chunks, Rows: prog.Rows, Done: prog.Done})
+		res.Chunks, res.Rows = chunks, rows
+		if chunks != last && opts.Progress != nil {
+			opts.Progress(BackfillStatus{Request: req.ID, Chunks: chunks, Rows: rows, Done: st.Status == postgres.BackfillDone})
 		}
-		last = prog.Chunks
+		last = chunks
 		switch st.Status {
 		case postgres.BackfillDone:
 			return nil
@@ -237,7 +237,7 @@ type directRequest struct {
 // streams, so chunks are read and upserted directly, each chunk with its
 // progress row in one sink transaction. The state dir's lock keeps a run
 // of the pipeline out meanwhile.
-func (r *runner) backfillDirect(ctx context.Context, src, dst *pgx.Conn, t *postgres.Table, filter string, opts BackfillOptions, res *BackfillResult) error {
+func (r *runner) backfillDirect(ctx context.Context, src, dst *pgx.Conn, name string, parts []backfillPart, opts BackfillOptions, res *BackfillResult) error {
 	store, err := checkpoint.Open(ctx, r.cfg.StateDir, r.cfg.Log)
 	var inUse *checkpoint.InUseError
 	if errors.As(err, &inUse) {
@@ -248,7 +248,6 @@ func (r *runner) backfillDirect(ctx context.Context, src, dst *pgx.Conn, t *post
 	}
 	defer store.Close()
 	res.Runner = "this process (copy only)"
-	name := t.Name.Quoted()
 	key := keyBackfillRequest + checkpoint.KeyPart(name+"\x00"+opts.Where)
 	var req directRequest
 	found, err := store.Get(key, &req)
@@ -267,24 +266,40 @@ func (r *runner) backfillDirect(ctx context.Context, src, dst *pgx.Conn, t *post
 	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
 		return err
 	}
-	prog, err := postgres.ReadBackfillProgress(ctx, dst, r.cfg.Name, req.ID, name)
-	if err != nil {
-		return err
+	apply := map[uint32]*postgres.ApplyTable{}
+	for _, p := range parts {
+		apply[p.table.OID] = &postgres.ApplyTable{Target: r.target(p.table.Name), Key: r.mapping.sinkKey(p.table)}
 	}
-	prog.Request, prog.Table = req.ID, name
-	apply := map[uint32]*postgres.ApplyTable{t.OID: {Target: r.target(t.Name), Key: r.mapping.sinkKey(t)}}
 	applier, err := postgres.OpenApplier(ctx, r.cfg.SinkDSN, r.cfg.Name, apply, r.log)
 	if err != nil {
 		return err
 	}
 	defer applier.Close(ctx)
+	for _, p := range parts {
+		if err := r.backfillDirectPart(ctx, src, dst, applier, req.ID, p, opts, res); err != nil {
+			return err
+		}
+	}
+	req.Done = true
+	return store.Put(key, req)
+}
+
+func (r *runner) backfillDirectPart(ctx context.Context, src, dst *pgx.Conn, applier *postgres.Applier, id int64, p backfillPart, opts BackfillOptions, res *BackfillResult) error {
+	t := p.table
+	name := t.Name.Quoted()
+	prog, err := postgres.ReadBackfillProgress(ctx, dst, r.cfg.Name, id, name)
+	if err != nil {
+		return err
+	}
+	res.Chunks += prog.Chunks
+	res.Rows += prog.Rows
 	rel := t.Relation()
 	lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
 	for !prog.Done {
 		if err := lim.Query(ctx); err != nil {
 			return err
 		}
-		kc, err := postgres.ReadKeyset(ctx, src, t, rel, filter, prog.LastKey, opts.ChunkRows)
+		kc, err := postgres.ReadKeyset(ctx, src, t, rel, p.filter, prog.LastKey, opts.ChunkRows)
 		if err != nil {
 			return err
 		}
@@ -318,14 +333,13 @@ func (r *runner) backfillDirect(ctx context.Context, src, dst *pgx.Conn, t *post
 			applier.Rollback(ctx)
 			return fmt.Errorf("backfill %s chunk %d: %w", name, next.Chunks, err)
 		}
+		res.Chunks++
+		res.Rows += next.Rows - prog.Rows
 		prog = next
-		res.Chunks, res.Rows = prog.Chunks, prog.Rows
 		r.log.Info("backfill chunk done", "table", name, "chunk", prog.Chunks, "rows", prog.Rows)
 		if opts.Progress != nil {
-			opts.Progress(BackfillStatus{Request: req.ID, Chunks: prog.Chunks, Rows: prog.Rows, Done: prog.Done})
+			opts.Progress(BackfillStatus{Request: id, Chunks: res.Chunks, Rows: res.Rows, Done: false})
 		}
 	}
-	res.Chunks, res.Rows = prog.Chunks, prog.Rows
-	req.Done = true
-	return store.Put(key, req)
+	return nil
 }

@@ -337,8 +337,9 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 }
 
 // TestBackfillCopyOnly: a pipeline without streaming is backfilled
-// directly (killed half way and resumed, too); bad --table, --where and a
-// table without a key fail with clear errors before anything is written.
+// directly (killed half way and resumed, too), also a renamed table and a
+// partitioned one; bad --table, --where and a table without a key fail
+// with clear errors before anything is written.
 func TestBackfillCopyOnly(t *testing.T) {
 	start := time.Now()
 	ctx := testCtx(t)
@@ -350,8 +351,11 @@ CREATE TABLE public.nokey (x int, y text);
 INSERT INTO public.nokey SELECT i, 'y' FROM generate_series(1, 10) i;
 CREATE TABLE public.ren (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, gone text);
 INSERT INTO public.ren (v, gone) SELECT 'v' || i, 'g' FROM generate_series(1, 300) i;
-CREATE TABLE public.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
-CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);`); err != nil {
+CREATE TABLE public.parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);
+CREATE TABLE public.parted_2 PARTITION OF public.parted FOR VALUES FROM (1000) TO (2000) PARTITION BY RANGE (id);
+CREATE TABLE public.parted_2a PARTITION OF public.parted_2 FOR VALUES FROM (1000) TO (2000);
+INSERT INTO public.parted SELECT i, 'p' || i FROM generate_series(1, 1999) i;`); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -408,6 +412,17 @@ CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (
 		t.Errorf("renamed table after small chunks: %d of 50 rows right at the sink", n)
 	}
 
+	// A partitioned table is backfilled leaf partition by leaf partition
+	// (two levels here), with --where.
+	if _, err := connect(t, ctx, dstDSN).Exec(ctx, `DELETE FROM public.parted WHERE id % 100 = 0; UPDATE public.parted SET v = 'bad' WHERE id % 100 = 50`); err != nil {
+		t.Fatal(err)
+	}
+	out = parseBackfill(t, sluice(t, dir, env, "backfill", file, "--table", "public.parted", "--where", "id > 10", "--chunk-rows", "700", "--json"))
+	if out.Rows != 1989 || out.Chunks != 4 {
+		t.Errorf("partitioned backfill: want 1989 rows in 4 chunks (2 per partition), got %+v", out)
+	}
+	assertSameData(t, ctx, srcDSN, dstDSN, "public.parted", "public.parted_1", "public.parted_2a")
+
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -419,7 +434,6 @@ CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (
 		{"bad syntax", []string{"--table", bfTableFlag, "--where", "n >"}, 1, `--where on table`},
 		{"volatile", []string{"--table", bfTableFlag, "--where", "n > random()"}, 1, `random`},
 		{"no key", []string{"--table", "public.nokey"}, 1, `has no primary key or unique index`},
-		{"partitioned", []string{"--table", "public.parted"}, 1, `is partitioned: backfill its partitions one by one`},
 		{"no table", nil, 2, `--table is required`},
 	} {
 		r := sluice(t, dir, env, append([]string{"backfill", file}, tc.args...)...)
@@ -431,8 +445,8 @@ CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (
 	if err := connect(t, ctx, dstDSN).QueryRow(ctx, `SELECT count(*) FROM sluice.backfill_progress WHERE pipeline = 'bfc'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Errorf("sink: want the progress rows of the three backfills, got %d rows", n)
+	if n != 5 {
+		t.Errorf("sink: want the progress rows of the three one-table backfills and of the two partitions, got %d rows", n)
 	}
 	// drop removes the backfill's progress too.
 	if r := sluice(t, dir, env, "drop", file); r.code != 0 {

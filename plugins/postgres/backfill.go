@@ -251,6 +251,23 @@ func ReadBackfillProgress(ctx context.Context, conn *pgx.Conn, pipeline string, 
 	return p, nil
 }
 
+// ReadBackfillTotals sums a request's progress over its tables (a
+// partitioned table's partitions): chunks and rows committed at the sink.
+func ReadBackfillTotals(ctx context.Context, conn *pgx.Conn, pipeline string, request int64) (chunks int, rows int64, err error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('sluice.backfill_progress') IS NOT NULL").Scan(&exists); err != nil {
+		return 0, 0, fmt.Errorf("sink: look up sluice.backfill_progress: %w", err)
+	}
+	if !exists {
+		return 0, 0, nil
+	}
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(sum(chunks), 0)::int, COALESCE(sum(rows), 0)::bigint FROM sluice.backfill_progress
+		WHERE pipeline = $1 AND request = $2`, pipeline, request).Scan(&chunks, &rows); err != nil {
+		return 0, 0, fmt.Errorf("sink: read the progress of backfill %d: %w", request, err)
+	}
+	return chunks, rows, nil
+}
+
 // DropBackfillSink removes the pipeline's backfill progress rows.
 func DropBackfillSink(ctx context.Context, conn *pgx.Conn, pipeline string) (int64, error) {
 	var exists bool
