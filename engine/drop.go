@@ -57,6 +57,11 @@ func Drop(ctx context.Context, cfg Config, force bool) (*DropReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	if n, err := postgres.DropBackfillSource(ctx, src, cfg.Name); err != nil {
+		return rep, err
+	} else if n > 0 {
+		rep.Removed = append(rep.Removed, fmt.Sprintf("%d backfill requests at the source", n))
+	}
 	dst, err := postgres.Connect(ctx, cfg.SinkDSN, "sink")
 	if err != nil {
 		return rep, err
@@ -66,6 +71,11 @@ func Drop(ctx context.Context, cfg Config, force bool) (*DropReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	nb, err := postgres.DropBackfillSink(ctx, dst, cfg.Name)
+	if err != nil {
+		return rep, err
+	}
+	n += nb
 	if n > 0 {
 		rep.Removed = append(rep.Removed, fmt.Sprintf("%d progress rows at the sink", n))
 	}

@@ -252,6 +252,8 @@ type runner struct {
 	// merge are the tables (by key) the full copy merges into rows already
 	// at the sink (see IgnoreConflictingTables).
 	merge map[string]bool
+	// backfill runs backfill requests while the pipeline streams.
+	backfill *backfiller
 }
 
 // observers are what watch a run from outside its stages: the status

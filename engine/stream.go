@@ -154,6 +154,7 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 	if err := r.setPhase(checkpoint.PhaseStream); err != nil {
 		return err
 	}
+	r.backfill = newBackfiller(r, tables)
 
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	defer stopHeartbeat()
@@ -285,6 +286,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 	// Stop the receiver and wait for it before the deferred stream.Close,
 	// so the connection is never closed under a running receive.
 	defer func() { cancel(); <-runDone }()
+	defer r.backfill.start(sctx)()
 
 	var (
 		skipping   bool
@@ -315,6 +317,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			return err
 		}
 		stream.SetFlushed(pending.EndLSN)
+		r.backfill.committed()
 		r.progressMarks.Add(1)
 		applied = pending.CommitLSN
 		lastCommit = pending.CommitTime
@@ -410,6 +413,12 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
+				if own, err := r.backfill.change(ctx, applier, ev); own || err != nil {
+					if err != nil {
+						return fail(err)
+					}
+					continue
+				}
 				var err error
 				if hows != nil {
 					err = r.applyItem(ctx, applier, &ev.Record, hows[i], ev.CommitLSN)
@@ -435,6 +444,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
+				r.backfill.truncate(ev)
 				if err := applier.Truncate(ctx, r.truncated(ev.Truncated), ev.RestartIdentity, ev.CommitLSN); err != nil {
 					return fail(err)
 				}

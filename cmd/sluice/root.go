@@ -40,6 +40,7 @@ interruption. A pipeline file (YAML) says what to copy and where.`,
 	root.AddCommand(a.statusCommand())
 	root.AddCommand(a.verifyCommand())
 	root.AddCommand(a.cutoverCommand())
+	root.AddCommand(a.backfillCommand())
 	return root
 }
 

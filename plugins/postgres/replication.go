@@ -38,7 +38,8 @@ func CheckLogical(ctx context.Context, conn *pgx.Conn) error {
 // schema and heartbeat table, REPLICA IDENTITY FULL on tables without a
 // primary key (before they join the publication, so the application's own
 // UPDATEs and DELETEs never fail), and the pipeline's publication holding
-// exactly the selected tables and the heartbeat table.
+// exactly the selected tables, the heartbeat table and the backfill
+// watermark table.
 func PrepareSource(ctx context.Context, conn *pgx.Conn, pipeline string, tables []*Table) (identityChanged []record.TableName, err error) {
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS sluice;
 CREATE TABLE IF NOT EXISTS sluice.heartbeat (
@@ -46,6 +47,9 @@ CREATE TABLE IF NOT EXISTS sluice.heartbeat (
 	beat_at  timestamptz NOT NULL
 )`); err != nil {
 		return nil, fmt.Errorf("source: create the sluice schema and heartbeat table (the source role needs CREATE on the database): %w", err)
+	}
+	if err := EnsureBackfillSource(ctx, conn); err != nil {
+		return nil, err
 	}
 	for _, t := range tables {
 		if t.Partitioned || t.KeyKind == "primary" || t.ReplicaIdentity == 'f' || t.ReplicaIdentity == 'i' {
@@ -57,7 +61,7 @@ CREATE TABLE IF NOT EXISTS sluice.heartbeat (
 		t.ReplicaIdentity = 'f'
 		identityChanged = append(identityChanged, t.Name)
 	}
-	names := []string{HeartbeatTable.Quoted()}
+	names := []string{HeartbeatTable.Quoted(), WatermarkTable.Quoted()}
 	for _, t := range tables {
 		if t.ParentOID != 0 && containsOID(tables, t.ParentOID) {
 			continue // published through its parent

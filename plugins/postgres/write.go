@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS sluice.apply_progress (
 	if err != nil {
 		return fmt.Errorf("sink: create the sluice schema for progress tracking (the sink role needs CREATE on the database): %w", err)
 	}
-	return nil
+	return EnsureBackfillSink(ctx, conn)
 }
 
 // DoneChunks returns, per table key, the chunks whose data the sink has

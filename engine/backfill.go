@@ -1,0 +1,576 @@
+package engine
+
+// Backfills while the pipeline streams, after Netflix's DBLog: for each
+// chunk the backfill worker writes a low watermark row at the source,
+// reads the chunk (the next rows in key order after the last chunk's, that
+// satisfy the object's and the request's conditions), then writes a high
+// watermark row. Both marks travel through the change stream in commit
+// order with the application's changes. The stream loop notes every key
+// of the table changed between the two marks; at the high mark it drops
+// those keys from the chunk (the stream carries their newer values) and
+// upserts the rest inside the open sink transaction, with the chunk's row
+// in sluice.backfill_progress. So a chunk's rows land at the sink exactly
+// at the high mark's place in the source's commit order: every change
+// committed before it is already applied, every later one follows.
+//
+// One more case closes the window: a transaction whose commit record
+// precedes the low mark but that was not yet visible when the chunk was
+// read (PostgreSQL makes commits visible a moment after writing their
+// record). The chunk's snapshot lists the transactions in progress; if one
+// of them changed the table before the low mark, the chunk is read again.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/engine/throttle"
+	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/where"
+)
+
+// Crash points of backfills (see package failpoint).
+const (
+	// fpBackfillChunk is reached when a chunk's rows and progress row are
+	// queued in the open sink transaction, before it commits.
+	fpBackfillChunk = "backfill.chunk"
+	// fpBackfillRead is reached when a chunk has been read, before its
+	// high watermark is written (tests widen the window with a sleep).
+	fpBackfillRead = "backfill.read"
+)
+
+// DefaultBackfillChunkRows is the rows per backfill chunk unless the
+// request says otherwise: a chunk is held in memory and written inside one
+// sink transaction of the stream, so it stays small.
+const DefaultBackfillChunkRows = 10000
+
+// backfillPoll is how often the streaming process looks for new requests.
+const backfillPoll = time.Second
+
+// errChunkRetry says a chunk must be read again (see the package comment
+// of this file).
+var errChunkRetry = errors.New("the chunk's snapshot missed a change committed just before its low watermark")
+
+// backfiller runs the pipeline's backfill requests inside a streaming
+// session: a worker goroutine reads chunks and writes watermarks; the
+// stream loop calls change, truncate and committed.
+type backfiller struct {
+	r      *runner
+	tables map[string]*postgres.Table // by quoted source name
+	nonce  string
+	seq    int64
+	cur    atomic.Pointer[bfChunk]
+	// queued are the chunks applied in the open sink transaction (stream
+	// loop only).
+	queued []*bfChunk
+
+	src, read, sink *pgx.Conn // worker only
+}
+
+// bfChunk is one chunk on its way from the worker to the stream loop.
+type bfChunk struct {
+	low, high string
+	oid       uint32
+	key       []string
+
+	mu       sync.Mutex
+	ready    bool
+	rows     []record.Record
+	xip      []uint32
+	progress postgres.BackfillProgress // what the sink records with the rows
+
+	// The stream loop's own: whether the low mark passed, the keys
+	// changed since, the transactions that changed the table before it.
+	inWindow   bool
+	allChanged bool
+	changed    map[string]struct{}
+	xids       map[uint32]struct{}
+	keyIdx     map[*record.Relation][]int
+	// result receives nil once the rows are committed at the sink, or
+	// the reason they are not.
+	result chan error
+	kept   int
+	// For the log: how long the read took, and from the high mark's
+	// write until the sink committed the chunk.
+	readTime, applyWait time.Duration
+}
+
+func newChunk(token string, oid uint32, key []string) *bfChunk {
+	return &bfChunk{low: token + "/low", high: token + "/high", oid: oid, key: key,
+		changed: map[string]struct{}{}, xids: map[uint32]struct{}{}, keyIdx: map[*record.Relation][]int{},
+		result: make(chan error, 1)}
+}
+
+func newBackfiller(r *runner, tables []*postgres.Table) *backfiller {
+	b := &backfiller{r: r, tables: map[string]*postgres.Table{}}
+	for _, t := range tables {
+		b.tables[t.Name.Quoted()] = t
+	}
+	var n [8]byte
+	_, _ = rand.Read(n[:])
+	b.nonce = hex.EncodeToString(n[:])
+	return b
+}
+
+// start runs the worker until ctx ends; the returned function stops it
+// and waits for it.
+func (b *backfiller) start(ctx context.Context) (stop func()) {
+	if b == nil {
+		return func() {}
+	}
+	b.queued = nil
+	b.cur.Store(nil)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// change observes one streamed change, in stream order, and reports
+// whether it is the backfill's own (a watermark), not to be applied.
+func (b *backfiller) change(ctx context.Context, applier *postgres.Applier, ev *postgres.Event) (bool, error) {
+	rec := &ev.Record
+	if b == nil || rec.Rel == nil {
+		return false, nil
+	}
+	c := b.cur.Load()
+	if rec.Rel.Table == postgres.WatermarkTable {
+		mark, ok := postgres.WatermarkMark(rec, b.r.cfg.Name)
+		if !ok || c == nil {
+			return true, nil
+		}
+		switch mark {
+		case c.low:
+			c.inWindow = true
+		case c.high:
+			return true, b.atHigh(ctx, applier, c, ev.CommitLSN)
+		}
+		return true, nil
+	}
+	if c == nil || rec.Rel.ID != c.oid {
+		return false, nil
+	}
+	if !c.inWindow {
+		c.xids[ev.Xid] = struct{}{}
+		return false, nil
+	}
+	for _, vals := range [][]record.Value{rec.Old, rec.New} {
+		if vals == nil {
+			continue
+		}
+		k, ok := c.keyOf(rec.Rel, vals)
+		if !ok {
+			c.allChanged = true
+			continue
+		}
+		c.changed[k] = struct{}{}
+	}
+	return false, nil
+}
+
+// truncate observes a streamed TRUNCATE: inside a chunk's window it
+// voids the chunk.
+func (b *backfiller) truncate(ev *postgres.Event) {
+	if b == nil {
+		return
+	}
+	c := b.cur.Load()
+	if c == nil {
+		return
+	}
+	for _, rel := range ev.Truncated {
+		if rel.ID == c.oid {
+			if c.inWindow {
+				c.allChanged = true
+			} else {
+				c.xids[ev.Xid] = struct{}{}
+			}
+		}
+	}
+}
+
+// committed tells the workers of the chunks applied in the sink
+// transaction just committed.
+func (b *backfiller) committed() {
+	if b == nil {
+		return
+	}
+	for _, c := range b.queued {
+		c.result <- nil
+	}
+	b.queued = nil
+}
+
+// keyOf renders a row's key for the changed-key set; false when a key
+// value is missing.
+func (c *bfChunk) keyOf(rel *record.Relation, vals []record.Value) (string, bool) {
+	idx, ok := c.keyIdx[rel]
+	if !ok {
+		idx = make([]int, len(c.key))
+		for i, k := range c.key {
+			idx[i] = rel.ColumnIndex(k)
+		}
+		c.keyIdx[rel] = idx
+	}
+	var buf []byte
+	for _, i := range idx {
+		if i < 0 || i >= len(vals) || vals[i].Unchanged || vals[i].Null {
+			return "", false
+		}
+		// Length-prefixed, so that composite keys cannot run together.
+		buf = strconv.AppendInt(buf, int64(len(vals[i].Data)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, vals[i].Data...)
+	}
+	return string(buf), true
+}
+
+// atHigh applies a chunk at its high watermark: the rows whose keys did
+// not change in the window are upserted in the open sink transaction with
+// the chunk's progress row.
+func (b *backfiller) atHigh(ctx context.Context, applier *postgres.Applier, c *bfChunk, commitLSN record.LSN) error {
+	b.cur.CompareAndSwap(c, nil)
+	keep, err := c.keep()
+	if err != nil {
+		c.result <- err
+		return nil
+	}
+	if err := b.r.backfillApply(ctx, applier, keep, commitLSN); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.kept = len(keep)
+	c.progress.Rows += int64(len(keep))
+	prog := c.progress
+	c.mu.Unlock()
+	if err := applier.QueueBackfillProgress(ctx, prog); err != nil {
+		return err
+	}
+	b.queued = append(b.queued, c)
+	return b.r.hit(fpBackfillChunk)
+}
+
+// keep returns the chunk's rows whose keys did not change between its
+// watermarks, or errChunkRetry when its snapshot may have missed a change
+// committed before the low watermark.
+func (c *bfChunk) keep() ([]*record.Record, error) {
+	c.mu.Lock()
+	ready, rows, xip := c.ready, c.rows, c.xip
+	c.mu.Unlock()
+	if !ready {
+		return nil, errors.New("the high watermark arrived before the chunk was read")
+	}
+	for _, x := range xip {
+		if _, ok := c.xids[x]; ok {
+			return nil, errChunkRetry
+		}
+	}
+	keep := make([]*record.Record, 0, len(rows))
+	if c.allChanged {
+		return keep, nil
+	}
+	for i := range rows {
+		k, ok := c.keyOf(rows[i].Rel, rows[i].New)
+		if !ok {
+			continue
+		}
+		if _, changed := c.changed[k]; changed {
+			continue
+		}
+		keep = append(keep, &rows[i])
+	}
+	return keep, nil
+}
+
+// backfillApply writes backfilled rows through the pipeline's per-record
+// mapping, the path streamed changes take in applyChange (the rows already
+// satisfy the object's where: the chunk's query carries it), after the
+// pipeline's transform stages.
+func (r *runner) backfillApply(ctx context.Context, applier *postgres.Applier, rows []*record.Record, commitLSN record.LSN) error {
+	// source → where (in the chunk's query) → transforms → rename → sink,
+	// as for the full copy. Rows a filter stage drops are not written.
+	rows, err := r.chain.Apply(ctx, rows)
+	if err != nil {
+		return err
+	}
+	out := make([]*record.Record, len(rows))
+	for i, rec := range rows {
+		out[i] = r.mapping.mapRecord(rec)
+	}
+	return applier.UpsertRows(ctx, out, commitLSN)
+}
+
+// run looks for pending requests every backfillPoll and runs them, until
+// ctx ends. Errors are logged and the request retried on the next look;
+// a request that cannot succeed (its table or condition is wrong) is
+// marked failed.
+func (b *backfiller) run(ctx context.Context) {
+	defer b.closeConns()
+	for {
+		if err := b.pass(ctx); err != nil && ctx.Err() == nil {
+			b.r.log.Warn("backfill: will retry", "error", err)
+			b.closeConns()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backfillPoll):
+		}
+	}
+}
+
+func (b *backfiller) closeConns() {
+	for _, c := range []**pgx.Conn{&b.src, &b.read, &b.sink} {
+		if *c != nil {
+			(*c).Close(context.Background())
+			*c = nil
+		}
+	}
+}
+
+func (b *backfiller) connect(ctx context.Context) error {
+	var err error
+	if b.src == nil {
+		if b.src, err = postgres.Connect(ctx, b.r.cfg.SourceDSN, "source"); err != nil {
+			return err
+		}
+	}
+	if b.read == nil {
+		if b.read, err = postgres.Connect(ctx, b.r.cfg.SourceDSN, "source"); err != nil {
+			return err
+		}
+	}
+	if b.sink == nil {
+		if b.sink, err = postgres.Connect(ctx, b.r.cfg.SinkDSN, "sink"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *backfiller) pass(ctx context.Context) error {
+	if err := b.connect(ctx); err != nil {
+		return err
+	}
+	reqs, err := postgres.PendingBackfills(ctx, b.src, b.r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	for _, req := range reqs {
+		err := b.request(ctx, req)
+		if isPermanent(err) {
+			b.r.log.Error("backfill failed", "request", req.ID, "table", req.Table, "error", err)
+			if ferr := postgres.FinishBackfill(ctx, b.src, req.ID, postgres.BackfillFailed, err.Error()); ferr != nil {
+				return ferr
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// request runs one request to its end, resuming from the sink's progress.
+func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) error {
+	parts, err := b.r.backfillParts(ctx, b.src, b.tables, req.Table, req.Where)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if err := b.part(ctx, req, p); err != nil {
+			return err
+		}
+	}
+	if err := postgres.FinishBackfill(ctx, b.src, req.ID, postgres.BackfillDone, ""); err != nil {
+		return err
+	}
+	b.r.log.Info("backfill done", "request", req.ID, "table", req.Table)
+	return nil
+}
+
+// part backfills one table of a request, chunk by chunk, from where the
+// sink's progress row says it stopped.
+func (b *backfiller) part(ctx context.Context, req postgres.BackfillRequest, p backfillPart) error {
+	t, filter := p.table, p.filter
+	name := t.Name.Quoted()
+	prog, err := postgres.ReadBackfillProgress(ctx, b.sink, b.r.cfg.Name, req.ID, name)
+	if err != nil {
+		return err
+	}
+	rel := t.Relation()
+	lim := b.r.cfg.Throttle.Phase(throttle.PhaseFull)
+	log := b.r.log.With("request", req.ID, "table", name)
+	if prog.Chunks == 0 {
+		log.Info("backfill starting", "where", req.Where, "chunk_rows", req.ChunkRows)
+	} else if !prog.Done {
+		log.Info("backfill resuming", "chunks_done", prog.Chunks, "rows_done", prog.Rows)
+	}
+	start := time.Now()
+	for !prog.Done {
+		if err := lim.Query(ctx); err != nil {
+			return err
+		}
+		b.seq++
+		token := fmt.Sprintf("%d/%d/%s/%d", req.ID, prog.Chunks, b.nonce, b.seq)
+		c := newChunk(token, t.OID, t.Key)
+		b.cur.Store(c)
+		next, err := b.chunk(ctx, c, t, rel, filter, req, prog, lim)
+		b.cur.CompareAndSwap(c, nil)
+		if errors.Is(err, errChunkRetry) {
+			log.Debug("backfill chunk read again", "reason", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		prog = next
+		rate := float64(prog.Rows) / max(time.Since(start).Seconds(), 1e-3)
+		log.Info("backfill chunk done", "chunk", prog.Chunks, "read", len(c.rows), "written", c.kept, "rows", prog.Rows, "rows_per_sec", fmt.Sprintf("%.0f", rate),
+			"read_ms", c.readTime.Milliseconds(), "applied_after_ms", c.applyWait.Milliseconds())
+	}
+	log.Info("backfill of table done", "chunks", prog.Chunks, "rows", prog.Rows)
+	return nil
+}
+
+// chunk runs one chunk through the watermarks and waits until the stream
+// loop has committed it (or says why not).
+func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, rel *record.Relation, filter string, req postgres.BackfillRequest, prog postgres.BackfillProgress, lim *throttle.Limiter) (postgres.BackfillProgress, error) {
+	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.low); err != nil {
+		return prog, err
+	}
+	readStart := time.Now()
+	kc, err := postgres.ReadKeyset(ctx, b.read, t, rel, filter, prog.LastKey, req.ChunkRows)
+	if err != nil {
+		return prog, err
+	}
+	c.readTime = time.Since(readStart)
+	if err := lim.Wait(ctx, int64(len(kc.Rows)), kc.Bytes); err != nil {
+		return prog, err
+	}
+	next := prog
+	next.Chunks++
+	if kc.Last != nil {
+		next.LastKey = kc.Last
+	}
+	next.Done = len(kc.Rows) < req.ChunkRows
+	c.mu.Lock()
+	c.rows, c.xip, c.progress, c.ready = kc.Rows, kc.Xip, next, true
+	c.mu.Unlock()
+	if err := b.r.hit(fpBackfillRead); err != nil {
+		return prog, err
+	}
+	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.high); err != nil {
+		return prog, err
+	}
+	high := time.Now()
+	defer func() { c.applyWait = time.Since(high) }()
+	select {
+	case err := <-c.result:
+		if err != nil {
+			return prog, err
+		}
+	case <-ctx.Done():
+		return prog, ctx.Err()
+	}
+	next.Rows = c.progress.Rows
+	return next, nil
+}
+
+// backfillPart is one table a backfill reads: the requested table, or
+// one leaf partition of a requested partitioned table.
+type backfillPart struct {
+	table *postgres.Table
+	// filter is the SQL condition of its chunks: the object's where and
+	// the request's.
+	filter string
+}
+
+// backfillParts finds the requested table among the pipeline's and
+// returns what to read: the table, or the leaf partitions of a
+// partitioned table, each with the SQL condition of its chunks (the
+// object's where and the request's, both checked against the source's
+// catalog).
+func (r *runner) backfillParts(ctx context.Context, src *pgx.Conn, tables map[string]*postgres.Table, name, cond string) ([]backfillPart, error) {
+	t := tables[name]
+	if t == nil {
+		return nil, permanent(fmt.Errorf("backfill: table %s is not among the pipeline's tables (check its objects list; names are case-sensitive)", name))
+	}
+	leaves := []*postgres.Table{t}
+	if t.Partitioned {
+		leaves = leafPartitions(tables, t)
+	}
+	var parts []backfillPart
+	for _, leaf := range leaves {
+		filter, err := r.backfillFilter(ctx, src, leaf, cond)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, backfillPart{table: leaf, filter: filter})
+	}
+	return parts, nil
+}
+
+// leafPartitions lists the leaf partitions of a partitioned table among
+// tables, at any depth, by name.
+func leafPartitions(tables map[string]*postgres.Table, root *postgres.Table) []*postgres.Table {
+	byOID := map[uint32]*postgres.Table{}
+	for _, t := range tables {
+		byOID[t.OID] = t
+	}
+	var out []*postgres.Table
+	for _, t := range tables {
+		if t.Partitioned {
+			continue
+		}
+		for p := byOID[t.ParentOID]; p != nil; p = byOID[p.ParentOID] {
+			if p == root {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name.Quoted() < out[j].Name.Quoted() })
+	return out
+}
+
+// backfillFilter checks that a table can be backfilled and returns the
+// SQL condition of its chunks.
+func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.Table, cond string) (string, error) {
+	if len(t.Key) == 0 {
+		return "", permanent(fmt.Errorf("backfill: table %s has no primary key or unique index, so its rows cannot be upserted at the sink: add a primary key, or copy it again with a new pipeline", t.Name))
+	}
+	filter := t.Filter
+	if cond == "" {
+		return filter, nil
+	}
+	cols, err := whereColumns(ctx, src, t)
+	if err != nil {
+		return "", err
+	}
+	f, err := where.Compile(cond, cols)
+	if err != nil {
+		return "", permanent(fmt.Errorf("backfill: --where on table %s: %w", t.Name, err))
+	}
+	if err := postgres.ValidateFilter(ctx, src, t, f.SQL()); err != nil {
+		return "", permanent(fmt.Errorf("backfill: --where on table %s: the source refuses it: %w", t.Name, err))
+	}
+	if filter != "" {
+		return "(" + filter + ") AND (" + f.SQL() + ")", nil
+	}
+	return f.SQL(), nil
+}
