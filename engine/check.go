@@ -67,7 +67,7 @@ func CheckNames() []string {
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
 		CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
-		CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts,
+		CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts, CheckDDLCapture,
 	}
 }
 
@@ -1009,7 +1009,7 @@ func (c *checker) checkTablesWithoutKey() {
 
 // checkStreaming runs the items that only matter for incremental sync.
 func (c *checker) checkStreaming(ctx context.Context) {
-	names := []string{CheckWalLevel, CheckSourceReplication, CheckReplicationSlots, CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts}
+	names := []string{CheckWalLevel, CheckSourceReplication, CheckReplicationSlots, CheckWalSenders, CheckReplicaIdentity, CheckLongRunningTransacts, CheckDDLCapture}
 	if !c.cfg.Incremental {
 		for _, n := range names {
 			c.add(n, Pass, notIncremental, "")
@@ -1024,6 +1024,7 @@ func (c *checker) checkStreaming(ctx context.Context) {
 	c.rep.Items = append(c.rep.Items, senders)
 	c.checkReplicaIdentity()
 	c.checkLongTransactions(ctx)
+	c.checkDDLCapture()
 }
 
 func (c *checker) checkWalLevel(ctx context.Context) {

@@ -238,6 +238,8 @@ type runner struct {
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
+	// ddl is the streaming run's DDL replication (ddl.go).
+	ddl *ddlRun
 }
 
 // observers are what watch a run from outside its stages: the status

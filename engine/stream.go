@@ -56,7 +56,7 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 	if err := postgres.CheckLogical(ctx, src); err != nil {
 		return "", 0, release, permanent(err)
 	}
-	changed, err := postgres.PrepareSource(ctx, src, r.cfg.Name, tables)
+	changed, err := postgres.PrepareSource(ctx, src, r.cfg.Name, tables, r.publication(ctx, src))
 	for _, n := range changed {
 		r.log.Info("set REPLICA IDENTITY FULL on a source table without a primary key, so its updates and deletes can be replicated", "table", n.String())
 	}
@@ -148,6 +148,8 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		}
 		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn}
 	}
+	r.ddl = r.newDDLRun(tables, applyTables)
+	defer r.ddl.close(ctx)
 	var start uint64
 	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
 		return err
@@ -487,6 +489,12 @@ func changeBytes(rec *record.Record) int64 {
 func (r *runner) applyChange(ctx context.Context, applier *postgres.Applier, rec *record.Record, commitLSN record.LSN) error {
 	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
 		return applier.Apply(ctx, rec, commitLSN)
+	}
+	if rec.Rel.Table == postgres.DDLLogTable {
+		return r.ddl.event(ctx, applier, rec, commitLSN)
+	}
+	if skip, err := r.ddl.unknown(ctx, applier, rec, commitLSN); skip || err != nil {
+		return err
 	}
 	action := where.Update // as it is
 	if o := r.mapping.opts[rec.Rel.ID]; o != nil {
