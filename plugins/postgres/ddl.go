@@ -39,7 +39,7 @@ var DDLLogTable = record.TableName{Schema: ProgressSchema, Name: "ddl_log"}
 var ErrNoDDLCapture = errors.New("source: DDL capture needs a superuser (event triggers and FOR TABLES IN SCHEMA publications are superuser-only): DDL run at the source while streaming is not replicated and new tables do not join the pipeline; connect as a superuser to enable it")
 
 // tableStateSQL renders one table's catalog state as JSON ($1: its OID),
-// with every name qualified as search_path = '' renders it. The same query
+// with every name qualified as search_path = ” renders it. The same query
 // runs at the source (inside the trigger) and at the sink (to compare).
 const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
 	'oid', c.oid,
