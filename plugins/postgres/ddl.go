@@ -39,15 +39,15 @@ var DDLLogTable = record.TableName{Schema: ProgressSchema, Name: "ddl_log"}
 var ErrNoDDLCapture = errors.New("source: DDL capture needs a superuser (event triggers and FOR TABLES IN SCHEMA publications are superuser-only): DDL run at the source while streaming is not replicated and new tables do not join the pipeline; connect as a superuser to enable it")
 
 // tableStateSQL renders one table's catalog state as JSON ($1: its OID),
-// with every name qualified as search_path = ” renders it. The same query
+// with every name qualified (as rendered with an empty search_path). The same query
 // runs at the source (inside the trigger) and at the sink (to compare).
 const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
-	'oid', c.oid,
+	'oid', c.oid::bigint,
 	'schema', n.nspname,
 	'name', c.relname,
 	'kind', c.relkind::text,
 	'regclass', c.oid::pg_catalog.regclass::text,
-	'parent', (SELECT pg_catalog.jsonb_build_object('oid', p.oid, 'schema', pn.nspname, 'name', p.relname)
+	'parent', (SELECT pg_catalog.jsonb_build_object('oid', p.oid::bigint, 'schema', pn.nspname, 'name', p.relname)
 		FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
 		JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
 		WHERE i.inhrelid = c.oid AND c.relispartition),
@@ -68,7 +68,7 @@ const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
 		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'),
 	'constraints', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-			'oid', k.oid, 'name', k.conname, 'type', k.contype::text,
+			'oid', k.oid::bigint, 'name', k.conname, 'type', k.contype::text,
 			'def', pg_catalog.pg_get_constraintdef(k.oid), 'local', k.conislocal,
 			'cols', (SELECT pg_catalog.jsonb_agg(a.attname ORDER BY u.i)
 				FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, i)
@@ -82,7 +82,7 @@ const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
 		) ORDER BY k.conname)
 		FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype <> 't'), '[]'),
 	'indexes', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-			'oid', x.indexrelid, 'name', ic.relname,
+			'oid', x.indexrelid::bigint, 'name', ic.relname,
 			'def', pg_catalog.pg_get_indexdef(x.indexrelid),
 			'constraint', EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
 				WHERE k.conindid = x.indexrelid AND k.conrelid = c.oid AND k.contype IN ('p', 'u', 'x')),
@@ -103,7 +103,7 @@ const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
 			(SELECT y.indexrelid FROM pg_catalog.pg_index y WHERE y.indrelid = c.oid AND y.indisreplident))),
 	'replident', c.relreplident::text,
 	'partitions', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-			'oid', ch.oid, 'schema', chn.nspname, 'name', ch.relname,
+			'oid', ch.oid::bigint, 'schema', chn.nspname, 'name', ch.relname,
 			'bound', pg_catalog.pg_get_expr(ch.relpartbound, ch.oid)) ORDER BY ch.oid)
 		FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class ch ON ch.oid = i.inhrelid
 		JOIN pg_catalog.pg_namespace chn ON chn.oid = ch.relnamespace

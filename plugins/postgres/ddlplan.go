@@ -69,6 +69,13 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 		add("ALTER TABLE " + cur.Quoted() + " RENAME TO " + record.QuoteIdent(want.Name))
 	}
 	tq := want.Quoted()
+	// A partition at one side only: attach or detach at the sink.
+	switch {
+	case next.Parent == nil && sink.Parent != nil:
+		add("ALTER TABLE " + sink.Parent.TableName().Quoted() + " DETACH PARTITION " + tq)
+	case next.Parent != nil && sink.Parent == nil && next.Bound != "":
+		add("ALTER TABLE " + names.Table(next.Parent.TableName()).Quoted() + " ATTACH PARTITION " + tq + " " + next.Bound)
+	}
 	col := func(name string) (string, bool) { return names.column(src, name) }
 	mappedCol := func(name string) bool {
 		n, dropped := col(name)
