@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
@@ -50,10 +51,15 @@ type ddlRun struct {
 	// that is not replicated gets a warning.
 	tableSchemas map[string]bool
 	src          *pgx.Conn // the source, for the catalog; opened on first use
+	// rels are the stream's relations last seen per OID, checked holds
+	// the OIDs whose sink table was checked this run.
+	rels    map[uint32]*record.Relation
+	checked map[uint32]bool
 }
 
 func (r *runner) newDDLRun(tables []*postgres.Table, apply map[uint32]*postgres.ApplyTable) *ddlRun {
 	d := &ddlRun{r: r, tables: apply, known: map[uint32]record.TableName{}, ignored: map[uint32]bool{},
+		rels: map[uint32]*record.Relation{}, checked: map[uint32]bool{},
 		schemas: map[string]bool{}, items: map[record.TableName]bool{}, tableSchemas: map[string]bool{}}
 	for _, s := range r.cfg.Objects {
 		if s.Schema != "" {
@@ -127,18 +133,60 @@ func (d *ddlRun) warn(ev *postgres.DDLEvent, lsn record.LSN, reason string) {
 // attached since. A selected one is created at the sink and joins the
 // pipeline; skip is true when the change is moot (its table was dropped
 // at the source since, and that drop follows in the stream).
+//
+// It also keeps each table's sink name in step with the stream: the
+// relation a change arrives with names the table as it was then, which
+// after a restart may differ from the source's catalog now (a rename not
+// yet applied at the sink).
 func (d *ddlRun) unknown(ctx context.Context, a *postgres.Applier, rec *record.Record, lsn record.LSN) (skip bool, err error) {
-	if d == nil || rec.Rel == nil || d.tables[rec.Rel.ID] != nil {
+	if d == nil || rec.Rel == nil {
 		return false, nil
 	}
-	if d.ignored[rec.Rel.ID] {
-		return true, nil
+	id := rec.Rel.ID
+	if d.rels[id] == rec.Rel {
+		return false, nil // the common case: nothing changed
 	}
-	joined, err := d.join(ctx, a, rec.Rel.ID, lsn)
+	if d.tables[id] == nil {
+		if d.ignored[id] {
+			return true, nil
+		}
+		joined, err := d.join(ctx, a, id, lsn)
+		if err != nil || !joined {
+			return !joined && d.ignored[id], err
+		}
+	}
+	t := d.tables[id]
+	if t == nil {
+		return false, nil
+	}
+	d.rels[id] = rec.Rel
+	conn, err := a.SinkConn(ctx)
 	if err != nil {
 		return false, err
 	}
-	return !joined && d.ignored[rec.Rel.ID], nil
+	if want := d.r.target(rec.Rel.Table); want != t.Target {
+		if err := a.ForgetStatements(ctx); err != nil {
+			return false, err
+		}
+		t.Target = want
+	}
+	if d.checked[id] {
+		return false, nil
+	}
+	d.checked[id] = true
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", t.Target.Quoted()).Scan(&exists); err != nil {
+		return false, fmt.Errorf("sink: look up table %s: %w", t.Target, err)
+	}
+	if !exists {
+		// Created at the source after the sink's position, and its rows
+		// come before its DDL event (CREATE TABLE AS after a restart).
+		if _, err := d.join(ctx, a, id, lsn); err != nil {
+			return false, err
+		}
+		t.Target = d.r.target(rec.Rel.Table)
+	}
+	return false, nil
 }
 
 // join creates a source table at the sink (mapped) from the source's
@@ -505,6 +553,19 @@ func (m *monitor) ddlCounted(applied bool) {
 	} else {
 		m.st.Stream.DDLWarnings++
 	}
+}
+
+// streamOwnsSchema reports whether the schema step must leave missing
+// tables to the stream: once streaming has begun with DDL capture, the
+// source's catalog may be ahead of the sink's position (a table created,
+// or created and renamed, in changes not applied yet), and the stream's
+// DDL events create and rename tables in their order.
+func (r *runner) streamOwnsSchema(ctx context.Context, src *pgx.Conn, phase checkpoint.Phase) bool {
+	if !r.cfg.Incremental || phase != checkpoint.PhaseStream {
+		return false
+	}
+	on, err := postgres.DDLCaptureInstalled(ctx, src)
+	return err == nil && on
 }
 
 // checkDDLCapture is the precheck item of DDL replication.

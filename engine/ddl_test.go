@@ -242,6 +242,8 @@ func TestDDLReplicatedWhileStreaming(t *testing.T) {
 	if err := stop.stop(); err != nil {
 		t.Fatalf("engine.Run: %v", err)
 	}
+	t.Logf("DDL applied:\n%s", grepLines(s.log.String(), "DDL applied"))
+	t.Logf("joined:\n%s", grepLines(s.log.String(), "joined the pipeline"))
 	assertSameSchemaDump(t, s.src, s.dst, s.srcDB, s.dstDB, "app")
 	s.assertSame()
 	for _, q := range []struct {
@@ -375,8 +377,10 @@ func TestDDLUnsupportedWarns(t *testing.T) {
 
 // TestDDLFailDuringApplyConverges stops the pipeline with DDL about to
 // run inside an open sink transaction (failpoint ddl.apply), at several
-// points of the script; each rerun resumes from the sink's position and
-// the end state equals the source.
+// points of the script, which ran at the source while the pipeline was
+// stopped (so the source's catalog is ahead of the sink's position); each
+// rerun resumes from the sink's position and the end state equals the
+// source.
 func TestDDLFailDuringApplyConverges(t *testing.T) {
 	s := newStreamEnv(t, "ddl_fail")
 	s.srcExec(ddlFixture)
@@ -385,8 +389,12 @@ func TestDDLFailDuringApplyConverges(t *testing.T) {
 		s.srcExec(sql)
 	}
 	s.srcExec(`INSERT INTO app.marker VALUES (1)`)
+	// One source transaction per sink transaction: each run commits the
+	// statements before the failing one, so the next run starts between
+	// two DDL statements (a table created but its rename not yet applied).
 	for _, n := range []int{1, 3, 6, 10} {
 		cfg := s.cfg
+		cfg.MaxGroupTxns = 1
 		cfg.Failpoints = streamFailpoints(t, "ddl.apply=error@"+strconv.Itoa(n))
 		err := s.runFail(cfg)
 		if !strings.Contains(err.Error(), "ddl.apply") {

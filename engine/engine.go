@@ -374,7 +374,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 	}
-	if r.cfg.Schema {
+	if r.cfg.Schema && r.streamOwnsSchema(ctx, src, phase) {
+		r.log.Info("schema: streaming has begun with DDL capture: tables missing at the sink are created by the stream, in the order of its DDL")
+	} else if r.cfg.Schema {
 		plan, err := postgres.PlanMissingMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
 		if err != nil {
 			return nil, err

@@ -549,6 +549,16 @@ func (a *Applier) ExecDDL(ctx context.Context, stmts []Statement, commitLSN reco
 	return skipped, a.dropPrepared(ctx)
 }
 
+// ForgetStatements drops the applier's prepared statements (after
+// sending what is queued): for when a table's sink name changed under
+// them.
+func (a *Applier) ForgetStatements(ctx context.Context) error {
+	if _, err := a.SinkConn(ctx); err != nil {
+		return err
+	}
+	return a.dropPrepared(ctx)
+}
+
 // SinkConn sends what is queued and returns the sink connection, inside
 // the open sink transaction (begun if needed), for reading the sink's
 // catalog as the DDL applied so far left it.
