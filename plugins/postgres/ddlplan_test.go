@@ -70,8 +70,8 @@ func TestPlanTableDDL(t *testing.T) {
 			},
 		},
 		{
-			name:  "mapped names: schema, column, dropped column, foreign key target",
-			prev:  base(col(1, "id", "integer"), col(2, "b", "text")),
+			name: "mapped names: schema, column, dropped column, foreign key target",
+			prev: base(col(1, "id", "integer"), col(2, "b", "text")),
 			next: func() *TableState {
 				s := base(col(1, "id", "integer"), col(2, "b", "text"), col(3, "c", "integer"), col(4, "secret", "text"))
 				s.Constraints = []ConstraintState{{OID: 5, Name: "t_fk", Type: "f", Local: true, Cols: []string{"c"},
