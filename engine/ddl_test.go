@@ -34,6 +34,8 @@ CREATE TABLE app.parts (id integer, v text) PARTITION BY RANGE (id);
 CREATE TABLE app.parts_p1 PARTITION OF app.parts FOR VALUES FROM (0) TO (100);
 INSERT INTO app.parts SELECT g, 'p' || g FROM generate_series(1, 20) g;
 CREATE TABLE app.marker (id integer PRIMARY KEY);
+CREATE TABLE app.old (id integer PRIMARY KEY);
+CREATE VIEW app.old_v AS SELECT id FROM app.old;
 `
 
 // ddlScript is every replicated statement, each in its own transaction
@@ -83,6 +85,10 @@ var ddlScript = []string{
 	`INSERT INTO app.standalone VALUES (220, 'attached later')`,
 	`ALTER TABLE app.parts ATTACH PARTITION app.standalone FOR VALUES FROM (200) TO (300)`,
 	`INSERT INTO app.parts VALUES (250, 'via parent')`,
+	`CREATE INDEX parts_v_idx ON app.parts (v)`,
+	`CREATE INDEX t_a_idx ON app.t (a)`,
+	`DROP INDEX app.t_a_idx`,
+	`DROP TABLE app.old CASCADE`,
 }
 
 // streamInBackground runs the pipeline until stop, which returns the
@@ -234,6 +240,11 @@ func TestDDLReplicatedWhileStreaming(t *testing.T) {
 	s := newStreamEnv(t, "ddl_all")
 	s.srcExec(ddlFixture)
 	s.run(s.cfg)
+	// The view DROP TABLE ... CASCADE takes along at the source is at the
+	// sink (post-data), and must go too.
+	if n := queryInt(t, s.dstDSN, `SELECT count(*) FROM pg_views WHERE schemaname = 'app' AND viewname = 'old_v'`); n != 1 {
+		t.Fatalf("sink: view app.old_v missing after the copy (%d)", n)
+	}
 	stop := s.streamInBackground(s.cfg)
 	for _, sql := range ddlScript {
 		s.srcExec(sql)

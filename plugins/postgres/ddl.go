@@ -190,18 +190,24 @@ DECLARE
 	r    record;
 	stmt text := pg_catalog.current_query();
 BEGIN
+	-- Views first (also those a CASCADE took along), then tables: the
+	-- sink drops them in this order.
 	FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() LOOP
 		CONTINUE WHEN r.is_temporary OR r.schema_name IN ('sluice', 'pg_catalog', 'information_schema')
 			OR r.schema_name LIKE 'pg\_toast%';
-		IF r.object_type = 'table' THEN
-			INSERT INTO sluice.ddl_log (tag, object_type, identity, schema_name, relid, statement, old_state)
-			VALUES (TG_TAG, r.object_type, r.object_identity, r.schema_name, r.objid, stmt,
-				(SELECT s.state FROM sluice.ddl_state s WHERE s.relid = r.objid));
-			DELETE FROM sluice.ddl_state WHERE relid = r.objid;
-		ELSIF r.original AND r.object_type IN ('index', 'view', 'materialized view', 'sequence', 'type', 'function') THEN
+		IF r.object_type IN ('view', 'materialized view')
+			OR (r.original AND r.object_type IN ('index', 'sequence', 'type', 'function')) THEN
 			INSERT INTO sluice.ddl_log (tag, object_type, identity, schema_name, statement)
 			VALUES (TG_TAG, r.object_type, r.object_identity, r.schema_name, stmt);
 		END IF;
+	END LOOP;
+	FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() LOOP
+		CONTINUE WHEN r.is_temporary OR r.object_type <> 'table'
+			OR r.schema_name IN ('sluice', 'pg_catalog', 'information_schema');
+		INSERT INTO sluice.ddl_log (tag, object_type, identity, schema_name, relid, statement, old_state)
+		VALUES (TG_TAG, r.object_type, r.object_identity, r.schema_name, r.objid, stmt,
+			(SELECT s.state FROM sluice.ddl_state s WHERE s.relid = r.objid));
+		DELETE FROM sluice.ddl_state WHERE relid = r.objid;
 	END LOOP;
 END
 $fn$;
