@@ -142,8 +142,32 @@ func (d *ddlRun) unknown(ctx context.Context, a *postgres.Applier, rec *record.R
 	if d == nil || rec.Rel == nil {
 		return false, nil
 	}
-	id := rec.Rel.ID
-	if d.rels[id] == rec.Rel {
+	return d.relation(ctx, a, rec.Rel, lsn)
+}
+
+// truncated leaves out of a TRUNCATE the tables dropped at the source
+// since, and has the tables created since join the pipeline.
+func (d *ddlRun) truncated(ctx context.Context, a *postgres.Applier, rels []*record.Relation, lsn record.LSN) ([]*record.Relation, error) {
+	out := rels[:0:0]
+	for _, rel := range rels {
+		skip, err := d.relation(ctx, a, rel, lsn)
+		if err != nil {
+			return nil, err
+		}
+		if !skip {
+			out = append(out, rel)
+		}
+	}
+	return out, nil
+}
+
+// relation is unknown's work for one relation.
+func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.Relation, lsn record.LSN) (skip bool, err error) {
+	if rel.Table == postgres.HeartbeatTable || rel.Table == postgres.DDLLogTable {
+		return false, nil
+	}
+	id := rel.ID
+	if d.rels[id] == rel {
 		return false, nil // the common case: nothing changed
 	}
 	if d.tables[id] == nil {
@@ -159,12 +183,12 @@ func (d *ddlRun) unknown(ctx context.Context, a *postgres.Applier, rec *record.R
 	if t == nil {
 		return false, nil
 	}
-	d.rels[id] = rec.Rel
+	d.rels[id] = rel
 	conn, err := a.SinkConn(ctx)
 	if err != nil {
 		return false, err
 	}
-	if want := d.r.target(rec.Rel.Table); want != t.Target {
+	if want := d.r.target(rel.Table); want != t.Target {
 		if err := a.ForgetStatements(ctx); err != nil {
 			return false, err
 		}
@@ -184,7 +208,7 @@ func (d *ddlRun) unknown(ctx context.Context, a *postgres.Applier, rec *record.R
 		if _, err := d.join(ctx, a, id, lsn); err != nil {
 			return false, err
 		}
-		t.Target = d.r.target(rec.Rel.Table)
+		t.Target = d.r.target(rel.Table)
 	}
 	return false, nil
 }
@@ -397,8 +421,8 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	if len(stmts) > 0 || len(create) > 0 {
 		d.r.log.Info("DDL applied", "tag", ev.Tag, "table", srcName.String(), "sink", d.r.target(srcName).String(),
 			"statements", len(stmts), "lsn", lsn.String())
+		d.r.mon.ddlCounted(true)
 	}
-	d.r.mon.ddlCounted(true)
 	return nil
 }
 

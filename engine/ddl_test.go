@@ -86,6 +86,8 @@ var ddlScript = []string{
 	`ALTER TABLE app.parts ATTACH PARTITION app.standalone FOR VALUES FROM (200) TO (300)`,
 	`INSERT INTO app.parts VALUES (250, 'via parent')`,
 	`CREATE INDEX parts_v_idx ON app.parts (v)`,
+	`CREATE TABLE app.tr (id integer PRIMARY KEY); INSERT INTO app.tr VALUES (1), (2); TRUNCATE app.tr`,
+	`INSERT INTO app.tr VALUES (3)`,
 	`CREATE INDEX t_a_idx ON app.t (a)`,
 	`DROP INDEX app.t_a_idx`,
 	`DROP TABLE app.old CASCADE`,
@@ -444,4 +446,29 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestDDLCaptureNeedsSuperuser runs a pipeline whose source role is not a
+// superuser: it streams, with a warning that DDL replication is off, and
+// installs no event trigger.
+func TestDDLCaptureNeedsSuperuser(t *testing.T) {
+	role := newRole(t, pgtest.Source(t), "REPLICATION")
+	s := newStreamEnv(t, "ddl_nosuper")
+	s.srcExec(`CREATE SCHEMA app AUTHORIZATION ` + role + `;
+GRANT CREATE ON DATABASE ` + s.srcDB + ` TO ` + role + `;
+SET ROLE ` + role + `;
+CREATE TABLE app.t (id integer PRIMARY KEY, v text);
+INSERT INTO app.t VALUES (1, 'a');`)
+	cfg := s.cfg
+	cfg.SourceDSN = s.src.DSNAs(s.srcDB, role, "")
+	s.run(cfg)
+	s.srcExec(`INSERT INTO app.t VALUES (2, 'b')`)
+	s.run(cfg)
+	s.assertSame()
+	if !strings.Contains(s.log.String(), "DDL replication is off") || !strings.Contains(s.log.String(), "needs a superuser") {
+		t.Errorf("no warning that DDL replication is off:\n%s", s.log.String())
+	}
+	if n := queryInt(t, s.srcDSN, `SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'sluice%'`); n != 0 {
+		t.Errorf("%d sluice event triggers at the source, want none", n)
+	}
 }

@@ -425,7 +425,11 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
-				if err := applier.Truncate(ctx, r.truncated(ev.Truncated), ev.RestartIdentity, ev.CommitLSN); err != nil {
+				rels, err := r.ddl.truncated(ctx, applier, r.truncated(ev.Truncated), ev.CommitLSN)
+				if err != nil {
+					return fail(err)
+				}
+				if err := applier.Truncate(ctx, rels, ev.RestartIdentity, ev.CommitLSN); err != nil {
 					return fail(err)
 				}
 			case postgres.EventCommit:
