@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // fpDDLApply is reached with DDL about to run inside an open sink
@@ -267,25 +268,48 @@ func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn 
 			d.r.log.Warn("sink: an optional statement was skipped", "reason", s)
 		}
 	}
-	d.register(t)
+	if err := d.register(ctx, src, t); err != nil {
+		return false, err
+	}
 	d.r.log.Info("table joined the pipeline", "table", t.Name.String(), "sink", d.r.target(t.Name).String(), "lsn", lsn.String())
 	return true, nil
 }
 
-// register adds a source table to the pipeline.
-func (d *ddlRun) register(t *postgres.Table) {
+// register adds a source table to the pipeline, with its item's options:
+// a partition takes its partitioned table's (row filter included), a table
+// its own item's or its schema's.
+func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table) error {
 	d.known[t.OID] = t.Name
 	d.tableSchemas[t.Name.Schema] = true
 	delete(d.ignored, t.OID)
-	if o, _ := optionsFor(d.r.cfg.Options, t.Name); o != nil {
-		if ops, err := opMask(o.Operations); err == nil && ops != opAll {
-			d.r.mapping.opts[t.OID] = &tableOptions{ops: ops}
+	if po := d.r.mapping.opts[t.ParentOID]; t.ParentOID != 0 && po != nil {
+		d.r.mapping.opts[t.OID] = po
+	} else if o, own := optionsFor(d.r.cfg.Options, t.Name); o != nil {
+		ops, err := opMask(o.Operations)
+		if err != nil {
+			return permanent(fmt.Errorf("%s: operations: %w", o.Origin, err))
+		}
+		to := &tableOptions{ops: ops}
+		if o.Where != "" && own {
+			cols, err := whereColumns(ctx, src, t)
+			if err != nil {
+				return err
+			}
+			f, err := where.Compile(o.Where, cols)
+			if err != nil {
+				return permanent(fmt.Errorf("%s: where on table %s, created at the source while streaming: %w", o.Origin, t.Name, err))
+			}
+			to.filter = f
+		}
+		if to.filter != nil || to.ops != opAll {
+			d.r.mapping.opts[t.OID] = to
 		}
 	}
 	if t.Partitioned {
-		return
+		return nil
 	}
 	d.tables[t.OID] = &postgres.ApplyTable{Target: d.r.target(t.Name), Key: d.r.mapping.sinkKey(t)}
+	return nil
 }
 
 // event applies one streamed insert into sluice.ddl_log.
@@ -324,6 +348,7 @@ func (d *ddlRun) dropTable(ctx context.Context, a *postgres.Applier, ev *postgre
 	}
 	delete(d.known, ev.RelID)
 	delete(d.tables, ev.RelID)
+	delete(d.rels, ev.RelID)
 	d.ignored[ev.RelID] = true
 	d.r.log.Info("DDL applied", "tag", ev.Tag, "table", name.String(), "sink", target.String(), "lsn", lsn.String())
 	d.r.mon.ddlCounted(true)
@@ -395,6 +420,9 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		switch {
 		case ps == nil:
 			create = append(create, p.OID)
+			if _, was := d.known[p.OID]; !was && ev.Tag == "ALTER TABLE" {
+				d.warn(ev, lsn, fmt.Sprintf("partition %s was attached to %s: it is created at the sink and its changes from now on are replicated, but the rows it held before are not copied (run `sluice verify`)", p.TableName(), srcName))
+			}
 		case ps.Parent == nil:
 			stmts = append(stmts, postgres.Statement{Object: "table " + pn.String(),
 				SQL: "ALTER TABLE " + d.r.target(srcName).Quoted() + " ATTACH PARTITION " + pn.Quoted() + " " + p.Bound})
