@@ -96,4 +96,11 @@ state_dir: state
 	if a, b := dump(src, srcDSN), dump(snk, dstDSN); a != b {
 		t.Errorf("pg_dump --schema-only --schema=app differs:\nsource:\n%s\nsink:\n%s", a, b)
 	}
+	// drop removes the DDL capture with the rest.
+	if r := sluice(t, dir, env, "drop", file); r.code != 0 {
+		t.Fatalf("sluice drop: %s", r)
+	}
+	if n := queryInt(t, ctx, srcDSN, `SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'sluice%'`); n != 0 {
+		t.Errorf("source: %d sluice event triggers left after drop", n)
+	}
 }
