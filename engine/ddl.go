@@ -56,11 +56,14 @@ type ddlRun struct {
 	// the OIDs whose sink table was checked this run.
 	rels    map[uint32]*record.Relation
 	checked map[uint32]bool
+	// routed are partitions whose changes go through the sink's
+	// partitioned table, because the sink's layout differs.
+	routed map[uint32]bool
 }
 
 func (r *runner) newDDLRun(tables []*postgres.Table, apply map[uint32]*postgres.ApplyTable) *ddlRun {
 	d := &ddlRun{r: r, tables: apply, known: map[uint32]record.TableName{}, ignored: map[uint32]bool{},
-		rels: map[uint32]*record.Relation{}, checked: map[uint32]bool{},
+		rels: map[uint32]*record.Relation{}, checked: map[uint32]bool{}, routed: map[uint32]bool{},
 		schemas: map[string]bool{}, items: map[record.TableName]bool{}, tableSchemas: map[string]bool{}}
 	for _, s := range r.cfg.Objects {
 		if s.Schema != "" {
@@ -189,6 +192,9 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 	if err != nil {
 		return false, err
 	}
+	if d.routed[id] {
+		return false, nil
+	}
 	if want := d.r.target(rel.Table); want != t.Target {
 		if err := a.ForgetStatements(ctx); err != nil {
 			return false, err
@@ -256,23 +262,84 @@ func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn 
 		stmts = append(stmts, postgres.Statement{Object: "settings", SQL: p})
 	}
 	stmts = append(stmts, plan.Statements...)
+	var route *record.TableName
 	if len(plan.Statements) > 0 {
 		if err := d.r.hit(fpDDLApply); err != nil {
 			return false, err
 		}
-		skipped, err := a.ExecDDL(ctx, stmts, lsn)
+		route, err = d.create(ctx, a, t, stmts, lsn)
 		if err != nil {
 			return false, err
-		}
-		for _, s := range skipped {
-			d.r.log.Warn("sink: an optional statement was skipped", "reason", s)
 		}
 	}
 	if err := d.register(ctx, src, t); err != nil {
 		return false, err
 	}
+	if route != nil {
+		d.routed[t.OID] = true
+		d.tables[t.OID].Target = *route
+		d.r.log.Warn("a partition created at the source does not fit the sink's partitions: its changes go through the sink's partitioned table, which routes them by its own layout",
+			"partition", t.Name.String(), "sink", route.String(), "lsn", lsn.String())
+		return true, nil
+	}
 	d.r.log.Info("table joined the pipeline", "table", t.Name.String(), "sink", d.r.target(t.Name).String(), "lsn", lsn.String())
 	return true, nil
+}
+
+// create runs the statements that create a table at the sink. For a
+// partition that the sink's partitioned table cannot take (its layout
+// differs: another key, or its own partitions already cover the range)
+// it creates nothing and returns the sink table to route the partition's
+// changes through instead.
+func (d *ddlRun) create(ctx context.Context, a *postgres.Applier, t *postgres.Table, stmts []postgres.Statement, lsn record.LSN) (route *record.TableName, err error) {
+	var parent record.TableName
+	if t.ParentOID != 0 && t.Parent != nil {
+		parent = d.r.target(*t.Parent)
+		if len(t.Key) == 0 {
+			// Rows of a table without a key are found with FROM ONLY, which
+			// a partitioned table cannot serve: no routing.
+			skipped, err := a.ExecDDL(ctx, stmts, lsn)
+			for _, s := range skipped {
+				d.r.log.Warn("sink: an optional statement was skipped", "reason", s)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("partition %s (without a key) cannot be created in the sink's %s, whose partitions differ, and its changes cannot be routed through it (add a primary key at the source, or make the sink's partitions match): %w", t.Name, parent, err)
+			}
+			return nil, nil
+		}
+		conn, err := a.SinkConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var kind string
+		if err := conn.QueryRow(ctx, `SELECT COALESCE((SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)), '')`, parent.Quoted()).Scan(&kind); err != nil {
+			return nil, fmt.Errorf("sink: look up %s: %w", parent, err)
+		}
+		switch kind {
+		case "r":
+			return &parent, nil // not partitioned at the sink
+		case "p":
+			if _, err := conn.Exec(ctx, "SAVEPOINT sluice_partition"); err != nil {
+				return nil, fmt.Errorf("sink: savepoint: %w", err)
+			}
+			if _, err := a.ExecDDL(ctx, stmts, lsn); err != nil {
+				if _, rerr := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_partition"); rerr != nil {
+					return nil, fmt.Errorf("sink: roll back to the savepoint: %w (after: %w)", rerr, err)
+				}
+				d.r.log.Warn("sink: the partitioned table cannot take the partition as the source has it", "partition", t.Name.String(), "sink", parent.String(), "error", err)
+				return &parent, nil
+			}
+			if _, err := conn.Exec(ctx, "RELEASE SAVEPOINT sluice_partition"); err != nil {
+				return nil, fmt.Errorf("sink: release savepoint: %w", err)
+			}
+			return nil, nil
+		}
+	}
+	skipped, err := a.ExecDDL(ctx, stmts, lsn)
+	for _, s := range skipped {
+		d.r.log.Warn("sink: an optional statement was skipped", "reason", s)
+	}
+	return nil, err
 }
 
 // register adds a source table to the pipeline, with its item's options:
@@ -340,11 +407,15 @@ func (d *ddlRun) dropTable(ctx context.Context, a *postgres.Applier, ev *postgre
 		name = ev.Old.TableName()
 	}
 	target := d.r.target(name)
-	if err := d.r.hit(fpDDLApply); err != nil {
-		return err
-	}
-	if _, err := a.ExecDDL(ctx, []postgres.Statement{{Object: "table " + target.String(), SQL: "DROP TABLE IF EXISTS " + target.Quoted()}}, lsn); err != nil {
-		return err
+	if d.routed[ev.RelID] {
+		d.warn(ev, lsn, fmt.Sprintf("partition %s, whose changes went through the sink's partitioned table, was dropped at the source: its rows stay at the sink (delete them there)", name))
+	} else {
+		if err := d.r.hit(fpDDLApply); err != nil {
+			return err
+		}
+		if _, err := a.ExecDDL(ctx, []postgres.Statement{{Object: "table " + target.String(), SQL: "DROP TABLE IF EXISTS " + target.Quoted()}}, lsn); err != nil {
+			return err
+		}
 	}
 	delete(d.known, ev.RelID)
 	delete(d.tables, ev.RelID)
@@ -370,13 +441,16 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		d.warn(ev, lsn, ev.Tag+" is not replicated")
 		return nil
 	}
+	if d.routed[ev.RelID] {
+		return nil // no table of its own at the sink: its parent's DDL reaches its rows
+	}
 	created := prev == nil && (strings.HasPrefix(ev.Tag, "CREATE TABLE") || ev.Tag == "SELECT INTO")
 	if !known {
 		if !created {
 			d.warn(ev, lsn, fmt.Sprintf("table %s entered the selection by %s: it is created at the sink and its changes from now on are replicated, but the rows it held before are not copied (run `sluice verify`)", srcName, ev.Tag))
 		}
 		joined, err := d.join(ctx, a, ev.RelID, lsn)
-		if err != nil || !joined {
+		if err != nil || !joined || d.routed[ev.RelID] {
 			return err
 		}
 	}
@@ -387,7 +461,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	if sink == nil {
 		// Known but missing at the sink (dropped there by hand?): create
 		// it again from the source's catalog.
-		if _, err := d.join(ctx, a, ev.RelID, lsn); err != nil {
+		if _, err := d.join(ctx, a, ev.RelID, lsn); err != nil || d.routed[ev.RelID] {
 			return err
 		}
 		if sink, err = d.sinkTable(ctx, a, ev.RelID, srcName, prev, knownName); err != nil {
