@@ -388,6 +388,12 @@ func (d *ddlRun) event(ctx context.Context, a *postgres.Applier, rec *record.Rec
 	if err != nil {
 		return permanent(fmt.Errorf("source transaction committed at %s: %w", lsn, err))
 	}
+	if ev.Error != "" {
+		if ev.Schema == "" || d.tableSchemas[ev.Schema] {
+			d.warn(ev, lsn, "the source failed to capture the statement ("+ev.Error+"): make the same change at the sink")
+		}
+		return nil
+	}
 	switch {
 	case ev.Table() && ev.New == nil:
 		return d.dropTable(ctx, a, ev, lsn)

@@ -125,8 +125,10 @@ CREATE TABLE IF NOT EXISTS sluice.ddl_log (
 	relid       oid,
 	statement   text,
 	old_state   jsonb,
-	new_state   jsonb
+	new_state   jsonb,
+	error       text
 );
+ALTER TABLE sluice.ddl_log ADD COLUMN IF NOT EXISTS error text;
 CREATE TABLE IF NOT EXISTS sluice.ddl_state (
 	relid oid   PRIMARY KEY,
 	state jsonb NOT NULL
@@ -134,7 +136,7 @@ CREATE TABLE IF NOT EXISTS sluice.ddl_state (
 CREATE OR REPLACE FUNCTION sluice.ddl_table_state(oid) RETURNS jsonb
 	LANGUAGE sql STABLE SET search_path = '' AS $fn$` + tableStateSQL + `$fn$;
 CREATE OR REPLACE FUNCTION sluice.ddl_capture() RETURNS event_trigger
-	LANGUAGE plpgsql SET search_path = '' AS $fn$
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $fn$
 DECLARE
 	r     record;
 	rel   oid;
@@ -146,6 +148,9 @@ BEGIN
 	FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
 		CONTINUE WHEN r.in_extension OR r.schema_name IN ('sluice', 'pg_catalog', 'information_schema')
 			OR r.schema_name LIKE 'pg\_temp%' OR r.schema_name LIKE 'pg\_toast%';
+		-- A failure to capture must not fail the application's DDL: it is
+		-- logged instead, and the sink warns about it.
+		BEGIN
 		rel := NULL;
 		IF r.object_type IN ('table', 'table column', 'table constraint') THEN
 			rel := r.objid;
@@ -180,12 +185,16 @@ BEGIN
 				WHERE pt.pubname LIKE 'sluice\_%' AND pt.schemaname = st->>'schema' AND pt.tablename = st->>'name') THEN
 			EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', rel::pg_catalog.regclass);
 		END IF;
+		EXCEPTION WHEN OTHERS THEN
+			INSERT INTO sluice.ddl_log (tag, object_type, identity, schema_name, statement, error)
+			VALUES (r.command_tag, r.object_type, r.object_identity, r.schema_name, stmt, SQLERRM);
+		END;
 	END LOOP;
 	DELETE FROM sluice.ddl_log WHERE at < pg_catalog.now() - interval '1 day';
 END
 $fn$;
 CREATE OR REPLACE FUNCTION sluice.ddl_drop() RETURNS event_trigger
-	LANGUAGE plpgsql SET search_path = '' AS $fn$
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $fn$
 DECLARE
 	r    record;
 	stmt text := pg_catalog.current_query();
@@ -376,7 +385,10 @@ type DDLEvent struct {
 	Schema     string
 	RelID      uint32
 	Statement  string
-	Old, New   *TableState
+	// Error is set when the source failed to capture the statement's
+	// effect (the statement itself went through).
+	Error    string
+	Old, New *TableState
 }
 
 // Table reports whether the event is about a table whose state was
@@ -399,6 +411,7 @@ func DecodeDDLEvent(rec *record.Record) (*DDLEvent, error) {
 	ev.Identity, _ = text("identity")
 	ev.Schema, _ = text("schema_name")
 	ev.Statement, _ = text("statement")
+	ev.Error, _ = text("error")
 	if s, ok := text("relid"); ok {
 		var id uint32
 		if _, err := fmt.Sscan(s, &id); err != nil {
