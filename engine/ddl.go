@@ -187,6 +187,9 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 	if t == nil {
 		return false, nil
 	}
+	if old := d.rels[id]; old != nil {
+		d.r.mapping.forget(old) // superseded: a new relation message came
+	}
 	d.rels[id] = rel
 	conn, err := a.SinkConn(ctx)
 	if err != nil {
@@ -671,6 +674,14 @@ func (r *runner) publication(ctx context.Context, src *pgx.Conn) postgres.Publis
 		}
 	}
 	return p
+}
+
+// forget drops the mapping's cache entry for a relation the stream has
+// replaced.
+func (m *mapping) forget(rel *record.Relation) {
+	m.mu.Lock()
+	delete(m.rels, rel)
+	m.mu.Unlock()
 }
 
 // ddlCounted counts a DDL event applied, or a warning about one.
