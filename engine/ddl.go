@@ -131,6 +131,21 @@ func (d *ddlRun) warn(ev *postgres.DDLEvent, lsn record.LSN, reason string) {
 	d.r.mon.ddlCounted(false)
 }
 
+// change handles what DDL replication must see of a streamed change before
+// it is applied: a DDL event is applied here (done); a change of a table
+// dropped at the source since is moot (done); a table created since
+// joins the pipeline first (not done: the change is then applied as
+// usual).
+func (d *ddlRun) change(ctx context.Context, a *postgres.Applier, rec *record.Record, lsn record.LSN) (done bool, err error) {
+	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
+		return false, nil
+	}
+	if rec.Rel.Table == postgres.DDLLogTable {
+		return true, d.event(ctx, a, rec, lsn)
+	}
+	return d.unknown(ctx, a, rec, lsn)
+}
+
 // unknown handles a change of a relation the applier does not know: a
 // table created at the source since the run began (CREATE TABLE AS and
 // SELECT INTO write their rows before their DDL event) or a partition

@@ -406,6 +406,13 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				if skipping {
 					continue
 				}
+				// DDL events, and changes of tables the DDL has yet to bring.
+				if done, err := r.ddl.change(ctx, applier, &ev.Record, ev.CommitLSN); done || err != nil {
+					if err != nil {
+						return fail(err)
+					}
+					continue
+				}
 				if err := r.applyChange(ctx, applier, &ev.Record, ev.CommitLSN); err != nil {
 					return fail(err)
 				}
@@ -493,12 +500,6 @@ func changeBytes(rec *record.Record) int64 {
 func (r *runner) applyChange(ctx context.Context, applier *postgres.Applier, rec *record.Record, commitLSN record.LSN) error {
 	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
 		return applier.Apply(ctx, rec, commitLSN)
-	}
-	if rec.Rel.Table == postgres.DDLLogTable {
-		return r.ddl.event(ctx, applier, rec, commitLSN)
-	}
-	if skip, err := r.ddl.unknown(ctx, applier, rec, commitLSN); skip || err != nil {
-		return err
 	}
 	action := where.Update // as it is
 	if o := r.mapping.opts[rec.Rel.ID]; o != nil {
