@@ -143,7 +143,7 @@ DECLARE
 	seen  oid[] := '{}';
 	st    jsonb;
 	prev  jsonb;
-	stmt  text := pg_catalog.current_query();
+	stmt  text := pg_catalog.left(pg_catalog.current_query(), 4000); -- for messages only
 BEGIN
 	FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
 		CONTINUE WHEN r.in_extension OR r.schema_name IN ('sluice', 'pg_catalog', 'information_schema')
@@ -197,7 +197,7 @@ CREATE OR REPLACE FUNCTION sluice.ddl_drop() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $fn$
 DECLARE
 	r    record;
-	stmt text := pg_catalog.current_query();
+	stmt text := pg_catalog.left(pg_catalog.current_query(), 4000); -- for messages only
 BEGIN
 	-- Views first (also those a CASCADE took along), then tables: the
 	-- sink drops them in this order.
