@@ -52,6 +52,9 @@ type ddlRun struct {
 	// that is not replicated gets a warning.
 	tableSchemas map[string]bool
 	src          *pgx.Conn // the source, for the catalog; opened on first use
+	// commit asks for the sink transaction to end after the current
+	// source transaction (a new enum label is usable only once committed).
+	commit bool
 	// rels are the stream's relations last seen per OID, checked holds
 	// the OIDs whose sink table was checked this run.
 	rels    map[uint32]*record.Relation
@@ -613,11 +616,28 @@ func (d *ddlRun) key(name record.TableName, st *postgres.TableState, cur []strin
 	return cur
 }
 
-// other handles DDL on objects other than tables: drops of indexes and
-// views in the selection are replicated, the rest gets a warning when it
-// touches a schema of the selection.
+// commitDue reports (once) that the sink transaction should end after
+// the current source transaction.
+func (d *ddlRun) commitDue() bool {
+	if d == nil || !d.commit {
+		return false
+	}
+	d.commit = false
+	return true
+}
+
+// other handles DDL on objects other than tables: labels added to an enum
+// and drops of indexes and views in the selection are replicated, the rest
+// gets a warning when it touches a schema of the selection.
 func (d *ddlRun) other(ctx context.Context, a *postgres.Applier, ev *postgres.DDLEvent, lsn record.LSN) error {
 	if ev.Schema == "" || !d.tableSchemas[ev.Schema] {
+		return nil
+	}
+	if ev.ObjectType == "enum" && ev.Tag == "ALTER TYPE" && ev.New != nil {
+		return d.enumLabels(ctx, a, ev, lsn)
+	}
+	if ev.ObjectType == "enum" {
+		d.warn(ev, lsn, fmt.Sprintf("%s on a type is not replicated; apply it at the sink yourself if the sink needs it", ev.Tag))
 		return nil
 	}
 	kind, drop := droppable[ev.ObjectType]
@@ -639,6 +659,82 @@ func (d *ddlRun) other(ctx context.Context, a *postgres.Applier, ev *postgres.DD
 		return err
 	}
 	d.r.log.Info("DDL applied", "tag", ev.Tag, "object", ev.Identity, "lsn", lsn.String())
+	d.r.mon.ddlCounted(true)
+	return nil
+}
+
+// enumLabels adds at the sink the labels an enum gained at the source, each
+// in its place (ALTER TYPE ... ADD VALUE ... BEFORE/AFTER; types keep
+// their source names at the sink). A label added inside the sink
+// transaction cannot be used before it commits, so the sink transaction
+// ends with this source transaction.
+func (d *ddlRun) enumLabels(ctx context.Context, a *postgres.Applier, ev *postgres.DDLEvent, lsn record.LSN) error {
+	conn, err := a.SinkConn(ctx)
+	if err != nil {
+		return err
+	}
+	var have []string
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(pg_catalog.array_agg(e.enumlabel ORDER BY e.enumsortorder), '{}')
+		FROM pg_catalog.pg_enum e WHERE e.enumtypid = pg_catalog.to_regtype($1)`, ev.Identity).Scan(&have); err != nil {
+		return fmt.Errorf("sink: read the labels of enum %s: %w", ev.Identity, err)
+	}
+	if len(have) == 0 {
+		d.warn(ev, lsn, "enum "+ev.Identity+" is not at the sink")
+		return nil
+	}
+	var stmts []postgres.Statement
+	// The same number of labels with one different: RENAME VALUE.
+	if len(have) == len(ev.New.Enum) {
+		var diff []int
+		for i := range have {
+			if have[i] != ev.New.Enum[i] {
+				diff = append(diff, i)
+			}
+		}
+		if len(diff) == 1 {
+			var sql string
+			if err := conn.QueryRow(ctx, `SELECT pg_catalog.format('ALTER TYPE %s RENAME VALUE %L TO %L', pg_catalog.to_regtype($1), $2::text, $3::text)`,
+				ev.Identity, have[diff[0]], ev.New.Enum[diff[0]]).Scan(&sql); err != nil {
+				return fmt.Errorf("sink: build ALTER TYPE for enum %s: %w", ev.Identity, err)
+			}
+			stmts = append(stmts, postgres.Statement{Object: "type " + ev.Identity, SQL: sql})
+			have[diff[0]] = ev.New.Enum[diff[0]]
+		}
+	}
+	for i, l := range ev.New.Enum {
+		if slices.Contains(have, l) {
+			continue
+		}
+		// Quoted by the sink itself (format %L), placed after the label
+		// before it, or before the first.
+		where, anchor := "AFTER", ""
+		if i == 0 {
+			if len(ev.New.Enum) > 1 {
+				where, anchor = "BEFORE", ev.New.Enum[1]
+			}
+		} else {
+			anchor = ev.New.Enum[i-1]
+		}
+		var sql string
+		if err := conn.QueryRow(ctx, `SELECT pg_catalog.format('ALTER TYPE %s ADD VALUE IF NOT EXISTS %L', pg_catalog.to_regtype($1), $2::text)
+			|| CASE WHEN $4::text = '' THEN '' ELSE pg_catalog.format(' %s %L', $3::text, $4::text) END`,
+			ev.Identity, l, where, anchor).Scan(&sql); err != nil {
+			return fmt.Errorf("sink: build ALTER TYPE for enum %s: %w", ev.Identity, err)
+		}
+		stmts = append(stmts, postgres.Statement{Object: "type " + ev.Identity, SQL: sql})
+		have = append(have, l)
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	if err := d.r.hit(fpDDLApply); err != nil {
+		return err
+	}
+	if _, err := a.ExecDDL(ctx, stmts, lsn); err != nil {
+		return err
+	}
+	d.commit = true
+	d.r.log.Info("DDL applied", "tag", ev.Tag, "object", ev.Identity, "statements", len(stmts), "lsn", lsn.String())
 	d.r.mon.ddlCounted(true)
 	return nil
 }

@@ -36,6 +36,9 @@ INSERT INTO app.parts SELECT g, 'p' || g FROM generate_series(1, 20) g;
 CREATE TABLE app.marker (id integer PRIMARY KEY);
 CREATE TABLE app.old (id integer PRIMARY KEY);
 CREATE VIEW app.old_v AS SELECT id FROM app.old;
+CREATE TYPE app.mood AS ENUM ('sad', 'happy');
+CREATE TABLE app.moods (id integer PRIMARY KEY, m app.mood);
+INSERT INTO app.moods VALUES (1, 'sad'), (2, 'happy');
 `
 
 // ddlScript is every replicated statement, each in its own transaction
@@ -91,6 +94,11 @@ var ddlScript = []string{
 	`CREATE INDEX t_a_idx ON app.t (a)`,
 	`DROP INDEX app.t_a_idx`,
 	`DROP TABLE app.old CASCADE`,
+	`ALTER TYPE app.mood ADD VALUE 'ok' BEFORE 'happy'`,
+	`INSERT INTO app.moods VALUES (3, 'ok')`,
+	`ALTER TYPE app.mood RENAME VALUE 'sad' TO 'blue'`,
+	`ALTER TYPE app.mood ADD VALUE 'great'`,
+	`INSERT INTO app.moods VALUES (4, 'blue'), (5, 'great')`,
 }
 
 // streamInBackground runs the pipeline until stop, which returns the

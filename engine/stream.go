@@ -337,7 +337,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		return nil
 	}
 	groupDue := func() bool {
-		return time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns
+		return time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns || r.ddl.commitDue()
 	}
 	report := func() {
 		lag := 0.0

@@ -156,6 +156,13 @@ BEGIN
 			rel := r.objid;
 		ELSIF r.object_type = 'index' THEN
 			SELECT x.indrelid INTO rel FROM pg_catalog.pg_index x WHERE x.indexrelid = r.objid;
+		ELSIF r.object_type = 'type' AND EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = r.objid AND t.typtype = 'e') THEN
+			-- An enum: its labels, in order, to add the new ones at the sink.
+			INSERT INTO sluice.ddl_log (tag, object_type, identity, schema_name, statement, new_state)
+			VALUES (r.command_tag, 'enum', r.object_identity, r.schema_name, stmt,
+				pg_catalog.jsonb_build_object('enum', (SELECT pg_catalog.jsonb_agg(e.enumlabel ORDER BY e.enumsortorder)
+					FROM pg_catalog.pg_enum e WHERE e.enumtypid = r.objid)));
+			CONTINUE;
 		ELSIF r.object_type = 'sequence' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
 				WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = r.objid
 				AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')) THEN
@@ -351,6 +358,9 @@ type TableState struct {
 	Key         []string          `json:"key"`
 	ReplIdent   string            `json:"replident"`
 	Partitions  []RelRef          `json:"partitions"`
+	// Enum holds, for an enum type's event (not a table's), its labels in
+	// order.
+	Enum []string `json:"enum"`
 }
 
 // TableName is the state's table name.
