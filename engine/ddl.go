@@ -9,6 +9,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -541,6 +542,9 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		if _, err := d.join(ctx, a, oid, lsn); err != nil {
 			return err
 		}
+	}
+	if len(stmts) == 0 && len(create) == 0 && ev.Tag == "ALTER TABLE" && prev != nil && reflect.DeepEqual(prev, next) {
+		d.warn(ev, lsn, "this ALTER TABLE changes nothing sluice replicates (storage parameters, tablespace, triggers, row security, statistics, ...); apply it at the sink yourself if the sink needs it")
 	}
 	d.known[ev.RelID] = srcName
 	if t := d.tables[ev.RelID]; t != nil {

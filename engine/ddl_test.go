@@ -368,6 +368,7 @@ func TestDDLUnsupportedWarns(t *testing.T) {
 	stop := s.streamInBackground(s.cfg)
 	s.srcExec(`CREATE VIEW app.v AS SELECT id FROM app.t`)
 	s.srcExec(`COMMENT ON TABLE app.t IS 'commented'`)
+	s.srcExec(`ALTER TABLE app.t SET (fillfactor = 90)`)
 	s.srcExec(`INSERT INTO app.t VALUES (200, 2, 'after')`)
 	s.srcExec(`SET ROLE ` + role + `; CREATE TABLE app.by_app (id integer PRIMARY KEY, v text); INSERT INTO app.by_app VALUES (1, 'x'); ALTER TABLE app.by_app ADD COLUMN w integer; RESET ROLE`)
 	s.waitMarker(stop, 1, "app.marker")
@@ -375,7 +376,7 @@ func TestDDLUnsupportedWarns(t *testing.T) {
 		t.Fatalf("engine.Run: %v", err)
 	}
 	logs := s.log.String()
-	for _, want := range []string{"CREATE VIEW app.v AS SELECT id FROM app.t", "COMMENT ON TABLE app.t IS 'commented'"} {
+	for _, want := range []string{"CREATE VIEW app.v AS SELECT id FROM app.t", "COMMENT ON TABLE app.t IS 'commented'", "ALTER TABLE app.t SET (fillfactor = 90)"} {
 		found := false
 		for _, l := range strings.Split(logs, "\n") {
 			if strings.Contains(l, "DDL not replicated") && strings.Contains(l, want) {
@@ -398,8 +399,8 @@ func TestDDLUnsupportedWarns(t *testing.T) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Stream.DDLWarnings < 2 {
-		t.Errorf("status ddl_warnings = %d, want at least 2", st.Stream.DDLWarnings)
+	if st.Stream.DDLWarnings < 3 {
+		t.Errorf("status ddl_warnings = %d, want at least 3", st.Stream.DDLWarnings)
 	}
 	assertSameData(t, s.srcDSN, s.dstDSN, []string{"app.t", "app.by_app"})
 }
