@@ -70,7 +70,7 @@ func CheckNames() []string {
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
 		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
-		CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts,
+		CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts, CheckDDLCapture,
 	}
 }
 
@@ -1018,7 +1018,7 @@ func (c *checker) checkTablesWithoutKey() {
 
 // checkStreaming runs the items that only matter for incremental sync.
 func (c *checker) checkStreaming(ctx context.Context) {
-	names := []string{CheckWalLevel, CheckSourceReplication, CheckReplicationSlots, CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts}
+	names := []string{CheckWalLevel, CheckSourceReplication, CheckReplicationSlots, CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts, CheckDDLCapture}
 	if !c.cfg.Incremental {
 		for _, n := range names {
 			c.add(n, Pass, notIncremental, "")
@@ -1034,6 +1034,7 @@ func (c *checker) checkStreaming(ctx context.Context) {
 	c.checkReplicaIdentity()
 	c.checkFilterIdentity()
 	c.checkLongTransactions(ctx)
+	c.checkDDLCapture()
 }
 
 func (c *checker) checkWalLevel(ctx context.Context) {

@@ -364,6 +364,7 @@ GRANT SELECT ON public.t1 TO ` + srcRole)
 			`no INSERT, SELECT, UPDATE, DELETE on "public"."t2"`, "GRANT CREATE ON DATABASE")
 		expect(t, rep, engine.CheckSinkDiskSpace, engine.Warn, "cannot tell", "pg_read_all_settings")
 		expect(t, rep, engine.CheckLongRunningTransacts, engine.Pass, "only transactions of user "+srcRole+" are visible")
+		expect(t, rep, engine.CheckDDLCapture, engine.Warn, "is not a superuser", "will not be replicated", "ignore_checks: [ddl_capture]")
 		// Copy only: no REPLICATION, ownership or CREATE needed at the
 		// source, only SELECT; at the sink only INSERT on existing tables.
 		rep = runCheck(t, copyOnly, engine.CheckOptions{})

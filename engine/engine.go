@@ -254,6 +254,8 @@ type runner struct {
 	merge map[string]bool
 	// backfill runs backfill requests while the pipeline streams.
 	backfill *backfiller
+	// ddl is the streaming run's DDL replication (ddl.go).
+	ddl *ddlRun
 }
 
 // observers are what watch a run from outside its stages: the status
@@ -392,7 +394,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 	}
-	if r.cfg.Schema {
+	if r.cfg.Schema && r.streamOwnsSchema(ctx, src, phase) {
+		r.log.Info("schema: streaming has begun with DDL capture: tables missing at the sink are created by the stream, in the order of its DDL")
+	} else if r.cfg.Schema {
 		if err := r.preData(ctx, src, dst, tables, sum); err != nil {
 			return nil, err
 		}

@@ -74,6 +74,10 @@ type StreamStatus struct {
 	SinkCommits  int64      `json:"sink_commits"`
 	LagSeconds   float64    `json:"lag_seconds"`
 	LagBytes     int64      `json:"lag_bytes"`
+	// DDLApplied counts the DDL events applied at the sink, DDLWarnings
+	// the DDL statements not (or not wholly) replicated.
+	DDLApplied  int64 `json:"ddl_applied"`
+	DDLWarnings int64 `json:"ddl_warnings"`
 }
 
 // SlotStatus is the replication slot as last read by the run.

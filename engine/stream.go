@@ -55,7 +55,7 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 	if err := postgres.CheckLogical(ctx, src); err != nil {
 		return "", 0, release, permanent(err)
 	}
-	changed, err := postgres.PrepareSource(ctx, src, r.cfg.Name, tables)
+	changed, err := postgres.PrepareSource(ctx, src, r.cfg.Name, tables, r.publication(ctx, src))
 	for _, n := range changed {
 		r.log.Info("set REPLICA IDENTITY FULL on a source table without a primary key, so its updates and deletes can be replicated", "table", n.String())
 	}
@@ -147,6 +147,8 @@ func (r *runner) stream(ctx context.Context, src *pgx.Conn, tables []*postgres.T
 		}
 		applyTables[t.OID] = &postgres.ApplyTable{Target: r.target(t.Name), Key: r.mapping.sinkKey(t), CopyLSN: lsn, Overwrite: r.cfg.IgnoreConflictingTables}
 	}
+	r.ddl = r.newDDLRun(tables, applyTables)
+	defer r.ddl.close(ctx)
 	var start uint64
 	if _, err := r.store.Get(keyStreamStart, &start); err != nil {
 		return err
@@ -338,7 +340,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		return nil
 	}
 	groupDue := func() bool {
-		return time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns
+		return time.Since(groupStart) >= r.cfg.MaxGroupDelay || groupTxns >= r.cfg.MaxGroupTxns || r.ddl.commitDue()
 	}
 	report := func() {
 		lag := 0.0
@@ -419,6 +421,13 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					}
 					continue
 				}
+				// DDL events, and changes of tables the DDL has yet to bring.
+				if done, err := r.ddl.change(ctx, applier, &ev.Record, ev.CommitLSN); done || err != nil {
+					if err != nil {
+						return fail(err)
+					}
+					continue
+				}
 				var err error
 				if hows != nil {
 					err = r.applyItem(ctx, applier, &ev.Record, hows[i], ev.CommitLSN)
@@ -445,7 +454,11 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					continue
 				}
 				r.backfill.truncate(ev)
-				if err := applier.Truncate(ctx, r.truncated(ev.Truncated), ev.RestartIdentity, ev.CommitLSN); err != nil {
+				rels, err := r.ddl.truncated(ctx, applier, r.truncated(ev.Truncated), ev.CommitLSN)
+				if err != nil {
+					return fail(err)
+				}
+				if err := applier.Truncate(ctx, rels, ev.RestartIdentity, ev.CommitLSN); err != nil {
 					return fail(err)
 				}
 			case postgres.EventCommit:

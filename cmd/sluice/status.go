@@ -111,6 +111,9 @@ func writeStatus(w io.Writer, rep *engine.Report, now time.Time) error {
 			if s.LastCommitAt != nil {
 				fmt.Fprintf(w, "; last applied commit from %s", s.LastCommitAt.Local().Format(time.DateTime))
 			}
+			if s.DDLApplied > 0 || s.DDLWarnings > 0 {
+				fmt.Fprintf(w, "; DDL: %d applied, %d not replicated (see the log's warnings)", s.DDLApplied, s.DDLWarnings)
+			}
 			fmt.Fprintln(w)
 		}
 		if t := run.Throttle; t != nil {

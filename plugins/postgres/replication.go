@@ -39,8 +39,8 @@ func CheckLogical(ctx context.Context, conn *pgx.Conn) error {
 // primary key (before they join the publication, so the application's own
 // UPDATEs and DELETEs never fail), and the pipeline's publication holding
 // exactly the selected tables, the heartbeat table and the backfill
-// watermark table.
-func PrepareSource(ctx context.Context, conn *pgx.Conn, pipeline string, tables []*Table) (identityChanged []record.TableName, err error) {
+// watermark table, plus what pub adds.
+func PrepareSource(ctx context.Context, conn *pgx.Conn, pipeline string, tables []*Table, pub Publish) (identityChanged []record.TableName, err error) {
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS sluice;
 CREATE TABLE IF NOT EXISTS sluice.heartbeat (
 	pipeline text        PRIMARY KEY,
@@ -61,21 +61,15 @@ CREATE TABLE IF NOT EXISTS sluice.heartbeat (
 		t.ReplicaIdentity = 'f'
 		identityChanged = append(identityChanged, t.Name)
 	}
-	names := []string{HeartbeatTable.Quoted(), WatermarkTable.Quoted()}
-	for _, t := range tables {
-		if t.ParentOID != 0 && containsOID(tables, t.ParentOID) {
-			continue // published through its parent
-		}
-		names = append(names, t.Name.Quoted())
-	}
-	pub := record.QuoteIdent(SlotName(pipeline))
+	names := pub.tables(tables)
+	pubName := record.QuoteIdent(SlotName(pipeline))
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", SlotName(pipeline)).Scan(&exists); err != nil {
 		return identityChanged, fmt.Errorf("source: look up publication: %w", err)
 	}
-	sql := "CREATE PUBLICATION " + pub + " FOR TABLE " + strings.Join(names, ", ")
+	sql := "CREATE PUBLICATION " + pubName + " FOR " + pub.schemas() + "TABLE " + strings.Join(names, ", ")
 	if exists {
-		sql = "ALTER PUBLICATION " + pub + " SET TABLE " + strings.Join(names, ", ")
+		sql = "ALTER PUBLICATION " + pubName + " SET " + pub.schemas() + "TABLE " + strings.Join(names, ", ")
 	}
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return identityChanged, fmt.Errorf("source: publish the selected tables (%s): %w", firstLine(sql), err)
