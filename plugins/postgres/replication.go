@@ -134,6 +134,7 @@ func ReplicationConfig(dsn string) (*pgconn.Config, error) {
 		return nil, err
 	}
 	pc := cfg.Config.Copy()
+	removeStallGuard(pc, plainDial(dsn))
 	pc.RuntimeParams["replication"] = "database"
 	delete(pc.RuntimeParams, "search_path")
 	return pc, nil
