@@ -130,8 +130,8 @@ type guardedConn struct {
 	// last byte read and written.
 	readStart, lastRead, lastWrite atomic.Int64
 	stalled                        atomic.Pointer[stallError]
-	stop     chan struct{}
-	once     sync.Once
+	stop                           chan struct{}
+	once                           sync.Once
 }
 
 func newGuardedConn(c net.Conn, role string, timeout time.Duration, probeCfg *pgconn.Config) *guardedConn {
