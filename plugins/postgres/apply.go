@@ -409,7 +409,7 @@ func (a *Applier) prepare(ctx context.Context, shape string, build func() string
 	}
 	name := "sluice_" + strconv.Itoa(len(a.prepared)+1)
 	if _, err := a.conn.PgConn().Prepare(ctx, name, sql, nil); err != nil {
-		return "", fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))
+		return "", prepareError{fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))}
 	}
 	a.prepared[shape] = name
 	return name, nil
@@ -418,7 +418,7 @@ func (a *Applier) prepare(ctx context.Context, shape string, build func() string
 func (a *Applier) queue(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
 	name, err := a.prepare(ctx, shape, build)
 	if err != nil {
-		return err
+		return forChange(c, err)
 	}
 	a.batch.ExecPrepared(name, params, nil, nil)
 	a.checks = append(a.checks, c)
