@@ -60,7 +60,9 @@ func TestSecretsNeverShown(t *testing.T) {
 	if dstTemplate == dstNoPW {
 		t.Fatalf("cannot splice a password variable into %s", dstNoPW)
 	}
-	t.Cleanup(func() { _ = c.Exec(ctx, "src", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active`) })
+	t.Cleanup(func() {
+		_ = c.Exec(ctx, "src", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active`)
+	})
 
 	dir := t.TempDir()
 	addr := freeAddr(t)
