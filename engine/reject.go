@@ -21,7 +21,8 @@ var rejectedCodes = []string{
 	"42804", // datatype mismatch
 }
 
-// rejectedRow reports whether err is the sink rejecting a row.
+// rejectedRow reports whether err is a database rejecting a row: the sink
+// refusing to store it, or the source refusing to send it as it is.
 func rejectedRow(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -39,5 +40,5 @@ func rejectedRow(err error) bool {
 // the pipeline is left in and what to do. The error it wraps names the
 // table, the key (or chunk) and the position.
 func parked(err error) error {
-	return permanent(fmt.Errorf("the sink rejected a row, so the pipeline stopped (parked at its last checkpoint: nothing after the rejected change was applied, nothing was skipped); fix the sink or the data and run the same command again to continue from there: %w", err))
+	return permanent(fmt.Errorf("a row was rejected, so the pipeline stopped (parked at its last checkpoint: nothing after the rejected change was applied, nothing was skipped); fix the cause below (the sink's table or the data) and run the same command again to continue from there: %w", err))
 }

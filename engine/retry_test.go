@@ -151,7 +151,7 @@ func TestRejectedRowParks(t *testing.T) {
 	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	start := time.Now()
 	err := runErr(t, cfg)
-	for _, want := range []string{"the sink rejected a row", "parked", `"c"`, "chunk", "check constraint", "run the same command again"} {
+	for _, want := range []string{"a row was rejected", "parked", `"c"`, "chunk", "check constraint", "run the same command again"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

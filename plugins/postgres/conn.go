@@ -58,6 +58,7 @@ func ParseConfig(dsn, role string) (*pgx.ConnConfig, error) {
 	if role != "" {
 		cfg.RuntimeParams["application_name"] = "sluice " + role
 	}
+	cfg.AfterConnect = sqlASCII
 	installStallGuard(&cfg.Config, role)
 	return cfg, nil
 }

@@ -135,6 +135,7 @@ func ReplicationConfig(dsn string) (*pgconn.Config, error) {
 	}
 	pc := cfg.Config.Copy()
 	removeStallGuard(pc, plainDial(dsn))
+	pc.AfterConnect = sqlASCII
 	pc.RuntimeParams["replication"] = "database"
 	delete(pc.RuntimeParams, "search_path")
 	return pc, nil
