@@ -370,7 +370,14 @@ func toxic(side, kind, stream string, attrs string, hold time.Duration, want str
 			names = append(names, tname)
 		}
 		e.faults++
-		time.Sleep(hold)
+		// Source changes during the hold, so that data crosses the
+		// faulty link whatever the workload does (a reset_peer toxic
+		// acts on the first data it sees).
+		for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if err := e.src.Exec(e.ctx, "chaos", `UPDATE public.acct SET balance = balance + 0, note = md5(random()::text) WHERE id = 1`); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, n := range names {
 			if err := px.Toxics.RemoveToxic(e.ctx, n); err != nil {
 				t.Fatalf("%s: remove toxic %s: %v", name, n, err)
@@ -396,7 +403,7 @@ func chaosScenarios() []scenario {
 		toxic("source", "latency", "downstream+upstream", `"latency": 80, "jitter": 40`, 4*time.Second, ""),
 		restartServer("source"),
 		streamKill("stream.after_checkpoint", 5),
-		toxic("sink", "reset_peer", "upstream", `"timeout": 0`, time.Second, "reconnecting"),
+		toxic("sink", "reset_peer", "upstream", `"timeout": 0`, 2*time.Second, "reconnecting"),
 		largeTxnKill,
 		toxic("sink", "timeout", "downstream+upstream", `"timeout": 0`, 3*chaosStall, "connection stalled"),
 		copyKill("copy.chunk.after_commit"),
@@ -404,7 +411,7 @@ func chaosScenarios() []scenario {
 		toxic("source", "timeout", "downstream+upstream", `"timeout": 0`, 3*chaosStall, "connection stalled"),
 		streamKill("stream.change", 300),
 		toxic("sink", "bandwidth", "upstream", `"rate": 32`, 4*time.Second, ""),
-		toxic("source", "reset_peer", "downstream", `"timeout": 0`, time.Second, "reconnecting"),
+		toxic("source", "reset_peer", "downstream", `"timeout": 0`, 2*time.Second, "reconnecting"),
 		copyKill("copy.chunk.after_checkpoint"),
 		toxic("sink", "latency", "downstream+upstream", `"latency": 80, "jitter": 40`, 4*time.Second, ""),
 		toxic("source", "bandwidth", "downstream", `"rate": 32`, 4*time.Second, ""),
