@@ -80,6 +80,12 @@ func installStallGuard(cfg *pgconn.Config, role string) {
 	probeCfg := cfg.Copy() // dials plainly: the probe is not guarded itself
 	probeCfg.ConnectTimeout = timeout
 	probeCfg.RuntimeParams["application_name"] = "sluice stall probe"
+	guardWith(cfg, role, timeout, probeCfg)
+}
+
+// guardWith installs the stall guard with its timeout and the config the
+// probe connects with.
+func guardWith(cfg *pgconn.Config, role string, timeout time.Duration, probeCfg *pgconn.Config) {
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
