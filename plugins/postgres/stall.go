@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,12 +133,12 @@ type guardedConn struct {
 	timeout  time.Duration
 	probeCfg *pgconn.Config
 	pid      atomic.Uint32
-	// Unix nanoseconds: when the pending read started (0: none), and the
-	// last byte read and written.
-	readStart, lastRead, lastWrite atomic.Int64
-	stalled                        atomic.Pointer[stallError]
-	stop                           chan struct{}
-	once                           sync.Once
+	// Unix nanoseconds: when the pending read and write started (0:
+	// none), and the last byte read and written.
+	readStart, writeStart, lastRead, lastWrite atomic.Int64
+	stalled                                    atomic.Pointer[stallError]
+	stop                                       chan struct{}
+	once                                       sync.Once
 }
 
 func newGuardedConn(c net.Conn, role string, timeout time.Duration, probeCfg *pgconn.Config) *guardedConn {
@@ -165,7 +166,9 @@ func (g *guardedConn) Read(b []byte) (int, error) {
 }
 
 func (g *guardedConn) Write(b []byte) (int, error) {
+	g.writeStart.Store(time.Now().UnixNano())
 	n, err := g.Conn.Write(b)
+	g.writeStart.Store(0)
 	if n > 0 {
 		g.lastWrite.Store(time.Now().UnixNano())
 	}
@@ -182,12 +185,12 @@ func (g *guardedConn) Close() error {
 	return g.Conn.Close()
 }
 
-// watch checks, a few times per timeout, whether a read that started after
-// the last write (the client waits for a reply) has waited for a whole
-// timeout with no byte either way, and then probes. A read that started
-// before the last write completed is pgx's background reader guarding a
-// slow write, which may stay pending on a healthy idle connection: it is
-// never taken for a stall.
+// watch checks, a few times per timeout, whether a write has been blocked
+// for a whole timeout, or a read has waited that long with no byte either
+// way, and then probes. A read that started before the last write
+// completed may be pgx's background reader, left pending after a slow
+// write on a connection that is now healthy and idle: for it the probe is
+// strict (see probe).
 func (g *guardedConn) watch() {
 	tick := time.NewTicker(max(g.timeout/4, 100*time.Millisecond))
 	defer tick.Stop()
@@ -197,55 +200,78 @@ func (g *guardedConn) watch() {
 			return
 		case <-tick.C:
 		}
-		start, lastW := g.readStart.Load(), g.lastWrite.Load()
-		idle := time.Since(time.Unix(0, max(g.lastRead.Load(), lastW)))
-		if start == 0 || start < lastW || idle < g.timeout || g.pid.Load() == 0 {
+		if g.pid.Load() == 0 {
 			continue
 		}
-		why, stalled := g.probe()
+		var idle time.Duration
+		strict := false
+		if ws := g.writeStart.Load(); ws != 0 && time.Since(time.Unix(0, ws)) >= g.timeout {
+			idle = time.Since(time.Unix(0, ws))
+		} else {
+			start, lastW := g.readStart.Load(), g.lastWrite.Load()
+			idle = time.Since(time.Unix(0, max(g.lastRead.Load(), lastW)))
+			if start == 0 || idle < g.timeout {
+				continue
+			}
+			strict = start < lastW
+		}
+		why, stalled := g.probe(strict)
 		if !stalled {
 			continue
 		}
-		g.stalled.Store(&stallError{role: g.role, waited: idle, why: why})
+		g.stalled.CompareAndSwap(nil, &stallError{role: g.role, waited: idle, why: why})
 		g.Close()
 		return
 	}
 }
 
 // probe asks the server, on a new connection, what the guarded session is
-// doing. It reports a stall when the session waits for the client, is
-// gone, or the server cannot be reached; a stalled session is terminated so
-// that it releases its locks.
-func (g *guardedConn) probe() (why string, stalled bool) {
+// doing. It reports a stall when the session waits for the client (idle,
+// idle in a transaction, or waiting on a client read or write), is gone,
+// or the server cannot be reached at all; a stalled session is terminated
+// so that it releases its locks. Strict, an idle session is not a stall
+// (only one waiting on the network in the middle of a statement is). A
+// server that answers with an error (too many connections...) tells
+// nothing.
+func (g *guardedConn) probe(strict bool) (why string, stalled bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*g.timeout)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(ctx, g.probeCfg)
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return "", false
+		}
 		return "the server did not answer a new connection either: " + err.Error(), true
 	}
 	defer conn.Close(context.Background())
-	pid := fmt.Sprint(g.pid.Load())
+	pid := []byte(fmt.Sprint(g.pid.Load()))
 	res := conn.ExecParams(ctx,
-		`SELECT coalesce(state, ''), coalesce(wait_event, ''), waiting,
-		        CASE WHEN waiting THEN pg_catalog.pg_terminate_backend(pid) END
-		   FROM (SELECT pid, state, wait_event,
-		                state LIKE 'idle%' OR wait_event IN ('ClientRead', 'ClientWrite') AS waiting
-		           FROM pg_catalog.pg_stat_activity WHERE pid = $1) s`,
-		[][]byte{[]byte(pid)}, nil, nil, nil).Read()
-	if res.Err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return "the server did not answer a probe on a new connection", true
-		}
+		`SELECT coalesce(state, ''), coalesce(wait_event, ''),
+		        CASE WHEN $2 THEN state = 'active' AND wait_event IN ('ClientRead', 'ClientWrite')
+		             ELSE state LIKE 'idle%' OR wait_event IN ('ClientRead', 'ClientWrite') END
+		   FROM pg_catalog.pg_stat_activity WHERE pid = $1`,
+		[][]byte{pid, []byte(strconv.FormatBool(strict))}, nil, nil, nil).Read()
+	switch {
+	case res.Err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "the server did not answer a probe on a new connection", true
+	case res.Err != nil:
 		return "", false // cannot tell; keep waiting
-	}
-	if len(res.Rows) == 0 {
+	case len(res.Rows) == 0:
 		return fmt.Sprintf("server session %s no longer exists", pid), true
+	case string(res.Rows[0][2]) != "t":
+		return "", false
 	}
-	state, wait := string(res.Rows[0][0]), string(res.Rows[0][1])
-	if string(res.Rows[0][2]) == "t" {
-		return fmt.Sprintf("server session %s is %s, waiting for the client (%s); terminated it", pid, state, wait), true
-	}
-	return "", false
+	// Say so before the session ends: its end may reach the client first.
+	why = fmt.Sprintf("server session %s is %s, waiting for the client (%s); terminated it", pid, res.Rows[0][0], res.Rows[0][1])
+	g.stalled.Store(&stallError{role: g.role, waited: g.idle(), why: why})
+	conn.ExecParams(ctx, `SELECT pg_catalog.pg_terminate_backend($1)`, [][]byte{pid}, nil, nil, nil).Read()
+	return why, true
+}
+
+// idle is how long the connection has gone without a byte either way.
+func (g *guardedConn) idle() time.Duration {
+	return time.Since(time.Unix(0, max(g.lastRead.Load(), g.lastWrite.Load())))
 }
 
 // streamLiveness tells a silent replication stream from a stalled one: after
