@@ -161,3 +161,47 @@ func TestSQLASCII(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileNamesStreamed: schema, table and column names built to break
+// SQL that does not quote them (quotes, semicolons, comment markers, dots,
+// spaces, upper case, Unicode, reserved words) are copied and streamed,
+// selected by a pipeline file that spells them quoted; and nothing else at
+// the sink was touched (the decoy table survives).
+func TestHostileNamesStreamed(t *testing.T) {
+	ctx := testCtx(t)
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	dropSlotsAtCleanup(t, srcDSN)
+	const fixture = `
+CREATE SCHEMA "we;ird ""S"".x";
+CREATE TABLE "we;ird ""S"".x"."t""; DROP TABLE public.decoy; --" (
+	"id ""k""" int PRIMARY KEY, "select" text, "a.b c" int, "ÄÖÜ 表" text[], "--" bytea);
+INSERT INTO "we;ird ""S"".x"."t""; DROP TABLE public.decoy; --"
+	SELECT g, 'v' || g, g, ARRAY['x;y', 'z"w'], '\x00'::bytea FROM generate_series(1, 500) g;
+CREATE TABLE "we;ird ""S"".x"."Order" ("from" text, "to" text);
+INSERT INTO "we;ird ""S"".x"."Order" SELECT 'a''b', '); --' FROM generate_series(1, 50);`
+	if err := src.Exec(ctx, dbOf(t, srcDSN), fixture); err != nil {
+		t.Fatal(err)
+	}
+	if err := snk.Exec(ctx, dbOf(t, dstDSN), `CREATE TABLE public.decoy (id int); INSERT INTO public.decoy VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := dsnEnv(srcDSN, dstDSN)
+	body := strings.Replace(streamPipeline("hostile", "{parallel: 2}"), "  - schema: public\n",
+		"  - schema: '\"we;ird \"\"S\"\".x\"'\n", 1)
+	file := writePipeline(t, dir, "hostile.yaml", body)
+	runCaughtUp(t, dir, env, file, 2*time.Minute)
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `
+UPDATE "we;ird ""S"".x"."t""; DROP TABLE public.decoy; --" SET "select" = "select" || ''';--', "ÄÖÜ 表" = '{}' WHERE "id ""k""" % 3 = 0;
+UPDATE "we;ird ""S"".x"."t""; DROP TABLE public.decoy; --" SET "id ""k""" = "id ""k""" + 1000 WHERE "id ""k""" % 7 = 0;
+DELETE FROM "we;ird ""S"".x"."Order" WHERE ctid IN (SELECT ctid FROM "we;ird ""S"".x"."Order" LIMIT 3);
+INSERT INTO "we;ird ""S"".x"."Order" VALUES ('"', '\');`); err != nil {
+		t.Fatal(err)
+	}
+	runCaughtUp(t, dir, env, file, 2*time.Minute)
+	assertSameData(t, ctx, srcDSN, dstDSN, `"we;ird ""S"".x"."t""; DROP TABLE public.decoy; --"`, `"we;ird ""S"".x"."Order"`)
+	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM public.decoy`); n != 1 {
+		t.Errorf("the decoy table has %d rows, want 1", n)
+	}
+}
