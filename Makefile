@@ -8,7 +8,7 @@ BIN      := bin/sluice
 # The test suite starts its own throwaway clusters; keep it bounded.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test test-short vet fmt demo demo-stop clean bench
+.PHONY: all build test test-short vet fmt demo demo-stop clean bench chaos
 
 all: build
 
@@ -52,3 +52,17 @@ clean:
 ## BENCH_RATE, BENCH_JOBS. Results: bench/out/results.md and results.json.
 bench: build
 	$(GO) run ./bench -sluice $(BIN) -out bench/out
+
+## chaos: the fault-injection group run long (CHAOS_DURATION, default 20m):
+## SIGKILLs at the crash points, immediate restarts of source and sink,
+## network faults through an in-process proxy; every scenario ends with
+## sink == source. Full log: bin/chaos.log; the summary is printed.
+CHAOS_DURATION ?= 20m
+CHAOS_TIMEOUT  ?= 60m
+chaos:
+	@mkdir -p bin
+	@echo "chaos: running for $(CHAOS_DURATION) (log: bin/chaos.log)"
+	@SLUICE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -run 'TestChaos$$' \
+	  -timeout $(CHAOS_TIMEOUT) ./cmd/sluice/ > bin/chaos.log 2>&1; rc=$$?; \
+	  grep -E 'CHAOS|--- (PASS|FAIL)|^(ok|FAIL)|Error|differs' bin/chaos.log; \
+	  echo "chaos: exit $$rc"; exit $$rc

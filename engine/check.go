@@ -66,7 +66,7 @@ const (
 // CheckNames lists every precheck item name, in report order.
 func CheckNames() []string {
 	return []string{
-		CheckConfig, CheckIgnoreChecks, CheckSourceConnection, CheckSinkConnection, CheckDistinctDatabases,
+		CheckConfig, CheckIgnoreChecks, CheckSourceConnection, CheckSinkConnection, CheckEncryption, CheckDistinctDatabases,
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
 		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
@@ -232,6 +232,7 @@ func (c *checker) run(ctx context.Context) {
 	if c.dst != nil {
 		defer c.dst.Close(context.WithoutCancel(ctx))
 	}
+	c.checkEncryption()
 	if c.src != nil && c.dst != nil && (c.srcRole.SystemID == "" || c.dstRole.SystemID == "") {
 		c.add(CheckDistinctDatabases, Warn, "cannot tell whether source and sink are different databases: pg_control_system() is not readable",
 			fmt.Sprintf("make sure the sink is not the source database; then acknowledge with ignore_checks: [%s]", CheckDistinctDatabases))

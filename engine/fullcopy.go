@@ -344,7 +344,7 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 		cancel()
 		for range batches { // let the reader finish
 		}
-		return fmt.Errorf("copy %s chunk %d: %w", job.table.Name, job.chunk.ID, err)
+		return fmt.Errorf("copy %s %s: %w", job.table.Name, chunkText(job.plan, job.chunk), err)
 	}
 	if err := r.hit(fpChunkAfterCommit); err != nil {
 		return err

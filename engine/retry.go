@@ -85,6 +85,9 @@ func (p retryPolicy) run(ctx context.Context, attempt func() (progressed bool, e
 		if ctx.Err() != nil || isPermanent(err) || errors.Is(err, context.Canceled) {
 			return err
 		}
+		if rejectedRow(err) {
+			return parked(err)
+		}
 		cls := errorClass(err)
 		if progressed || incident.IsZero() || cls != class {
 			incident, class, backoff = time.Now(), cls, time.Second

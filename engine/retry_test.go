@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
@@ -111,26 +113,51 @@ func TestRetryWindowExpires(t *testing.T) {
 	}
 }
 
-// TestRetryOtherErrorWindow: a row the sink rejects is an "other" error:
-// retried within retry.other, then the run stops naming the table, with
-// nothing half-copied.
+// TestRetryOtherErrorWindow: a sink that refuses writes for a while
+// (default_transaction_read_only) is an "other" error: retried within
+// retry.other, then the run stops saying which window ran out.
 func TestRetryOtherErrorWindow(t *testing.T) {
 	e := newEnv(t)
 	e.srcExec(`CREATE TABLE c (id int PRIMARY KEY, v int); INSERT INTO c SELECT g, g FROM generate_series(1, 100) g`)
-	e.dstExec(`CREATE TABLE c (id int PRIMARY KEY, v int CHECK (v < 50))`)
+	e.dstExec(`CREATE TABLE c (id int PRIMARY KEY, v int)`)
+	e.dstExec(`ALTER DATABASE ` + pgx.Identifier{e.dstDB}.Sanitize() + ` SET default_transaction_read_only = on`)
 	cfg := e.config(schemaSel("public")...)
 	cfg.Schema = false
 	cfg.RetryOther = 2 * time.Second
 	var logs logBuffer
 	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	err := runErr(t, cfg)
-	for _, want := range []string{"gave up after retrying other errors", "retry.other", `"c"`, "check constraint"} {
+	for _, want := range []string{"gave up after retrying other errors", "retry.other", "read-only"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
 	if !strings.Contains(logs.String(), "class=other") {
 		t.Errorf("no retry logged:\n%s", logs.String())
+	}
+}
+
+// TestRejectedRowParks: a row the sink rejects (a CHECK the source does
+// not have) is not retried: the run stops at once, naming the table, the
+// chunk and the constraint, with nothing half-copied.
+func TestRejectedRowParks(t *testing.T) {
+	e := newEnv(t)
+	e.srcExec(`CREATE TABLE c (id int PRIMARY KEY, v int); INSERT INTO c SELECT g, g FROM generate_series(1, 100) g`)
+	e.dstExec(`CREATE TABLE c (id int PRIMARY KEY, v int CHECK (v < 50))`)
+	cfg := e.config(schemaSel("public")...)
+	cfg.Schema = false
+	cfg.RetryOther = time.Minute
+	var logs logBuffer
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	start := time.Now()
+	err := runErr(t, cfg)
+	for _, want := range []string{"a row was rejected", "parked", `"c"`, "chunk", "check constraint", "run the same command again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(logs.String(), "class=other") || time.Since(start) > 30*time.Second {
+		t.Errorf("a rejected row was retried (%s):\n%s", time.Since(start), logs.String())
 	}
 	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM c`); n != 0 {
 		t.Errorf("sink has %d rows of a failed chunk, want 0", n)

@@ -62,6 +62,7 @@ type check struct {
 	lenient  bool // 0 rows is fine (idempotent replay)
 	commit   bool // the COMMIT closing the group
 	fallback func() error
+	stmt     byte // 'i', 'u' or 'd': the statement's kind, to name a failing parameter's column
 }
 
 // OpenApplier connects to the sink for applying changes.
@@ -365,7 +366,7 @@ func (a *Applier) statementError(checks []check, i int, err error) error {
 	if i < len(checks) && checks[i].rec != nil {
 		c := checks[i]
 		return fmt.Errorf("sink: apply %s on %s (key %s) from the source transaction committed at %s: %w",
-			c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, describeRowError(err))
+			c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, describeChangeError(c, err))
 	}
 	return fmt.Errorf("sink: apply changes: %w", describeRowError(err))
 }
@@ -412,7 +413,7 @@ func (a *Applier) prepare(ctx context.Context, shape string, build func() string
 	}
 	name := "sluice_" + strconv.Itoa(len(a.prepared)+1)
 	if _, err := a.conn.PgConn().Prepare(ctx, name, sql, nil); err != nil {
-		return "", fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))
+		return "", prepareError{fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))}
 	}
 	a.prepared[shape] = name
 	return name, nil
@@ -421,7 +422,7 @@ func (a *Applier) prepare(ctx context.Context, shape string, build func() string
 func (a *Applier) queue(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
 	name, err := a.prepare(ctx, shape, build)
 	if err != nil {
-		return err
+		return forChange(c, err)
 	}
 	a.batch.ExecPrepared(name, params, nil, nil)
 	a.checks = append(a.checks, c)
@@ -440,7 +441,7 @@ func (a *Applier) queueInsert(ctx context.Context, t *ApplyTable, rec *record.Re
 		// takes the source's value (a no-op for other tables).
 		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE VALUES (" + strings.Join(ph, ", ") + ")"
 	}
-	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), build, params, check{rec: rec, table: t, lenient: true})
+	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), build, params, check{rec: rec, table: t, lenient: true, stmt: 'i'})
 }
 
 func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Record, replay bool) error {
@@ -483,7 +484,7 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 		}
 		return "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where()
 	}
-	c := check{rec: rec, table: t, lenient: replay}
+	c := check{rec: rec, table: t, lenient: replay, stmt: 'u'}
 	if complete && !replay {
 		c.fallback = func() error { return a.queueInsert(ctx, t, rec) }
 		a.mayFallBack = true
@@ -500,7 +501,7 @@ func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Re
 		return err
 	}
 	build := func() string { return "DELETE FROM " + t.Target.Quoted() + where() }
-	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), build, params, check{rec: rec, table: t, lenient: lenient})
+	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), build, params, check{rec: rec, table: t, lenient: lenient, stmt: 'd'})
 }
 
 // rowMatch finds the changed row: by key columns, or for a table without a

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -57,6 +58,8 @@ func ParseConfig(dsn, role string) (*pgx.ConnConfig, error) {
 	if role != "" {
 		cfg.RuntimeParams["application_name"] = "sluice " + role
 	}
+	cfg.AfterConnect = sqlASCII
+	installStallGuard(&cfg.Config, role)
 	return cfg, nil
 }
 
@@ -101,8 +104,8 @@ func IsConnectionError(err error) bool {
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
+	if errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true // unexpected EOF: the server or a proxy closed the connection mid-message
 	}
 	return pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed)
 }

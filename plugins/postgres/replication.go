@@ -132,6 +132,8 @@ func ReplicationConfig(dsn string) (*pgconn.Config, error) {
 		return nil, err
 	}
 	pc := cfg.Config.Copy()
+	removeStallGuard(pc, plainDial(dsn))
+	pc.AfterConnect = sqlASCII
 	pc.RuntimeParams["replication"] = "database"
 	delete(pc.RuntimeParams, "search_path")
 	return pc, nil

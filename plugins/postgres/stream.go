@@ -124,12 +124,16 @@ func (s *Stream) Close(ctx context.Context) error {
 	return s.conn.Close(context.WithoutCancel(ctx))
 }
 
-func (s *Stream) sendStatus(ctx context.Context) error {
+func (s *Stream) sendStatus(ctx context.Context) error { return s.sendStatusReply(ctx, false) }
+
+// sendStatusReply sends a status update; reply asks the source to answer.
+func (s *Stream) sendStatusReply(ctx context.Context, reply bool) error {
 	flushed := pglogrepl.LSN(s.flushed.Load())
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: flushed,
 		WALFlushPosition: flushed,
 		WALApplyPosition: flushed,
+		ReplyRequested:   reply,
 	})
 	if err != nil {
 		return fmt.Errorf("source: send status update: %w", err)
@@ -144,6 +148,8 @@ func (s *Stream) sendStatus(ctx context.Context) error {
 func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 	var pending []Event
 	nextStatus := time.Now().Add(s.opts.StatusInterval)
+	live := streamLiveness{timeout: StallTimeout()}
+	live.heard()
 	send := func() error {
 		for len(pending) > 0 {
 			wait := time.Until(nextStatus)
@@ -171,7 +177,7 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 			}
 			nextStatus = time.Now().Add(s.opts.StatusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		rctx, cancel := context.WithDeadline(ctx, live.deadline(nextStatus))
 		msg, err := s.conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -179,10 +185,20 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				ask, err := live.check(s.slot)
+				if err != nil {
+					return err
+				}
+				if ask {
+					if err := s.sendStatusReply(ctx, true); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			return fmt.Errorf("source: receive from slot %s: %w", s.slot, err)
 		}
+		live.heard()
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
 			if len(m.Data) == 0 {
@@ -216,6 +232,7 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 					if err := send(); err != nil {
 						return err
 					}
+					live.heard() // not reading while the applier was busy
 				}
 			}
 		case *pgproto3.ErrorResponse:

@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// prepareError is a failure to prepare a change's statement at the sink
+// (a column or table missing there): it says nothing yet about the change.
+type prepareError struct{ error }
+
+func (e prepareError) Unwrap() error { return e.error }
+
+// forChange names the change a failed prepare was for: its operation,
+// table, key and the position of its source transaction. Other errors
+// (from flushing earlier changes) already name theirs and pass unchanged.
+func forChange(c check, err error) error {
+	var pe prepareError
+	if !errors.As(err, &pe) || c.rec == nil {
+		return err
+	}
+	return fmt.Errorf("sink: apply %s on %s (key %s) from the source transaction committed at %s: %w",
+		c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, pe.error)
+}
+
+// paramRef finds "parameter $N" in PostgreSQL's error context.
+var paramRef = regexp.MustCompile(`parameter \$(\d+)`)
+
+// describeChangeError is describeRowError for a change's statement, naming
+// the column a failing parameter belongs to (PostgreSQL names only its
+// number, e.g. for a value the sink's encoding refuses).
+func describeChangeError(c check, err error) error {
+	var pgErr *pgconn.PgError
+	if c.rec == nil || c.table == nil || !errors.As(err, &pgErr) {
+		return describeRowError(err)
+	}
+	m := paramRef.FindStringSubmatch(pgErr.Where)
+	if m == nil {
+		return describeRowError(err)
+	}
+	n, _ := strconv.Atoi(m[1])
+	if col := paramColumn(c, n); col != "" {
+		return fmt.Errorf("column %s: %w", record.QuoteIdent(col), describeRowError(err))
+	}
+	return describeRowError(err)
+}
+
+// paramColumn returns the column of parameter n (1-based) of a change's
+// statement: inserts and updates pass the new row's present columns
+// first, then (updates, deletes) the key columns of the row to change. It
+// returns "" when it cannot tell (a table without a key).
+func paramColumn(c check, n int) string {
+	rel, rec := c.rec.Rel, c.rec
+	if rel == nil || n < 1 {
+		return ""
+	}
+	if c.stmt == 'i' || c.stmt == 'u' {
+		present, _, _ := presentColumns(rel, rec.New)
+		if n <= len(present) {
+			return rel.Columns[present[n-1]].Name
+		}
+		n -= len(present)
+	}
+	if c.stmt != 'i' && n <= len(c.table.Key) {
+		return c.table.Key[n-1]
+	}
+	return ""
+}
