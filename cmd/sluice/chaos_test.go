@@ -9,16 +9,15 @@ package main
 // immediate` of the source and of the sink while streaming, and network
 // faults between the engine and each database through an in-process TCP
 // proxy (toxiproxy): latency, connection resets, a stalled connection and a
-// bandwidth limit. Every scenario ends with the sink equal to the source
-// (SQL checksums, which count duplicate rows) and no duplicate keys.
+// bandwidth limit, and SIGKILL while DDL run at the source is applied at
+// the sink. Every scenario ends with the sink equal to the source (SQL
+// checksums, which count duplicate rows), no duplicate keys, and the same
+// columns (and, on the DDL table, the same indexes) at both sides.
 //
 // `make test` runs the bounded form: one round, each scenario once (about
 // two minutes). `make chaos` sets SLUICE_CHAOS_DURATION (default 20m):
 // rounds repeat until the duration is used up, each started scenario runs
 // to its end, and the counts are printed (lines starting with CHAOS).
-//
-// The DDL crash point (during DDL apply) is not part of the group yet: no
-// failpoint for it exists in this branch.
 
 import (
 	"context"
@@ -63,6 +62,7 @@ type chaosEnv struct {
 	wdone      chan struct{}
 	wfailures  atomic.Int64
 	copyRounds int
+	ddlRounds  int
 
 	scenarios, kills, faults int
 	counts                   map[string]int
@@ -111,7 +111,7 @@ func newChaosEnv(t *testing.T, total time.Duration) *chaosEnv {
 	if e.dstDSN, err = e.snk.CreateDatabase(e.ctx, "chaos"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.src.Exec(e.ctx, "chaos", chaosFixture); err != nil {
+	if err := e.src.Exec(e.ctx, "chaos", chaosFixture+chaosDDLFixture); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.src.Exec(e.ctx, "chaos", "VACUUM ANALYZE"); err != nil {
@@ -197,7 +197,8 @@ func (e *chaosEnv) verify(name, file string, dstDSN string) {
 	if r.code != 0 {
 		t.Fatalf("%s: the catch-up run failed:\n%s", name, r)
 	}
-	assertSameData(t, e.ctx, e.srcDSN, dstDSN, chaosTables...)
+	assertSameData(t, e.ctx, e.srcDSN, dstDSN, append(chaosTables, chaosDDLTable)...)
+	e.sameSchema(name, dstDSN)
 	if n := queryInt(t, e.ctx, dstDSN, `SELECT count(*) - count(DISTINCT (a, b)) FROM public.uniq`); n != 0 {
 		t.Errorf("%s: public.uniq has %d duplicate keys at the sink", name, n)
 	}
@@ -208,6 +209,44 @@ func (e *chaosEnv) verify(name, file string, dstDSN string) {
 		t.FailNow()
 	}
 	e.startWorkload()
+}
+
+// chaosDDLTable is the table the DDL scenario alters; the workload does
+// not write to it. Its column c0 is the one the first round drops.
+const chaosDDLTable = "public.ddl_chaos"
+
+const chaosDDLFixture = `
+CREATE TABLE public.ddl_chaos (id int PRIMARY KEY, v text NOT NULL, c0 int DEFAULT 0);
+INSERT INTO public.ddl_chaos (id, v) SELECT g, 'v' || g FROM generate_series(1, 500) g;
+`
+
+// schemaOf lists the columns of the chaos tables (name, type,
+// nullability, default, in column order; the attribute numbers
+// themselves differ where a column was dropped, so they are left out) and
+// the indexes of the DDL table.
+func (e *chaosEnv) schemaOf(dsn string) string {
+	t := e.t
+	tables := append([]string{chaosDDLTable}, chaosTables...)
+	conn := connect(t, e.ctx, dsn)
+	var cols, idx string
+	if err := conn.QueryRow(e.ctx, `SELECT coalesce(string_agg(format('%s.%s: %s %s null=%s default=%s', table_schema, table_name, column_name, data_type, is_nullable, coalesce(column_default, '-')), E'\n'
+			ORDER BY table_schema, table_name, ordinal_position), '')
+		FROM information_schema.columns WHERE table_schema || '.' || table_name = ANY($1)`, tables).Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(e.ctx, `SELECT coalesce(string_agg(indexdef, E'\n' ORDER BY indexname), '')
+		FROM pg_catalog.pg_indexes WHERE schemaname = 'public' AND tablename = 'ddl_chaos'`).Scan(&idx); err != nil {
+		t.Fatal(err)
+	}
+	return cols + "\n" + idx
+}
+
+// sameSchema fails the test if the chaos tables' columns (or the DDL
+// table's indexes) differ between the source and the sink dstDSN.
+func (e *chaosEnv) sameSchema(name, dstDSN string) {
+	if a, b := e.schemaOf(e.srcDSN), e.schemaOf(dstDSN); a != b {
+		e.t.Errorf("%s: the chaos tables' columns or indexes differ:\nsource:\n%s\nsink:\n%s", name, a, b)
+	}
 }
 
 // waitApplied waits until the sink applied everything the source had
@@ -291,6 +330,35 @@ var largeTxnKill = scenario{"kill in a large streamed transaction", func(e *chao
 		}
 	})
 	e.startWorkload()
+}}
+
+// ddlKill runs DDL at the source, each statement in its own transaction,
+// while the workload runs: a column added with a default, data written to
+// it, an index on it, and the column the previous round added dropped (so
+// that rounds repeat without end). The run is SIGKILLed at the n-th DDL it
+// applies (failpoint ddl.apply, inside the open sink transaction).
+var ddlKill = scenario{"kill during DDL apply", func(e *chaosEnv, name string) {
+	t := e.t
+	e.ddlRounds++
+	r := e.ddlRounds
+	stmts := []string{
+		fmt.Sprintf(`ALTER TABLE public.ddl_chaos ADD COLUMN c%d integer NOT NULL DEFAULT %d`, r, r),
+		fmt.Sprintf(`INSERT INTO public.ddl_chaos (id, v, c%d) SELECT g, 'round %d', g FROM generate_series(%d, %d) g`, r, r, 1000*r, 1000*r+49),
+		fmt.Sprintf(`CREATE INDEX ddl_chaos_c%d ON public.ddl_chaos (c%d)`, r, r),
+		fmt.Sprintf(`UPDATE public.ddl_chaos SET c%d = c%d + id, v = v || '+' WHERE id %% 7 = %d`, r, r, r%7),
+		fmt.Sprintf(`ALTER TABLE public.ddl_chaos DROP COLUMN c%d`, r-1),
+		fmt.Sprintf(`DELETE FROM public.ddl_chaos WHERE id %% 11 = %d AND id < 1000`, r%11),
+	}
+	res := e.killAt(name, e.file, fmt.Sprintf("ddl.apply=kill@%d", 1+e.rng.IntN(3)), func() {
+		for _, sql := range stmts {
+			if err := e.src.Exec(e.ctx, "chaos", sql); err != nil {
+				t.Fatalf("%s: %s: %v", name, sql, err)
+			}
+		}
+	})
+	if strings.Contains(res.stderr, "DDL replication is off") {
+		t.Fatalf("%s: DDL capture is off for the chaos pipeline (its source user must be a superuser):\n%s", name, res.stderr)
+	}
 }}
 
 // copyKill kills a full copy (a second pipeline into a fresh sink database)
@@ -405,6 +473,7 @@ func chaosScenarios() []scenario {
 		streamKill("stream.after_checkpoint", 5),
 		toxic("sink", "reset_peer", "upstream", `"timeout": 0`, 2*time.Second, "reconnecting"),
 		largeTxnKill,
+		ddlKill,
 		toxic("sink", "timeout", "downstream+upstream", `"timeout": 0`, 3*chaosStall, "connection stalled"),
 		copyKill("copy.chunk.after_commit"),
 		restartServer("sink"),
