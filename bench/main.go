@@ -17,7 +17,8 @@
 // (workers for sluice and pg_dump/pg_restore, default 4), BENCH_PHASES
 // (comma-separated subset of copy,apply,bigtx,lag; default all; apply,
 // bigtx and lag need copy), BENCH_PROFILE (a directory: every sluice run
-// writes a CPU profile there, named after its phase).
+// writes a CPU profile there, named after its phase), BENCH_SLUICE_LOG (a
+// file: sluice's log at level info is appended to it).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -58,6 +60,8 @@ type bench struct {
 	jobs    int
 	phases  map[string]bool
 	profile string // directory for sluice CPU profiles, or ""
+	// sluiceLog, when set, is a file that gets sluice's log at level info.
+	sluiceLog string
 
 	src, dst *pgtest.Cluster
 	tables   []string // public tables, schema-qualified and quoted
@@ -84,6 +88,7 @@ func main() {
 		b.phases[strings.TrimSpace(p)] = true
 	}
 	b.profile = os.Getenv("BENCH_PROFILE")
+	b.sluiceLog = os.Getenv("BENCH_SLUICE_LOG")
 	flag.StringVar(&b.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
 	flag.StringVar(&b.out, "out", "bench/out", "output directory (clusters while running, results after)")
 	flag.Parse()
@@ -244,7 +249,7 @@ ANALYZE;`, toast)
 // dumpSection returns pg_dump --section=section of the source's public
 // schema.
 func (b *bench) dumpSection(ctx context.Context, section string) (string, error) {
-	return b.tool(ctx, b.src.Tool("pg_dump"), "--section="+section, "--schema=public", "-d", b.src.DSN(srcDB))
+	return b.tool(ctx, b.src.Tool("pg_dump"), "--section="+section, "-d", b.src.DSN(srcDB))
 }
 
 func (b *bench) totalRows() int64 {
@@ -444,7 +449,11 @@ func rusageOf(ps *os.ProcessState) usage {
 // writes a CPU profile named after phase.
 func (b *bench) sluiceCmd(ctx context.Context, phase string, args ...string) *exec.Cmd {
 	p := filepath.Join(b.out, "work", "pipeline.yaml")
-	args = append([]string{"run", p, "--log-level", "warn", "--no-progress"}, args...)
+	level := "warn"
+	if b.sluiceLog != "" {
+		level = "info"
+	}
+	args = append([]string{"run", p, "--log-level", level, "--no-progress"}, args...)
 	if b.profile != "" {
 		name := strings.NewReplacer(" ", "-", ",", "", "/", "-").Replace(phase) + ".pprof"
 		args = append(args, "--cpuprofile", filepath.Join(b.profile, name))
@@ -459,6 +468,15 @@ func (b *bench) sluiceUntilCaughtUp(ctx context.Context, phase string, u *usage)
 	cmd := b.sluiceCmd(ctx, phase, "--until-caught-up", "--json")
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if b.sluiceLog != "" {
+		f, err := os.OpenFile(b.sluiceLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "---- %s\n", phase)
+		cmd.Stderr = io.MultiWriter(&errb, f)
+	}
 	err := cmd.Run()
 	*u = rusageOf(cmd.ProcessState)
 	if err != nil {
@@ -556,7 +574,7 @@ func (b *bench) pgRestore(ctx context.Context, phase, db string, rows int64) {
 			os.RemoveAll(dir)
 			defer os.RemoveAll(dir)
 			j := strconv.Itoa(b.jobs)
-			if _, err := b.tool(ctx, b.src.Tool("pg_dump"), "-Fd", "-j", j, "--schema=public", "-f", dir, "-d", b.src.DSN(srcDB)); err != nil {
+			if _, err := b.tool(ctx, b.src.Tool("pg_dump"), "-Fd", "-j", j, "-f", dir, "-d", b.src.DSN(srcDB)); err != nil {
 				return err
 			}
 			_, err := b.tool(ctx, b.dst.Tool("pg_restore"), "-j", j, "-d", b.dst.DSN(db), dir)

@@ -372,8 +372,12 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 	}
+	// Once streaming has started the copy is never revisited: the stream
+	// keeps the copied rows current. A copy-only pipeline checks its chunks
+	// on every run (finished ones are skipped).
+	copyPending := r.cfg.Full && !(r.cfg.Incremental && (phase == checkpoint.PhaseStream || phase == checkpoint.PhaseDone))
 	if r.cfg.Schema {
-		plan, err := postgres.PlanMissingMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
+		plan, err := r.planSchema(ctx, src, dst, tables, copyPending)
 		if err != nil {
 			return nil, err
 		}
@@ -392,10 +396,6 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, permanent(err)
 	}
 
-	// Once streaming has started the copy is never revisited: the stream
-	// keeps the copied rows current. A copy-only pipeline checks its chunks
-	// on every run (finished ones are skipped).
-	copyPending := r.cfg.Full && !(r.cfg.Incremental && (phase == checkpoint.PhaseStream || phase == checkpoint.PhaseDone))
 	if !copyPending {
 		// For status: the tables' progress as earlier runs left it.
 		prog, err := r.storedProgress(tables)
@@ -430,6 +430,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 		sum.SequencesSet = n
+	}
+	if r.cfg.Schema && copyPending {
+		if err := r.buildKeys(ctx, src, dst, tables); err != nil {
+			return nil, err
+		}
 	}
 	if r.cfg.Schema {
 		if err := r.postData(ctx, src, dst, tables, sum); err != nil {
