@@ -688,6 +688,12 @@ func (b *bench) changeApply(ctx context.Context) {
 	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up", Rows: changes, Note: note + "; incl. start-up"}, "sluice",
 		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
 	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	// The same again with nothing left to apply: what start-up and
+	// shut-down alone cost of the figure above.
+	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up, nothing to apply", Part: true,
+		Note: "start-up and shut-down alone, part of the figure above"}, "sluice",
+		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase+" idle", &u) })
+	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
 
 	b.measure(ctx, result{Phase: phase, Method: "subscription enabled", Native: true, Rows: changes,
 		Note: "until confirmed_flush_lsn ≥ backlog end"}, "native", nil, func() error { return b.enableSubscription(ctx, end) })

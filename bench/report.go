@@ -47,13 +47,16 @@ func compareSums(source, sink map[string]tableSum) error {
 
 // result is one measured method in one phase.
 type result struct {
-	Phase  string  `json:"phase"`
-	Method string  `json:"method"`
-	Native bool    `json:"native"` // a PostgreSQL tool, a candidate for "best native"
-	OK     bool    `json:"ok"`     // ran and verified
-	Error  string  `json:"error,omitempty"`
-	Secs   float64 `json:"seconds,omitempty"`
-	Rows   int64   `json:"rows,omitempty"`
+	Phase  string `json:"phase"`
+	Method string `json:"method"`
+	Native bool   `json:"native"` // a PostgreSQL tool, a candidate for "best native"
+	// Part is a measurement of a part of another figure (sluice's start-up),
+	// not a method: it gets no ratios.
+	Part  bool    `json:"part,omitempty"`
+	OK    bool    `json:"ok"` // ran and verified
+	Error string  `json:"error,omitempty"`
+	Secs  float64 `json:"seconds,omitempty"`
+	Rows  int64   `json:"rows,omitempty"`
 	// Lag percentiles in seconds (lag phase only).
 	Lag *lagStats `json:"lag,omitempty"`
 	// Speed relative to the best native method of the phase:
@@ -130,7 +133,7 @@ func fillRatios(rs []result) {
 	}
 	for i := range rs {
 		rs[i].VsBestNative, rs[i].VsCeiling = 0, 0
-		if !rs[i].OK || rs[i].metric() <= 0 || rs[i].isCeiling() {
+		if !rs[i].OK || rs[i].metric() <= 0 || rs[i].isCeiling() || rs[i].Part {
 			continue
 		}
 		if b, ok := best[rs[i].Phase]; ok {
