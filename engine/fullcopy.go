@@ -91,10 +91,19 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].chunk.EstRows > jobs[j].chunk.EstRows })
 	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
 
+	var keys *keyBuilder // primary keys built as their tables are done (postkeys.go)
+	if r.cfg.Schema {
+		if keys, err = r.newKeyBuilder(ctx, src, dst, jobs); err != nil {
+			return err
+		}
+	}
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
 	go func() { prog.run(progCtx, r.log); close(progDone) }()
-	err = r.copyChunks(ctx, snap.ID, jobs, sum)
+	err = r.copyChunks(ctx, snap.ID, jobs, sum, keys)
+	if kerr := keys.wait(); err == nil {
+		err = kerr
+	}
 	stopProgress()
 	<-progDone
 	prog.finish()
@@ -194,7 +203,7 @@ func fromSavedPlan(tp *checkpoint.TablePlan) *postgres.Plan {
 // copyChunks runs the jobs on Parallel workers, each with one source
 // connection inside the snapshot and one sink connection. The first error
 // stops every worker.
-func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJob, sum *Summary) error {
+func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJob, sum *Summary, keys *keyBuilder) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -249,6 +258,7 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 				mu.Lock()
 				sum.ChunksCopied++
 				mu.Unlock()
+				keys.chunkDone(job.table.OID)
 			}
 		}(readers[i], writers[i])
 	}
