@@ -10,7 +10,8 @@ import (
 // values (quotes, backslashes, braces, NULLs, arrays, JSON), a row updated
 // many times in one sink transaction, key changes between updates, an
 // insert-update-delete-insert of one key in one transaction, updates of
-// rows the sink lacks (inserted, with a warning), and a swap of unique
+// rows the sink lacks (inserted, with a warning), a run larger than one
+// statement may hold (sent in parts), and a swap of unique
 // values in a table with a second unique index, which must go row by row.
 // It also checks that the primary keys, left out of the tables created
 // before the copy, are built after it under their source names.
@@ -55,6 +56,8 @@ UPDATE app.u SET email = 'e1' WHERE id = 2;
 UPDATE app.u SET email = 'e2' WHERE id = 1;
 UPDATE app.u SET n = n + 1;
 COMMIT;`)
+	// 2 MB values: the run is sent in parts (a run holds at most 16 MB).
+	s.srcExec(`INSERT INTO app.r (id, n, t) SELECT g, 0, repeat(md5(g::text), 65536) FROM generate_series(2001, 2012) g`)
 	s.run(s.cfg)
 	s.assertSame()
 	if v := streamQuery[string](t, s.dstDSN, `SELECT t FROM app.r WHERE id = 101`); v != `quote " and \ backslash` {

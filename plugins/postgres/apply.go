@@ -51,6 +51,7 @@ type Applier struct {
 	runs        map[*ApplyTable]*applyRun
 	runOrder    []*applyRun
 	runRows     int
+	runBytes    int
 	batchInfo   map[*record.Relation]*batchInfo
 	replicaRole bool // session_replication_role = replica holds
 	joinsSet    bool // the open transaction has SET LOCAL the join methods
@@ -330,7 +331,7 @@ func (a *Applier) Rollback(ctx context.Context) {
 	a.checks = nil
 	a.mayFallBack, a.joinsSet = false, false
 	clear(a.runs)
-	a.runOrder, a.runRows = nil, 0
+	a.runOrder, a.runRows, a.runBytes = nil, 0, 0
 	if a.inTx {
 		a.inTx = false
 		if !a.conn.IsClosed() {

@@ -31,10 +31,13 @@ import (
 
 // Runs shorter than minRunRows go out row by row (a plain prepared
 // statement plans and checks each row best); a flush happens once
-// maxRunRows are pending in runs.
+// maxRunRows rows or maxRunBytes bytes of values are pending in runs (the
+// values are held once in the records and once in the statement's
+// parameters).
 const (
-	minRunRows = 4
-	maxRunRows = 5000
+	minRunRows  = 4
+	maxRunRows  = 5000
+	maxRunBytes = 16 << 20
 )
 
 type runKind uint8
@@ -51,6 +54,7 @@ type applyRun struct {
 	kind  runKind
 	recs  []*record.Record
 	keys  map[string]int // update runs: key -> index in recs
+	bytes int            // of the values of recs (and of rows they replaced)
 }
 
 // batchInfo is what the sink says about whether a table's changes may go
@@ -171,17 +175,26 @@ func (a *Applier) addToRun(ctx context.Context, t *ApplyTable, rec *record.Recor
 		a.runs[t] = r
 		a.runOrder = append(a.runOrder, r)
 	}
+	n := 0
+	for _, v := range rec.New {
+		n += len(v.Data)
+	}
+	r.bytes += n
+	a.runBytes += n
 	if kind == runUpdate {
 		k := runKey(t, rec)
 		if i, ok := r.keys[k]; ok {
 			r.recs[i] = rec // the last image of the row wins
+			if a.runBytes >= maxRunBytes {
+				return a.flush(ctx)
+			}
 			return nil
 		}
 		r.keys[k] = len(r.recs)
 	}
 	r.recs = append(r.recs, rec)
 	a.runRows++
-	if a.runRows >= maxRunRows {
+	if a.runRows >= maxRunRows || a.runBytes >= maxRunBytes {
 		return a.flush(ctx)
 	}
 	return nil
@@ -234,6 +247,7 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 		}
 	}
 	a.runRows -= len(r.recs)
+	a.runBytes -= r.bytes
 	if len(r.recs) < minRunRows {
 		for _, rec := range r.recs {
 			var err error
