@@ -33,6 +33,14 @@ type copyJob struct {
 	prog  *tableProgress
 }
 
+// estBytes estimates the chunk's size from its table's size and rows.
+func (j copyJob) estBytes() int64 {
+	if j.table.EstRows > 0 && j.table.Bytes > 0 {
+		return j.table.Bytes / j.table.EstRows * j.chunk.EstRows
+	}
+	return j.chunk.EstRows * 100
+}
+
 // fullCopy copies every selected table at one snapshot. Chunks already
 // committed at the sink by an earlier run are skipped.
 //
@@ -87,8 +95,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		}
 	}
 	r.metrics.SetChunks(planned, planned-len(jobs))
-	// Biggest chunks first, so the last ones to finish are small.
-	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].chunk.EstRows > jobs[j].chunk.EstRows })
+	// Biggest chunks first (by bytes: a chunk of large TOASTed values takes
+	// longer than its rows say), so the last ones to finish are small.
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].estBytes() > jobs[j].estBytes() })
 	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
 
 	var keys *keyBuilder // primary keys built as their tables are done (postkeys.go)
