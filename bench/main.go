@@ -14,7 +14,11 @@
 // transactions in the backlog, default 1000 × scale), BENCH_LAG_SECS
 // (seconds of rate-limited load per lag measurement, default 30),
 // BENCH_RATE (pgbench -R for the lag phase, default 500), BENCH_JOBS
-// (workers for sluice and pg_dump/pg_restore, default 4).
+// (workers for sluice and pg_dump/pg_restore, default 4), BENCH_PHASES
+// (comma-separated subset of copy,apply,bigtx,lag; default all; apply,
+// bigtx and lag need copy), BENCH_PROFILE (a directory: every sluice run
+// writes a CPU profile there, named after its phase), BENCH_SLUICE_LOG (a
+// file: sluice's log at level info is appended to it).
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -35,6 +40,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluicehq/sluice/plugins/postgres"
 	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
 
@@ -52,10 +58,16 @@ type bench struct {
 	lagSecs int
 	rate    int
 	jobs    int
+	phases  map[string]bool
+	profile string // directory for sluice CPU profiles, or ""
+	// sluiceLog, when set, is a file that gets sluice's log at level info.
+	sluiceLog string
 
 	src, dst *pgtest.Cluster
 	tables   []string // public tables, schema-qualified and quoted
 	schema   string   // pg_dump --schema-only of the source
+	preData  string   // pg_dump --section=pre-data of the source (tables without keys or indexes)
+	postData string   // pg_dump --section=post-data of the source (keys and indexes)
 	srcSums  map[string]tableSum
 	// srcStatic: the source's public tables are unchanged since srcSums
 	// (true during the full copies), so verify need not sum them again.
@@ -71,6 +83,12 @@ func main() {
 		jobs:    envInt("BENCH_JOBS", 4),
 	}
 	b.tx = envInt("BENCH_TX", 1000*b.scale)
+	b.phases = map[string]bool{}
+	for _, p := range strings.Split(envStr("BENCH_PHASES", "copy,apply,bigtx,lag"), ",") {
+		b.phases[strings.TrimSpace(p)] = true
+	}
+	b.profile = os.Getenv("BENCH_PROFILE")
+	b.sluiceLog = os.Getenv("BENCH_SLUICE_LOG")
 	flag.StringVar(&b.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
 	flag.StringVar(&b.out, "out", "bench/out", "output directory (clusters while running, results after)")
 	flag.Parse()
@@ -92,6 +110,13 @@ func envInt(name string, def int) int {
 			os.Exit(2)
 		}
 		return n
+	}
+	return def
+}
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
 	}
 	return def
 }
@@ -142,10 +167,13 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.fullCopy(ctx)
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && b.phases["apply"] {
 		b.changeApply(ctx)
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && b.phases["bigtx"] {
+		b.bigTx(ctx)
+	}
+	if ctx.Err() == nil && b.phases["lag"] {
 		b.lag(ctx)
 	}
 	if ctx.Err() != nil {
@@ -201,6 +229,12 @@ ANALYZE;`, toast)
 	if b.schema, err = b.src.DumpSchema(ctx, srcDB); err != nil {
 		return err
 	}
+	if b.preData, err = b.dumpSection(ctx, "pre-data"); err != nil {
+		return err
+	}
+	if b.postData, err = b.dumpSection(ctx, "post-data"); err != nil {
+		return err
+	}
 	if b.srcSums, err = b.sums(ctx, b.src, srcDB); err != nil {
 		return err
 	}
@@ -210,6 +244,12 @@ ANALYZE;`, toast)
 	}
 	logf("source: %d tables, %d rows (%d TOASTed values of 64 kB)", len(b.tables), n, toast)
 	return nil
+}
+
+// dumpSection returns pg_dump --section=section of the source's public
+// schema.
+func (b *bench) dumpSection(ctx context.Context, section string) (string, error) {
+	return b.tool(ctx, b.src.Tool("pg_dump"), "--section="+section, "-d", b.src.DSN(srcDB))
 }
 
 func (b *bench) totalRows() int64 {
@@ -289,20 +329,56 @@ func (b *bench) tool(ctx context.Context, name string, args ...string) (string, 
 	return out.String(), nil
 }
 
-// freshSink (re)creates db at the sink with the source's schema.
-func (b *bench) freshSink(ctx context.Context, db string) error {
+// freshSink (re)creates db at the sink with the source's schema: all of
+// it, or with pre-data only the tables without their keys and indexes (for
+// a method that builds those after the data, as pg_restore does).
+func (b *bench) freshSink(ctx context.Context, db string, preDataOnly bool) error {
 	if err := b.dst.DropDatabase(ctx, db); err != nil {
 		return err
 	}
 	if _, err := b.dst.CreateDatabase(ctx, db); err != nil {
 		return err
 	}
-	f := filepath.Join(b.out, "work", "schema.sql")
-	if err := os.WriteFile(f, []byte(b.schema), 0o644); err != nil {
+	schema := b.schema
+	if preDataOnly {
+		schema = b.preData
+	}
+	return b.psqlScript(ctx, db, "schema.sql", schema)
+}
+
+// psqlScript runs an SQL script with psql in db at the sink.
+func (b *bench) psqlScript(ctx context.Context, db, name, script string) error {
+	f := filepath.Join(b.out, "work", name)
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
 		return err
 	}
 	_, err := b.tool(ctx, b.dst.Tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", f, "-d", b.dst.DSN(db))
 	return err
+}
+
+// buildPostData builds the source's keys and indexes in db at the sink, as
+// pg_restore does after the data: one psql for the whole post-data script,
+// or each entry on its own connection, jobs at a time, biggest table first
+// (pg_restore -j's order).
+func (b *bench) buildPostData(ctx context.Context, db string, parallel bool) error {
+	if !parallel {
+		return b.psqlScript(ctx, db, "post-data.sql", b.postData)
+	}
+	entries := postgres.ParseDump(b.postData)
+	sem := make(chan struct{}, b.jobs)
+	var wg sync.WaitGroup
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = b.psqlScript(ctx, db, fmt.Sprintf("post-data-%d.sql", i), e.SQL)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // measure times fn, verifies db and records the result.
@@ -369,18 +445,38 @@ func rusageOf(ps *os.ProcessState) usage {
 	}
 }
 
-func (b *bench) sluiceCmd(ctx context.Context, args ...string) *exec.Cmd {
+// sluiceCmd is `sluice run` of the bench pipeline; with BENCH_PROFILE it
+// writes a CPU profile named after phase.
+func (b *bench) sluiceCmd(ctx context.Context, phase string, args ...string) *exec.Cmd {
 	p := filepath.Join(b.out, "work", "pipeline.yaml")
-	cmd := exec.CommandContext(ctx, b.sluice, append([]string{"run", p, "--log-level", "warn", "--no-progress"}, args...)...)
+	level := "warn"
+	if b.sluiceLog != "" {
+		level = "info"
+	}
+	args = append([]string{"run", p, "--log-level", level, "--no-progress"}, args...)
+	if b.profile != "" {
+		name := strings.NewReplacer(" ", "-", ",", "", "/", "-").Replace(phase) + ".pprof"
+		args = append(args, "--cpuprofile", filepath.Join(b.profile, name))
+	}
+	cmd := exec.CommandContext(ctx, b.sluice, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
 	return cmd
 }
 
-func (b *bench) sluiceUntilCaughtUp(ctx context.Context, u *usage) error {
-	cmd := b.sluiceCmd(ctx, "--until-caught-up", "--json")
+func (b *bench) sluiceUntilCaughtUp(ctx context.Context, phase string, u *usage) error {
+	cmd := b.sluiceCmd(ctx, phase, "--until-caught-up", "--json")
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if b.sluiceLog != "" {
+		f, err := os.OpenFile(b.sluiceLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "---- %s\n", phase)
+		cmd.Stderr = io.MultiWriter(&errb, f)
+	}
 	err := cmd.Run()
 	*u = rusageOf(cmd.ProcessState)
 	if err != nil {
@@ -410,47 +506,42 @@ func (b *bench) fullCopy(ctx context.Context) {
 			_, err := b.dst.CreateDatabase(ctx, "sluice")
 			return err
 		},
-		func() error { return b.sluiceUntilCaughtUp(ctx, &u) })
+		func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
 	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
 
 	for _, format := range []string{"text", "binary"} {
 		for _, parallel := range []bool{false, true} {
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() != nil || !b.phases["copy"] {
+				break
 			}
-			mode := "tables in sequence"
+			mode := "tables in sequence, then keys and indexes"
 			if parallel {
-				mode = "all tables in parallel"
+				mode = fmt.Sprintf("all tables in parallel, then keys and indexes %d at a time", b.jobs)
 			}
 			db := "pipe"
-			b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("psql COPY %s pipe, %s", format, mode), Native: true, Rows: rows}, db,
-				func() error { return b.freshSink(ctx, db) },
-				func() error { return b.pipes(ctx, db, format, parallel) })
+			b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("psql COPY %s pipe, %s", format, mode), Native: true, Rows: rows,
+				Note: "into tables without keys (pg_dump --section=pre-data), then --section=post-data"}, db,
+				func() error { return b.freshSink(ctx, db, true) },
+				func() error {
+					if err := b.pipes(ctx, db, format, parallel); err != nil {
+						return err
+					}
+					return b.buildPostData(ctx, db, parallel)
+				})
 		}
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	db := "dump"
-	b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("pg_dump -Fd -j %d --data-only | pg_restore -j %d", b.jobs, b.jobs), Native: true, Rows: rows,
-		Note: "into pre-created tables with their keys"}, db,
-		func() error { return b.freshSink(ctx, db) }, func() error {
-			dir := filepath.Join(b.out, "work", "dump")
-			os.RemoveAll(dir)
-			defer os.RemoveAll(dir)
-			j := strconv.Itoa(b.jobs)
-			if _, err := b.tool(ctx, b.src.Tool("pg_dump"), "-Fd", "-j", j, "--data-only", "--schema=public", "-f", dir, "-d", b.src.DSN(srcDB)); err != nil {
-				return err
-			}
-			_, err := b.tool(ctx, b.dst.Tool("pg_restore"), "-j", j, "--data-only", "-d", b.dst.DSN(db), dir)
-			return err
-		})
+	if b.phases["copy"] && ctx.Err() == nil {
+		b.pgRestore(ctx, phase, "dump", rows)
+	}
 	if ctx.Err() != nil {
 		return
 	}
 	b.measure(ctx, result{Phase: phase, Method: "CREATE SUBSCRIPTION … copy_data = true", Native: true, Rows: rows,
-		Note: "until every pg_subscription_rel row is 'r'"}, "native",
-		func() error { return b.freshSink(ctx, "native") }, func() error {
+		Note: "into tables with their keys, until every pg_subscription_rel row is 'r'"}, "native",
+		func() error { return b.freshSink(ctx, "native", false) }, func() error {
 			if err := b.src.Exec(ctx, srcDB, "CREATE PUBLICATION "+pubName+" FOR TABLE "+strings.Join(b.tables, ", ")); err != nil {
 				return err
 			}
@@ -466,6 +557,29 @@ func (b *bench) fullCopy(ctx context.Context) {
 	for _, db := range []string{"pipe", "dump"} {
 		b.dst.DropDatabase(ctx, db)
 	}
+}
+
+// pgRestore measures pg_dump -Fd -j | pg_restore -j into an empty db.
+func (b *bench) pgRestore(ctx context.Context, phase, db string, rows int64) {
+	b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("pg_dump -Fd -j %d | pg_restore -j %d", b.jobs, b.jobs), Native: true, Rows: rows,
+		Note: "into an empty database: tables, data, then keys and indexes"}, db,
+		func() error {
+			if err := b.dst.DropDatabase(ctx, db); err != nil {
+				return err
+			}
+			_, err := b.dst.CreateDatabase(ctx, db)
+			return err
+		}, func() error {
+			dir := filepath.Join(b.out, "work", "dump")
+			os.RemoveAll(dir)
+			defer os.RemoveAll(dir)
+			j := strconv.Itoa(b.jobs)
+			if _, err := b.tool(ctx, b.src.Tool("pg_dump"), "-Fd", "-j", j, "-f", dir, "-d", b.src.DSN(srcDB)); err != nil {
+				return err
+			}
+			_, err := b.tool(ctx, b.dst.Tool("pg_restore"), "-j", j, "-d", b.dst.DSN(db), dir)
+			return err
+		})
 }
 
 // pipes copies every table with psql COPY TO STDOUT | psql COPY FROM STDIN.
@@ -547,14 +661,7 @@ func (b *bench) changeApply(ctx context.Context) {
 	// Nothing consumes while the backlog builds: the subscription is
 	// disabled, sluice is not running (its slot exists), and a fresh slot
 	// for pg_recvlogical starts here.
-	if err := b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" DISABLE"); err != nil {
-		fail(err)
-		return
-	}
-	if err := b.poll(ctx, time.Minute, func() (bool, error) {
-		n, err := b.queryString(ctx, b.src, srcDB, "SELECT count(*)::text FROM pg_replication_slots WHERE active AND slot_name = '"+subName+"'")
-		return n == "0", err
-	}); err != nil {
+	if err := b.disableSubscription(ctx); err != nil {
 		fail(err)
 		return
 	}
@@ -579,19 +686,17 @@ func (b *bench) changeApply(ctx context.Context) {
 
 	var u usage
 	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up", Rows: changes, Note: note + "; incl. start-up"}, "sluice",
-		nil, func() error { return b.sluiceUntilCaughtUp(ctx, &u) })
+		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
+	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	// The same again with nothing left to apply: what start-up and
+	// shut-down alone cost of the figure above.
+	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up, nothing to apply", Part: true,
+		Note: "start-up and shut-down alone, part of the figure above"}, "sluice",
+		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase+" idle", &u) })
 	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
 
 	b.measure(ctx, result{Phase: phase, Method: "subscription enabled", Native: true, Rows: changes,
-		Note: "until confirmed_flush_lsn ≥ backlog end"}, "native", nil, func() error {
-		if err := b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" ENABLE"); err != nil {
-			return err
-		}
-		return b.poll(ctx, 10*time.Minute, func() (bool, error) {
-			v, err := b.queryString(ctx, b.src, srcDB, fmt.Sprintf("SELECT coalesce(confirmed_flush_lsn >= '%s', false)::text FROM pg_replication_slots WHERE slot_name = '%s'", end, subName))
-			return v == "true", err
-		})
-	})
+		Note: "until confirmed_flush_lsn ≥ backlog end"}, "native", nil, func() error { return b.enableSubscription(ctx, end) })
 
 	b.measure(ctx, result{Phase: phase, Method: "pg_recvlogical -E end (decode only)", Native: true, Rows: changes,
 		Note: "pgoutput proto_version 1 into /dev/null: the ceiling, applies nothing"}, "", nil, func() error {
@@ -601,6 +706,66 @@ func (b *bench) changeApply(ctx context.Context) {
 	})
 	b.src.Exec(ctx, srcDB, "SELECT pg_drop_replication_slot('bench_decode')")
 	logf("backlog: %s", note)
+}
+
+// ---- one large transaction ----
+
+// bigTx measures one source transaction that updates every row of
+// pgbench_accounts (100,000 × scale rows): sluice's peak RSS and CPU while
+// applying it (memory must stay bounded: nothing holds the transaction
+// whole), and the time, sluice versus the subscription.
+func (b *bench) bigTx(ctx context.Context) {
+	phase := "one large transaction"
+	fail := func(err error) {
+		b.results = append(b.results, result{Phase: phase, Method: "setup", Error: err.Error()})
+		logf("%s: FAILED: %v", phase, err)
+	}
+	if err := b.disableSubscription(ctx); err != nil {
+		fail(err)
+		return
+	}
+	rows := int64(100000 * b.scale)
+	logf("%s: UPDATE of all %d rows of pgbench_accounts", phase, rows)
+	if err := b.src.Exec(ctx, srcDB, "UPDATE pgbench_accounts SET abalance = abalance + 1"); err != nil {
+		fail(err)
+		return
+	}
+	end, err := b.queryString(ctx, b.src, srcDB, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		fail(err)
+		return
+	}
+	note := fmt.Sprintf("UPDATE of %d rows in one transaction", rows)
+	var u usage
+	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up", Rows: rows, Note: note + "; incl. start-up"}, "sluice",
+		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
+	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	b.measure(ctx, result{Phase: phase, Method: "subscription enabled", Native: true, Rows: rows,
+		Note: "until confirmed_flush_lsn ≥ the transaction's end"}, "native", nil, func() error { return b.enableSubscription(ctx, end) })
+}
+
+// disableSubscription disables the native subscription and waits until
+// its walsender is gone.
+func (b *bench) disableSubscription(ctx context.Context) error {
+	if err := b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" DISABLE"); err != nil {
+		return err
+	}
+	return b.poll(ctx, time.Minute, func() (bool, error) {
+		n, err := b.queryString(ctx, b.src, srcDB, "SELECT count(*)::text FROM pg_replication_slots WHERE active AND slot_name = '"+subName+"'")
+		return n == "0", err
+	})
+}
+
+// enableSubscription enables the native subscription and waits until its
+// slot has confirmed end.
+func (b *bench) enableSubscription(ctx context.Context, end string) error {
+	if err := b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" ENABLE"); err != nil {
+		return err
+	}
+	return b.poll(ctx, 10*time.Minute, func() (bool, error) {
+		v, err := b.queryString(ctx, b.src, srcDB, fmt.Sprintf("SELECT coalesce(confirmed_flush_lsn >= '%s', false)::text FROM pg_replication_slots WHERE slot_name = '%s'", end, subName))
+		return v == "true", err
+	})
 }
 
 // ---- lag ----
@@ -622,7 +787,7 @@ func (b *bench) lag(ctx context.Context) {
 		logf("%s: %s", phase, r.Method)
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cmd := b.sluiceCmd(cctx)
+		cmd := b.sluiceCmd(cctx, "lag")
 		var errb strings.Builder
 		cmd.Stderr = &errb
 		if err := cmd.Start(); err != nil {

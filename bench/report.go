@@ -47,19 +47,26 @@ func compareSums(source, sink map[string]tableSum) error {
 
 // result is one measured method in one phase.
 type result struct {
-	Phase  string  `json:"phase"`
-	Method string  `json:"method"`
-	Native bool    `json:"native"` // a PostgreSQL tool, a candidate for "best native"
-	OK     bool    `json:"ok"`     // ran and verified
-	Error  string  `json:"error,omitempty"`
-	Secs   float64 `json:"seconds,omitempty"`
-	Rows   int64   `json:"rows,omitempty"`
+	Phase  string `json:"phase"`
+	Method string `json:"method"`
+	Native bool   `json:"native"` // a PostgreSQL tool, a candidate for "best native"
+	// Part is a measurement of a part of another figure (sluice's start-up),
+	// not a method: it gets no ratios.
+	Part  bool    `json:"part,omitempty"`
+	OK    bool    `json:"ok"` // ran and verified
+	Error string  `json:"error,omitempty"`
+	Secs  float64 `json:"seconds,omitempty"`
+	Rows  int64   `json:"rows,omitempty"`
 	// Lag percentiles in seconds (lag phase only).
 	Lag *lagStats `json:"lag,omitempty"`
 	// Speed relative to the best native method of the phase:
 	// best native seconds / these seconds (lag: best native p50 / this p50),
 	// so 1.25 means 25 % faster than the best native tool. 0 when unknown.
 	VsBestNative float64 `json:"vs_best_native,omitempty"`
+	// Speed relative to decoding alone (pg_recvlogical into /dev/null) in
+	// a phase that measured it: ceiling seconds / these seconds, at most
+	// about 1 for a method that applies. 0 when unknown.
+	VsCeiling float64 `json:"vs_decode_ceiling,omitempty"`
 	// sluice child process resources (getrusage).
 	MaxRSSKB int64   `json:"max_rss_kb,omitempty"`
 	CPUSecs  float64 `json:"cpu_seconds,omitempty"`
@@ -101,13 +108,23 @@ func (r result) metric() float64 {
 	return r.Secs
 }
 
+// isCeiling tells the decode-only measurement (pg_recvlogical), which
+// applies nothing.
+func (r result) isCeiling() bool { return strings.HasPrefix(r.Method, "pg_recvlogical") }
+
 // fillRatios sets VsBestNative on every verified result of a phase that has
-// at least one verified native result. The decode-only ceiling
-// (pg_recvlogical) applies nothing, so it is not a candidate.
+// at least one verified native result, and VsCeiling on every verified
+// result of a phase with a verified decode-only ceiling. The ceiling
+// applies nothing, so it is no candidate for best native and gets no ratio
+// itself.
 func fillRatios(rs []result) {
 	best := map[string]float64{}
+	ceiling := map[string]float64{}
 	for _, r := range rs {
-		if !r.OK || !r.Native || r.metric() <= 0 || strings.HasPrefix(r.Method, "pg_recvlogical") {
+		if r.OK && r.isCeiling() && r.metric() > 0 {
+			ceiling[r.Phase] = r.metric()
+		}
+		if !r.OK || !r.Native || r.metric() <= 0 || r.isCeiling() {
 			continue
 		}
 		if b, ok := best[r.Phase]; !ok || r.metric() < b {
@@ -115,11 +132,15 @@ func fillRatios(rs []result) {
 		}
 	}
 	for i := range rs {
-		b, ok := best[rs[i].Phase]
-		if rs[i].OK && ok && rs[i].metric() > 0 {
+		rs[i].VsBestNative, rs[i].VsCeiling = 0, 0
+		if !rs[i].OK || rs[i].metric() <= 0 || rs[i].isCeiling() || rs[i].Part {
+			continue
+		}
+		if b, ok := best[rs[i].Phase]; ok {
 			rs[i].VsBestNative = b / rs[i].metric()
-		} else {
-			rs[i].VsBestNative = 0
+		}
+		if c, ok := ceiling[rs[i].Phase]; ok {
+			rs[i].VsCeiling = c / rs[i].metric()
 		}
 	}
 }
@@ -127,10 +148,10 @@ func fillRatios(rs []result) {
 // markdown renders the results as a table.
 func markdown(rs []result) string {
 	var b strings.Builder
-	b.WriteString("| phase | method | result | rows/s | vs best native | sluice peak RSS | sluice CPU s |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| phase | method | result | rows/s | vs best native | vs decode ceiling | sluice peak RSS | sluice CPU s |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rs {
-		res, rate, ratio, rss, cpu := "", "", "", "", ""
+		res, rate, ratio, ceil, rss, cpu := "", "", "", "", "", ""
 		switch {
 		case !r.OK:
 			res = "FAILED: " + strings.ReplaceAll(r.Error, "|", "\\|")
@@ -146,6 +167,9 @@ func markdown(rs []result) string {
 		if r.VsBestNative > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.VsBestNative)
 		}
+		if r.VsCeiling > 0 {
+			ceil = fmt.Sprintf("%.2f×", r.VsCeiling)
+		}
 		if r.MaxRSSKB > 0 {
 			rss = fmt.Sprintf("%.0f MB", float64(r.MaxRSSKB)/1024)
 			cpu = fmt.Sprintf("%.2f", r.CPUSecs)
@@ -155,7 +179,7 @@ func markdown(rs []result) string {
 			m += " (" + r.Note + ")"
 		}
 		m = strings.ReplaceAll(m, "|", "\\|")
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Phase, m, res, rate, ratio, rss, cpu)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Phase, m, res, rate, ratio, ceil, rss, cpu)
 	}
 	return b.String()
 }

@@ -38,14 +38,19 @@ func TestFillRatios(t *testing.T) {
 		{Phase: "other", Method: "sluice", OK: true, Secs: 1},
 	}
 	fillRatios(rs)
-	want := []float64{1.5, 1, 0.75, 0, 0.75, 3, 1, 2, 1, 0}
+	want := []float64{1.5, 1, 0.75, 0, 0.75, 0, 1, 2, 1, 0}
+	wantCeil := []float64{0, 0, 0, 0, 0.25, 0, 1.0 / 3, 0, 0, 0}
 	for i, r := range rs {
 		if r.VsBestNative != want[i] {
 			t.Errorf("%s/%s: ratio %v, want %v", r.Phase, r.Method, r.VsBestNative, want[i])
 		}
+		if r.VsCeiling != wantCeil[i] {
+			t.Errorf("%s/%s: ratio to the ceiling %v, want %v", r.Phase, r.Method, r.VsCeiling, wantCeil[i])
+		}
 	}
 	md := markdown(rs)
-	if !strings.Contains(md, "| copy | sluice | 2.00 s |  | 1.50× |") || !strings.Contains(md, "FAILED") {
+	if !strings.Contains(md, "| copy | sluice | 2.00 s |  | 1.50× |  |") || !strings.Contains(md, "FAILED") ||
+		!strings.Contains(md, "| apply | sluice | 4.00 s |  | 0.75× | 0.25× |") {
 		t.Errorf("markdown:\n%s", md)
 	}
 }

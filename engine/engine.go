@@ -394,20 +394,20 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 	}
+	// Once streaming has started the copy is never revisited: the stream
+	// keeps the copied rows current. A copy-only pipeline checks its chunks
+	// on every run (finished ones are skipped).
+	copyPending := r.cfg.Full && !(r.cfg.Incremental && (phase == checkpoint.PhaseStream || phase == checkpoint.PhaseDone))
 	if r.cfg.Schema && r.streamOwnsSchema(ctx, src, phase) {
 		r.log.Info("schema: streaming has begun with DDL capture: tables missing at the sink are created by the stream, in the order of its DDL")
 	} else if r.cfg.Schema {
-		if err := r.preData(ctx, src, dst, tables, sum); err != nil {
+		if err := r.preData(ctx, src, dst, tables, copyPending, sum); err != nil {
 			return nil, err
 		}
 	} else if err := r.requireSinkTables(ctx, dst, tables); err != nil {
 		return nil, permanent(err)
 	}
 
-	// Once streaming has started the copy is never revisited: the stream
-	// keeps the copied rows current. A copy-only pipeline checks its chunks
-	// on every run (finished ones are skipped).
-	copyPending := r.cfg.Full && !(r.cfg.Incremental && (phase == checkpoint.PhaseStream || phase == checkpoint.PhaseDone))
 	if !copyPending {
 		// For status: the tables' progress as earlier runs left it.
 		prog, err := r.storedProgress(tables)
@@ -442,6 +442,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 		sum.SequencesSet = len(set)
+	}
+	if r.cfg.Schema && copyPending {
+		if err := r.buildKeys(ctx, src, dst, tables); err != nil {
+			return nil, err
+		}
 	}
 	if r.cfg.Schema {
 		if err := r.postData(ctx, src, dst, tables, sum); err != nil {

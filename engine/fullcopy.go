@@ -33,6 +33,14 @@ type copyJob struct {
 	prog  *tableProgress
 }
 
+// estBytes estimates the chunk's size from its table's size and rows.
+func (j copyJob) estBytes() int64 {
+	if j.table.EstRows > 0 && j.table.Bytes > 0 {
+		return j.table.Bytes / j.table.EstRows * j.chunk.EstRows
+	}
+	return j.chunk.EstRows * 100
+}
+
 // fullCopy copies every selected table at one snapshot. Chunks already
 // committed at the sink by an earlier run are skipped.
 //
@@ -94,14 +102,24 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		return err
 	}
 	r.metrics.SetChunks(planned, planned-len(jobs))
-	// Biggest chunks first, so the last ones to finish are small.
-	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].chunk.EstRows > jobs[j].chunk.EstRows })
+	// Biggest chunks first (by bytes: a chunk of large TOASTed values takes
+	// longer than its rows say), so the last ones to finish are small.
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].estBytes() > jobs[j].estBytes() })
 	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
 
+	var keys *keyBuilder // primary keys built as their tables are done (postkeys.go)
+	if r.cfg.Schema {
+		if keys, err = r.newKeyBuilder(ctx, src, dst, jobs); err != nil {
+			return err
+		}
+	}
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
 	go func() { prog.run(progCtx, r.log); close(progDone) }()
-	err = r.copyChunks(ctx, snap.ID, jobs, sum)
+	err = r.copyChunks(ctx, snap.ID, jobs, sum, keys)
+	if kerr := keys.wait(); err == nil {
+		err = kerr
+	}
 	stopProgress()
 	<-progDone
 	prog.finish()
@@ -204,7 +222,7 @@ func fromSavedPlan(tp *checkpoint.TablePlan) *postgres.Plan {
 // copyChunks runs the jobs on Parallel workers, each with one source
 // connection inside the snapshot and one sink connection. The first error
 // stops every worker.
-func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJob, sum *Summary) error {
+func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJob, sum *Summary, keys *keyBuilder) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -259,6 +277,7 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 				mu.Lock()
 				sum.ChunksCopied++
 				mu.Unlock()
+				keys.chunkDone(job.table.OID)
 			}
 		}(readers[i], writers[i])
 	}

@@ -18,7 +18,7 @@ import (
 // tables themselves from the catalog, with their names mapped. Both steps
 // skip what the sink has, so a rerun does nothing twice. Errors the sink
 // returns are permanent (retrying the same DDL gives the same error).
-func (r *runner) preData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
+func (r *runner) preData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, copyPending bool, sum *Summary) error {
 	done, err := r.store.PostDataDone()
 	if err != nil {
 		return err
@@ -38,7 +38,9 @@ func (r *runner) preData(ctx context.Context, src, dst *pgx.Conn, tables []*post
 			}
 		}
 	}
-	plan, err := postgres.PlanMissingMapped(ctx, src, dst, tables, r.target, r.mapping.rules.Column)
+	// With a copy to come, primary keys are left out and built after it
+	// (buildKeys): loading into a table without its index is faster.
+	plan, err := r.planSchema(ctx, src, dst, tables, copyPending)
 	if err != nil {
 		return schemaErr(err)
 	}

@@ -50,6 +50,14 @@ type Applier struct {
 	// mayFallBack is set when a queued statement of the open transaction
 	// may need a fallback insert.
 	mayFallBack bool
+	// Runs of inserts or updates per table not yet queued (applybatch.go).
+	runs        map[*ApplyTable]*applyRun
+	runOrder    []*applyRun
+	runRows     int
+	runBytes    int
+	batchInfo   map[*record.Relation]*batchInfo
+	replicaRole bool // session_replication_role = replica holds
+	joinsSet    bool // the open transaction has SET LOCAL the join methods
 	// Statistics for the caller.
 	Rows int64
 }
@@ -63,6 +71,11 @@ type check struct {
 	commit   bool // the COMMIT closing the group
 	fallback func() error
 	stmt     byte // 'i', 'u' or 'd': the statement's kind, to name a failing parameter's column
+	// run is the number of rows of a run's statement (0: one row), expect
+	// how many it must touch (an update run; fewer means rows the sink
+	// lacks, which fallback inserts).
+	run    int
+	expect int64
 }
 
 // OpenApplier connects to the sink for applying changes.
@@ -75,12 +88,15 @@ func OpenApplier(ctx context.Context, dsn, pipeline string, tables map[uint32]*A
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	replica := true
 	if _, err := conn.Exec(ctx, "SET session_replication_role = replica"); err != nil {
+		replica = false
 		log.Warn("sink: cannot set session_replication_role = replica; sink triggers and foreign keys will fire for applied changes (grant SET ON PARAMETER session_replication_role, or use a superuser)", "error", err)
 	}
 	return &Applier{conn: conn, pipeline: pipeline, log: log, tables: tables,
 		skip:     map[record.TableName]bool{HeartbeatTable: true},
-		prepared: map[string]string{}, batch: &pgconn.Batch{}}, nil
+		prepared: map[string]string{}, batch: &pgconn.Batch{},
+		runs: map[*ApplyTable]*applyRun{}, batchInfo: map[*record.Relation]*batchInfo{}, replicaRole: replica}, nil
 }
 
 // Close closes the sink connection, rolling back an open transaction.
@@ -144,6 +160,15 @@ func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN recor
 		return nil // already in the copied rows
 	}
 	a.Rows++
+	if !replay {
+		kind, err := a.runnable(ctx, t, rec)
+		if err != nil {
+			return err
+		}
+		if kind != 0 {
+			return a.addToRun(ctx, t, rec, kind)
+		}
+	}
 	var err error
 	switch rec.Op {
 	case record.Insert:
@@ -277,6 +302,9 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 	if err := a.begin(ctx); err != nil {
 		return err
 	}
+	if err := a.emitRuns(ctx); err != nil {
+		return err
+	}
 	// When statements found no row and must fall back to an insert, the
 	// fallbacks run first, inside the transaction; only then do the
 	// position and COMMIT follow. Without fallbacks, the data, the position
@@ -297,7 +325,7 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
-	a.inTx, a.mayFallBack = false, false
+	a.inTx, a.mayFallBack, a.joinsSet = false, false, false
 	return nil
 }
 
@@ -305,7 +333,9 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 func (a *Applier) Rollback(ctx context.Context) {
 	a.batch = &pgconn.Batch{}
 	a.checks = nil
-	a.mayFallBack = false
+	a.mayFallBack, a.joinsSet = false, false
+	clear(a.runs)
+	a.runOrder, a.runRows, a.runBytes = nil, 0, 0
 	if a.inTx {
 		a.inTx = false
 		if !a.conn.IsClosed() {
@@ -317,6 +347,9 @@ func (a *Applier) Rollback(ctx context.Context) {
 // flush sends the queued statements in one pipeline and checks each
 // result.
 func (a *Applier) flush(ctx context.Context) error {
+	if err := a.emitRuns(ctx); err != nil {
+		return err
+	}
 	if len(a.checks) == 0 {
 		return nil
 	}
@@ -337,7 +370,14 @@ func (a *Applier) flush(ctx context.Context) error {
 		}
 		if i < len(checks) {
 			c := checks[i]
-			if tag.RowsAffected() == 0 && !c.lenient && c.rec != nil {
+			if c.run > 0 && tag.RowsAffected() < c.expect {
+				if c.fallback != nil {
+					fallbacks = append(fallbacks, c.fallback)
+				}
+				a.log.Warn("sink: streamed updates found no row to change; the sink had diverged from the source",
+					"table", c.table.Target.String(), "rows", c.expect-tag.RowsAffected(), "of", c.run, "lsn", c.rec.Position.String(),
+					"action", "inserted the new rows")
+			} else if c.run == 0 && tag.RowsAffected() == 0 && !c.lenient && c.rec != nil {
 				if c.fallback != nil {
 					fallbacks = append(fallbacks, c.fallback)
 				}
@@ -363,6 +403,11 @@ func (a *Applier) flush(ctx context.Context) error {
 }
 
 func (a *Applier) statementError(checks []check, i int, err error) error {
+	if i < len(checks) && checks[i].run > 0 {
+		c := checks[i]
+		return fmt.Errorf("sink: apply a batch of %d %ss on %s (first key %s) from the source transactions committed at %s and after: %w",
+			c.run, c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, describeRowError(err))
+	}
 	if i < len(checks) && checks[i].rec != nil {
 		c := checks[i]
 		return fmt.Errorf("sink: apply %s on %s (key %s) from the source transaction committed at %s: %w",
@@ -420,6 +465,12 @@ func (a *Applier) prepare(ctx context.Context, shape string, build func() string
 }
 
 func (a *Applier) queue(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
+	if c.table != nil {
+		// The table's pending run goes first: its changes came first.
+		if err := a.emitPendingRun(ctx, c.table); err != nil {
+			return err
+		}
+	}
 	name, err := a.prepare(ctx, shape, build)
 	if err != nil {
 		return forChange(c, err)

@@ -67,6 +67,8 @@ type Table struct {
 	// Pages the table's current size in blocks.
 	EstRows int64
 	Pages   int64
+	// Bytes is the table's size with its TOAST data (pg_table_size).
+	Bytes int64
 	// Binary is true when every copied column can travel in PostgreSQL's
 	// binary format between two databases whose user type OIDs differ.
 	Binary bool
@@ -181,7 +183,8 @@ func LoadTables(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]*Table, e
 			COALESCE((SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition), 0),
 			COALESCE(CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END, ''),
 			c.relreplident::text, c.reltuples::bigint,
-			pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint
+			pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+			pg_catalog.pg_table_size(c.oid)
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = ANY($1)`, oids)
 	if err != nil {
@@ -192,7 +195,7 @@ func LoadTables(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]*Table, e
 		t := &Table{}
 		var ident string
 		if err := rows.Scan(&t.OID, &t.Name.Schema, &t.Name.Name, &t.Partitioned, &t.Unlogged, &t.PartitionKey,
-			&t.ParentOID, &t.PartitionBound, &ident, &t.EstRows, &t.Pages); err != nil {
+			&t.ParentOID, &t.PartitionBound, &ident, &t.EstRows, &t.Pages, &t.Bytes); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read tables from the catalog: %w", err)
 		}

@@ -46,6 +46,11 @@ type Plan struct {
 // samplePagesPerChunk is how many sampled pages back each chunk boundary.
 const samplePagesPerChunk = 32
 
+// maxChunkBytes caps a chunk's estimated size: a table of wide rows (large
+// TOASTed values) in chunks of chunkRows rows would be one or two huge
+// chunks that a single worker copies while the others idle.
+const maxChunkBytes = 16 << 20
+
 // PlanChunks splits a table into chunks of about chunkRows rows: by key
 // ranges chosen from a sample of the keys, by block ranges when it has no
 // key, or as a single chunk when it is small.
@@ -58,7 +63,12 @@ func PlanChunks(ctx context.Context, conn *pgx.Conn, t *Table, chunkRows int64) 
 		est = t.Pages * 60
 	}
 	whole := &Plan{Method: MethodWhole, Chunks: []Chunk{{ID: 0, EstRows: est}}}
-	if t.Partitioned || est <= chunkRows+chunkRows/2 || t.Pages < 16 {
+	if est > 0 && t.Bytes > 0 {
+		if rows := maxChunkBytes / max(1, t.Bytes/est); rows < chunkRows {
+			chunkRows = max(1, rows)
+		}
+	}
+	if t.Partitioned || est <= chunkRows+chunkRows/2 || max(t.Pages, t.Bytes/8192) < 16 {
 		return whole, nil
 	}
 	n := int((est + chunkRows - 1) / chunkRows)

@@ -17,8 +17,11 @@ type BatchLimits struct {
 }
 
 // DefaultBatchLimits suit the full copy: big enough to amortize per-batch
-// work, small enough that a few in flight per worker keep memory low.
-var DefaultBatchLimits = BatchLimits{Rows: 4096, Bytes: 4 << 20}
+// work, small enough that a few in flight per worker keep memory low (each
+// worker holds about four batches: two queued, one being encoded, one
+// being read; 1 MB keeps tables of large values, whose chunks all workers
+// copy at once, well within the memory budget).
+var DefaultBatchLimits = BatchLimits{Rows: 4096, Bytes: 1 << 20}
 
 // Reader reads chunks of source tables inside one snapshot. It owns one
 // source connection; use one Reader per worker.

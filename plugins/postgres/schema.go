@@ -207,6 +207,13 @@ func PlanMissing(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 // PlanMissingMapped is PlanMissing with the tables' columns renamed or
 // dropped by columns in the tables it creates.
 func PlanMissingMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) (*SchemaPlan, error) {
+	return planMissing(ctx, src, dst, tables, target, columns, false)
+}
+
+// planMissing is PlanMissingMapped; with deferKeys the primary keys of
+// plain tables (not partitioned, not partitions) are left out of their
+// CREATE TABLE, for BuildKeys to add after the data.
+func planMissing(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName, deferKeys bool) (*SchemaPlan, error) {
 	if target == nil {
 		target = SameName
 	}
@@ -227,6 +234,7 @@ func PlanMissingMapped(ctx context.Context, src, dst *pgx.Conn, tables []*Table,
 		dst:        dst,
 		target:     target,
 		columns:    columns,
+		deferKeys:  deferKeys,
 		schemas:    map[string]bool{},
 		exts:       map[string]bool{},
 		typeState:  map[uint32]int{},
@@ -272,6 +280,7 @@ type planner struct {
 	src, dst               *pgx.Conn
 	target                 TargetName
 	columns                ColumnName
+	deferKeys              bool
 	srcVersion, dstVersion int
 
 	schemas    map[string]bool // sink schemas known to exist once the plan ran
@@ -781,7 +790,8 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 		}
 		elems = append(elems, col)
 	}
-	if pk, ok := deps.pk[t.OID]; ok && !((parent != nil || attachTo != nil) && pk.Inherited) {
+	plain := parent == nil && attachTo == nil && t.Parent == nil && !t.Partitioned
+	if pk, ok := deps.pk[t.OID]; ok && !((parent != nil || attachTo != nil) && pk.Inherited) && !(p.deferKeys && plain) {
 		elems = append(elems, "CONSTRAINT "+record.QuoteIdent(pk.Name)+" "+pk.Def)
 	}
 	var b strings.Builder

@@ -170,6 +170,14 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 		}
 		return nil
 	}
+	// The read deadline is the next status update, set on the connection
+	// when that changes, and ctx's end moves it to now: no context and
+	// timer per message (with a context, pgconn sets up a watcher for
+	// every message, which cost a quarter of the receiver's CPU).
+	netConn := s.conn.Conn()
+	stopWatch := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
+	defer stopWatch()
+	var deadline time.Time
 	for {
 		if time.Now().After(nextStatus) {
 			if err := s.sendStatus(ctx); err != nil {
@@ -177,9 +185,18 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 			}
 			nextStatus = time.Now().Add(s.opts.StatusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, live.deadline(nextStatus))
-		msg, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		// The deadline is also the stall guard's next look (live.deadline):
+		// moved forward at most every 100 ms, back at once.
+		if want := live.deadline(nextStatus); want.Before(deadline) || want.Sub(deadline) > 100*time.Millisecond {
+			deadline = want
+			if err := netConn.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("source: set the read deadline of slot %s's connection: %w", s.slot, err)
+			}
+			if ctx.Err() != nil { // ended before the deadline was set
+				return ctx.Err()
+			}
+		}
+		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -246,6 +263,10 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Event) error {
 // decode turns one pgoutput message into an event, copying every value out
 // of the connection's buffer.
 func (s *Stream) decode(data []byte) (Event, bool, error) {
+	if len(data) > 0 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D') {
+		ev, err := s.decodeChange(data) // pgoutput.go
+		return ev, err == nil, err
+	}
 	msg, err := parseMessage(data)
 	if err != nil {
 		return Event{}, false, err
@@ -265,28 +286,6 @@ func (s *Stream) decode(data []byte) (Event, bool, error) {
 		ev := Event{Kind: EventCommit, CommitLSN: record.LSN(m.CommitLSN), EndLSN: record.LSN(m.TransactionEndLSN), CommitTime: m.CommitTime, Xid: s.xid}
 		s.received.Store(uint64(m.TransactionEndLSN))
 		return ev, true, nil
-	case *pglogrepl.InsertMessage:
-		rel, err := s.relation(m.RelationID)
-		if err != nil {
-			return Event{}, false, err
-		}
-		return s.change(record.Record{Op: record.Insert, Rel: rel, New: tupleValues(m.Tuple)}), true, nil
-	case *pglogrepl.UpdateMessage:
-		rel, err := s.relation(m.RelationID)
-		if err != nil {
-			return Event{}, false, err
-		}
-		r := record.Record{Op: record.Update, Rel: rel, New: tupleValues(m.NewTuple)}
-		if m.OldTuple != nil {
-			r.Old = tupleValues(m.OldTuple)
-		}
-		return s.change(r), true, nil
-	case *pglogrepl.DeleteMessage:
-		rel, err := s.relation(m.RelationID)
-		if err != nil {
-			return Event{}, false, err
-		}
-		return s.change(record.Record{Op: record.Delete, Rel: rel, Old: tupleValues(m.OldTuple)}), true, nil
 	case *pglogrepl.TruncateMessage:
 		ev := Event{Kind: EventTruncate, CommitLSN: s.commitLSN, CommitTime: s.commitTime, Xid: s.xid,
 			RestartIdentity: m.Option&pglogrepl.TruncateOptionRestartIdentity != 0}
@@ -323,61 +322,18 @@ func parseMessage(data []byte) (msg pglogrepl.Message, err error) {
 	return pglogrepl.Parse(data)
 }
 
-// checkTuples verifies that what a truncate message counts, and every
-// tuple of an insert, update or delete message (a marker N, O or K, a column count, then per column n, u, or
-// t/b with a length and that many bytes) lies within the message.
+// checkTuples verifies that what a truncate message counts lies within the
+// message. (Insert, update and delete messages are decoded, with their
+// lengths checked, by decodeChange.)
 func checkTuples(data []byte) error {
-	switch data[0] {
-	case 'I', 'U', 'D':
-	case 'T': // relation count, options, then 4 bytes per relation
-		if len(data) < 6 {
-			return errors.New("truncated truncate message")
-		}
-		if n := int64(binary.BigEndian.Uint32(data[1:])); n*4 > int64(len(data)-6) {
-			return fmt.Errorf("truncate names %d relations but holds %d bytes", n, len(data))
-		}
-		return nil
-	default:
+	if data[0] != 'T' { // relation count, options, then 4 bytes per relation
 		return nil
 	}
-	off := 5 // type and relation id
-	if off > len(data) {
-		return errors.New("truncated before its tuple")
+	if len(data) < 6 {
+		return errors.New("truncated truncate message")
 	}
-	for off < len(data) {
-		switch data[off] {
-		case 'N', 'O', 'K':
-		default:
-			return fmt.Errorf("unexpected tuple marker %q at byte %d", data[off], off)
-		}
-		off++
-		if off+2 > len(data) {
-			return errors.New("truncated column count")
-		}
-		n := int(binary.BigEndian.Uint16(data[off:]))
-		off += 2
-		for i := 0; i < n; i++ {
-			if off >= len(data) {
-				return fmt.Errorf("truncated at column %d of %d", i+1, n)
-			}
-			kind := data[off]
-			off++
-			switch kind {
-			case 'n', 'u':
-			case 't', 'b':
-				if off+4 > len(data) {
-					return fmt.Errorf("truncated length of column %d", i+1)
-				}
-				l := int(binary.BigEndian.Uint32(data[off:]))
-				off += 4
-				if l < 0 || l > len(data)-off {
-					return fmt.Errorf("column %d declares %d bytes but %d remain", i+1, l, len(data)-off)
-				}
-				off += l
-			default:
-				return fmt.Errorf("unknown column kind %q in column %d", kind, i+1)
-			}
-		}
+	if n := int64(binary.BigEndian.Uint32(data[1:])); n*4 > int64(len(data)-6) {
+		return fmt.Errorf("truncate names %d relations but holds %d bytes", n, len(data))
 	}
 	return nil
 }
@@ -394,31 +350,4 @@ func (s *Stream) change(r record.Record) Event {
 	r.Format = record.Text
 	r.Position = s.commitLSN
 	return Event{Kind: EventChange, CommitLSN: s.commitLSN, CommitTime: s.commitTime, Xid: s.xid, Record: r}
-}
-
-// tupleValues copies a pgoutput tuple into values (one allocation for the
-// data of the whole tuple).
-func tupleValues(t *pglogrepl.TupleData) []record.Value {
-	if t == nil {
-		return nil
-	}
-	size := 0
-	for _, c := range t.Columns {
-		size += len(c.Data)
-	}
-	buf := make([]byte, 0, size)
-	vals := make([]record.Value, len(t.Columns))
-	for i, c := range t.Columns {
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeNull:
-			vals[i].Null = true
-		case pglogrepl.TupleDataTypeToast:
-			vals[i].Unchanged = true
-		default:
-			off := len(buf)
-			buf = append(buf, c.Data...)
-			vals[i].Data = buf[off:len(buf):len(buf)]
-		}
-	}
-	return vals
 }

@@ -1,0 +1,195 @@
+package postgres
+
+// Primary keys built after the data. Copying into a table without its
+// primary key and building the key afterwards is much faster than keeping
+// the index current row by row (pg_restore's order); and keys of different
+// tables build at the same time on separate connections, so every core is
+// busy while the biggest table's key sorts.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// keyBuildMemory is the maintenance_work_mem each key build gets (when the
+// sink's setting is lower): the sort of a large key then stays in memory.
+const keyBuildMemory = "256MB"
+
+// PlanMissingDeferKeys is PlanMissingMapped, but the primary keys of the
+// plain tables it creates (not partitioned tables, not partitions) are left
+// out of their CREATE TABLE, for BuildKeys to add once the data is copied.
+func PlanMissingDeferKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) (*SchemaPlan, error) {
+	return planMissing(ctx, src, dst, tables, target, columns, true)
+}
+
+// KeyBuild is one primary key to add at the sink.
+type KeyBuild struct {
+	Table record.TableName // at the sink
+	Name  string           // the constraint's name, as at the source
+	SQL   string
+	Bytes int64 // the sink table's size, to build the biggest first
+}
+
+// MissingKeys lists the primary keys that the selected plain tables have at
+// the source and their sink tables lack (sink tables that do not exist are
+// left out). columns maps column names as the pipeline renames them (nil:
+// as they are).
+func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName, columns ColumnName) ([]KeyBuild, error) {
+	if target == nil {
+		target = SameName
+	}
+	byOID := map[uint32]*Table{}
+	var oids []uint32
+	for _, t := range tables {
+		if t.Partitioned || t.Parent != nil {
+			continue
+		}
+		byOID[t.OID] = t
+		oids = append(oids, t.OID)
+	}
+	if len(oids) == 0 {
+		return nil, nil
+	}
+	rows, err := src.Query(ctx, `SELECT conrelid, conname::text, pg_catalog.pg_get_constraintdef(oid), condeferrable
+		FROM pg_catalog.pg_constraint WHERE contype = 'p' AND conrelid = ANY($1) ORDER BY conrelid`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("source: read primary keys: %w", err)
+	}
+	type srcKey struct {
+		t          *Table
+		name, def  string
+		deferrable bool
+	}
+	var keys []srcKey
+	for rows.Next() {
+		var k srcKey
+		var rel uint32
+		if err := rows.Scan(&rel, &k.name, &k.def, &k.deferrable); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("source: read primary keys: %w", err)
+		}
+		k.t = byOID[rel]
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("source: read primary keys: %w", err)
+	}
+	var out []KeyBuild
+	for _, k := range keys {
+		tn := target(k.t.Name)
+		var exists, hasKey bool
+		var size int64
+		err := dst.QueryRow(ctx, `SELECT true, EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'p'),
+				pg_catalog.pg_relation_size(c.oid)
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r'`, tn.Schema, tn.Name).Scan(&exists, &hasKey, &size)
+		if err == pgx.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sink: read whether %s has a primary key: %w", tn, err)
+		}
+		if hasKey {
+			continue
+		}
+		def := k.def
+		if columns != nil && !k.deferrable && len(k.t.Key) > 0 && k.t.KeyKind == "primary" {
+			// The source's definition names the source's columns.
+			cols := make([]string, len(k.t.Key))
+			for i, c := range k.t.Key {
+				n, dropped := columns(k.t.Name, c)
+				if dropped {
+					return nil, fmt.Errorf("columns: table %s: key column %s is dropped by the pipeline; a primary key needs it", k.t.Name, record.QuoteIdent(c))
+				}
+				cols[i] = record.QuoteIdent(n)
+			}
+			def = "PRIMARY KEY (" + strings.Join(cols, ", ") + ")"
+		}
+		out = append(out, KeyBuild{Table: tn, Name: k.name, Bytes: size,
+			SQL: "ALTER TABLE ONLY " + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(k.name) + " " + def})
+	}
+	return out, nil
+}
+
+// BuildKeys adds the keys at the sink (dsn) on up to jobs connections at
+// once, biggest table first, each in its own transaction, with
+// maintenance_work_mem raised to keyBuildMemory where it is lower. done,
+// when not nil, is called after each key. The first error stops handing out
+// builds and is returned once the running ones end.
+func BuildKeys(ctx context.Context, dsn string, builds []KeyBuild, jobs int, done func(KeyBuild)) error {
+	if len(builds) == 0 {
+		return nil
+	}
+	builds = append([]KeyBuild(nil), builds...)
+	sort.SliceStable(builds, func(i, j int) bool { return builds[i].Bytes > builds[j].Bytes })
+	jobs = max(1, min(jobs, len(builds)))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queue := make(chan KeyBuild)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel(err)
+	}
+	for i := 0; i < jobs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := Connect(ctx, dsn, "sink")
+			if err != nil {
+				fail(err)
+				for range queue {
+				}
+				return
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			if _, err := conn.Exec(ctx, `SELECT pg_catalog.set_config('maintenance_work_mem', $1, false)
+				WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < pg_catalog.pg_size_bytes($1)`, keyBuildMemory); err != nil {
+				fail(fmt.Errorf("sink: set maintenance_work_mem for building keys: %w", err))
+				for range queue {
+				}
+				return
+			}
+			for b := range queue {
+				if ctx.Err() != nil {
+					continue
+				}
+				if _, err := conn.Exec(ctx, b.SQL); err != nil {
+					fail(fmt.Errorf("sink: add primary key %s to %s after the copy (%s): %w; the rows are copied: fix the cause and run the pipeline again to build the key", record.QuoteIdent(b.Name), b.Table, b.SQL, describeRowError(err)))
+					continue
+				}
+				if done != nil {
+					done(b)
+				}
+			}
+		}()
+	}
+	for _, b := range builds {
+		select {
+		case queue <- b:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(queue)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
