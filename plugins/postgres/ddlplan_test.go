@@ -140,7 +140,7 @@ func TestPublishClause(t *testing.T) {
 		t.Errorf("schemas() = %q, want %q", got, want)
 	}
 	tables := []*Table{{OID: 1, Name: record.TableName{Schema: "app", Name: "a"}}, {OID: 2, Name: record.TableName{Schema: "other", Name: "b"}}}
-	if got, want := strings.Join(p.tables(tables), ", "), `"sluice"."heartbeat", "sluice"."ddl_log", "other"."b"`; got != want {
+	if got, want := strings.Join(p.tables(tables), ", "), `"sluice"."heartbeat", "sluice"."watermark", "sluice"."ddl_log", "other"."b"`; got != want {
 		t.Errorf("tables() = %q, want %q", got, want)
 	}
 }

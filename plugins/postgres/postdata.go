@@ -268,8 +268,13 @@ func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, se
 	if err != nil {
 		return nil, err
 	}
+	// Likewise for --extension: only those the sink has installed.
+	sinkExts, err := installedExtensions(ctx, dst, exts)
+	if err != nil {
+		return nil, err
+	}
 	schemaArgs, tableArgs = dumpArgs(sinkSel, sinkTables, target)
-	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
+	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, sinkExts)
 	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
 	if err != nil {
 		return nil, err

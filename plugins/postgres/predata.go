@@ -125,6 +125,23 @@ func selectionExtensions(ctx context.Context, conn *pgx.Conn, sel []Selection, t
 	return names, nil
 }
 
+// installedExtensions returns those of names that are installed in
+// conn's database.
+func installedExtensions(ctx context.Context, conn *pgx.Conn, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, "SELECT extname::text FROM pg_catalog.pg_extension WHERE extname = ANY($1) ORDER BY 1", names)
+	if err != nil {
+		return nil, fmt.Errorf("sink: list installed extensions: %w", err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("sink: list installed extensions: %w", err)
+	}
+	return have, nil
+}
+
 // withExtensions adds --extension for each extension to the first
 // non-empty argument list (pg_dump dumps them with either).
 func withExtensions(schemaArgs, tableArgs, exts []string) ([]string, []string) {
