@@ -296,7 +296,9 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 			cols[i] = record.QuoteIdent(c.Name)
 			vals[i] = val(i)
 		}
-		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + from + where
+		// OVERRIDING SYSTEM VALUE: identity columns GENERATED ALWAYS take
+		// the source's values, as in the single-row insert.
+		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " + strings.Join(vals, ", ") + " FROM " + from + where
 	}
 	if r.kind == runInsert {
 		return a.queueRun(ctx, fmt.Sprintf("ri/%d/%p", rel.ID, rel), func() string { return insertSQL("") }, params,
