@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -226,6 +227,16 @@ func (s *copyScanner) feed(p []byte) error {
 		s.skip = 15 // signature and flags
 	}
 	for len(p) > 0 {
+		if s.state == scanCount && s.got == 0 {
+			// PostgreSQL sends each tuple in a message of its own: walk
+			// whole tuples without the byte-wise state machine.
+			if n, size, ok := s.wholeTuple(p); ok {
+				s.rows++
+				s.bytes += size
+				p = p[n:]
+				continue
+			}
+		}
 		switch s.state {
 		case scanEnd:
 			return fmt.Errorf("%w: data after the trailer", errCopyStream)
@@ -297,6 +308,32 @@ func (s *copyScanner) feed(p []byte) error {
 		}
 	}
 	return nil
+}
+
+// wholeTuple reports the length and value bytes of a well-formed tuple
+// of ncols fields at the start of p, or ok false when p does not begin
+// with a whole one (the state machine then takes it, reporting any error).
+func (s *copyScanner) wholeTuple(p []byte) (n int, size int64, ok bool) {
+	if len(p) < 2 || int(int16(binary.BigEndian.Uint16(p))) != s.ncols {
+		return 0, 0, false
+	}
+	off := 2
+	for range s.ncols {
+		if len(p)-off < 4 {
+			return 0, 0, false
+		}
+		l := int32(binary.BigEndian.Uint32(p[off:]))
+		off += 4
+		if l == -1 {
+			continue
+		}
+		if l < 0 || len(p)-off < int(l) {
+			return 0, 0, false
+		}
+		off += int(l)
+		size += int64(l)
+	}
+	return off, size, true
 }
 
 // nextField moves on after a field (or a tuple's field count).
