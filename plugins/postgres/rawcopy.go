@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluicehq/sluice/engine/record"
@@ -20,6 +23,23 @@ import (
 // unchanged, in batches of whole COPY messages. Only the tuple framing is
 // scanned, to count rows and value bytes.
 
+// rawBuffers is how many released batch buffers a reader keeps: about as
+// many as are in flight between it and its writer.
+const rawBuffers = 4
+
+// copyReadBuffer is how much a copy reader's connection reads from its
+// socket at once: pgx reads 8 KB at a time, and a chunk streams tens of
+// megabytes.
+const copyReadBuffer = 256 << 10
+
+// bufferReads makes a connection read its socket through a larger buffer.
+func bufferReads(cfg *pgx.ConnConfig) {
+	build := cfg.BuildFrontend
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return build(bufio.NewReaderSize(r, copyReadBuffer), w)
+	}
+}
+
 // RawBatch is a piece of a binary COPY stream: whole CopyData messages of
 // the source (the first holds the stream's header, the last its trailer),
 // with the tuples and value bytes (as Batch.Bytes counts them) they hold.
@@ -27,6 +47,19 @@ type RawBatch struct {
 	Data  []byte
 	Rows  int64
 	Bytes int64
+	free  chan<- []byte // where Release returns Data for reuse
+}
+
+// Release hands the batch's buffer back to its reader for reuse; the batch
+// must not be used after.
+func (b RawBatch) Release() {
+	if b.free == nil {
+		return
+	}
+	select {
+	case b.free <- b.Data[:0]:
+	default:
+	}
 }
 
 // rawBoundPrefix names the transaction-local settings that carry a
@@ -136,8 +169,11 @@ func (r *Reader) ReadChunkRaw(ctx context.Context, t *Table, plan *Plan, c Chunk
 			return fmt.Errorf("read %s chunk %d: set its bounds: %w", t.Name, c.ID, err)
 		}
 	}
-	w := &rawBatcher{lim: lim, emit: emit, scan: copyScanner{ncols: len(cols)}}
-	w.buf = make([]byte, 0, lim.Bytes+64<<10)
+	if r.free == nil {
+		r.free = make(chan []byte, rawBuffers)
+	}
+	w := &rawBatcher{lim: lim, emit: emit, scan: copyScanner{ncols: len(cols)}, free: r.free}
+	w.buf = w.newBuf()
 	if _, err := r.conn.PgConn().CopyTo(ctx, w, sql); err != nil {
 		if w.err != nil {
 			return w.err
@@ -163,6 +199,7 @@ type rawBatcher struct {
 	rows  int64 // scan.rows at the start of buf
 	bytes int64
 	err   error // from emit or the scan: stops the copy
+	free  chan []byte
 }
 
 func (w *rawBatcher) Write(p []byte) (int, error) {
@@ -184,10 +221,20 @@ func (w *rawBatcher) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	b := RawBatch{Data: w.buf, Rows: w.scan.rows - w.rows, Bytes: w.scan.bytes - w.bytes}
+	b := RawBatch{Data: w.buf, Rows: w.scan.rows - w.rows, Bytes: w.scan.bytes - w.bytes, free: w.free}
 	w.rows, w.bytes = w.scan.rows, w.scan.bytes
-	w.buf = make([]byte, 0, cap(w.buf))
+	w.buf = w.newBuf()
 	return w.emit(b)
+}
+
+// newBuf returns a released batch buffer, or a new one.
+func (w *rawBatcher) newBuf() []byte {
+	select {
+	case b := <-w.free:
+		return b
+	default:
+		return make([]byte, 0, w.lim.Bytes+64<<10)
+	}
 }
 
 // copyScanner follows the framing of a binary COPY stream fed to it in
@@ -363,6 +410,7 @@ type rawSource struct {
 	batches <-chan RawBatch
 	errc    <-chan error
 	cur     []byte
+	last    RawBatch // the batch cur is in, released when the next comes
 	done    bool
 	rows    int64
 	bytes   int64
@@ -388,6 +436,8 @@ func (s *rawSource) Read(p []byte) (int, error) {
 				s.done = true
 				continue
 			}
+			s.last.Release()
+			s.last = b
 			s.cur = b.Data
 			s.rows += b.Rows
 			s.bytes += b.Bytes
