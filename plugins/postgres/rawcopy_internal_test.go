@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
 
 // binaryStream builds a binary COPY stream of rows (nil: NULL).
@@ -114,5 +115,74 @@ func TestRawChunkQuery(t *testing.T) {
 	}
 	if _, _, _, err := rawChunkQuery(tbl, MethodKey, []string{"gone"}, Chunk{Lo: []string{"1"}}, []string{"v"}); err == nil {
 		t.Errorf("a key column that no longer exists is not an error")
+	}
+}
+
+// TestRawChunkQueryPlan: bounds read from settings still drive a block
+// range scan (keyless tables) and an index scan over a composite key, so
+// a chunk's query never scans the whole table.
+func TestRawChunkQueryPlan(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.NewDB(t, pgtest.Source(t))
+	conn, err := Connect(ctx, dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE public.nk (a int, b text);
+CREATE TABLE public.ck (k1 text, k2 int, v text, PRIMARY KEY (k1, k2));
+INSERT INTO public.nk SELECT g, 'b' || g FROM generate_series(1, 20000) g;
+INSERT INTO public.ck SELECT 'k' || (g % 10), g, 'v' FROM generate_series(1, 20000) g;
+ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	nk := &Table{Name: record.TableName{Schema: "public", Name: "nk"}, Columns: []Column{{Name: "a", TypeName: "integer"}, {Name: "b", TypeName: "text"}}}
+	ck := &Table{Name: record.TableName{Schema: "public", Name: "ck"}, Columns: []Column{{Name: "k1", TypeName: "text"}, {Name: "k2", TypeName: "integer"}, {Name: "v", TypeName: "text"}}}
+	for _, tc := range []struct {
+		t      *Table
+		method string
+		key    []string
+		c      Chunk
+		want   string
+	}{
+		{nk, MethodCTID, nil, Chunk{Lo: []string{"10"}, Hi: []string{"20"}}, "Tid Range Scan"},
+		{ck, MethodKey, []string{"k1", "k2"}, Chunk{Lo: []string{"k3", "100"}, Hi: []string{"k4", "5"}}, "Index"},
+	} {
+		sql, names, values, err := rawChunkQuery(tc.t, tc.method, tc.key, tc.c, []string{tc.t.Columns[1].Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel := strings.TrimSuffix(strings.TrimPrefix(sql, "COPY ("), ") TO STDOUT (FORMAT binary)")
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range names {
+			if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config($1, $2, true)", names[i], values[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var plan []string
+		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		_ = tx.Rollback(ctx)
+		if p := strings.Join(plan, "\n"); !strings.Contains(p, tc.want) || strings.Contains(p, "Seq Scan") {
+			t.Errorf("%s: plan\n%s\nwant a %s", tc.t.Name, p, tc.want)
+		}
 	}
 }
