@@ -27,6 +27,9 @@ import (
 // many as are in flight between it and its writer.
 const rawBuffers = 4
 
+// maxPooledBuffer is the largest batch buffer a reader keeps for reuse.
+const maxPooledBuffer = 2 << 20
+
 // copyReadBuffer is how much a copy reader's connection reads from its
 // socket at once: pgx reads 8 KB at a time, and a chunk streams tens of
 // megabytes.
@@ -53,8 +56,8 @@ type RawBatch struct {
 // Release hands the batch's buffer back to its reader for reuse; the batch
 // must not be used after.
 func (b RawBatch) Release() {
-	if b.free == nil {
-		return
+	if b.free == nil || cap(b.Data) > maxPooledBuffer {
+		return // a buffer grown for a huge value is not kept
 	}
 	select {
 	case b.free <- b.Data[:0]:
@@ -174,14 +177,14 @@ func (r *Reader) ReadChunkRaw(ctx context.Context, t *Table, plan *Plan, c Chunk
 	}
 	w := &rawBatcher{lim: lim, emit: emit, scan: copyScanner{ncols: len(cols)}, free: r.free}
 	w.buf = w.newBuf()
-	if _, err := r.conn.PgConn().CopyTo(ctx, w, sql); err != nil {
-		if w.err != nil {
-			return w.err
-		}
+	_, err = r.conn.PgConn().CopyTo(ctx, w, sql)
+	switch {
+	case errors.Is(w.err, errCopyStream):
+		return fmt.Errorf("read %s chunk %d: %w", t.Name, c.ID, w.err)
+	case w.err != nil:
+		return w.err // emit's: the consumer's failure or the context's end
+	case err != nil:
 		return fmt.Errorf("read %s chunk %d: %w", t.Name, c.ID, err)
-	}
-	if w.err != nil {
-		return w.err
 	}
 	if w.scan.state != scanEnd {
 		return fmt.Errorf("read %s chunk %d: the binary COPY stream ended without its trailer", t.Name, c.ID)
