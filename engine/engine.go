@@ -125,8 +125,11 @@ type Summary struct {
 	Duration      time.Duration
 	ChunksCopied  int
 	ChunksSkipped int // already copied by an earlier run
-	TablesReset   int // keyless tables restarted after an interrupted run
-	SequencesSet  int
+	// ChunksRaw counts the copied chunks that went through the raw path:
+	// the source's binary COPY stream passed to the sink unchanged.
+	ChunksRaw    int
+	TablesReset  int // keyless tables restarted after an interrupted run
+	SequencesSet int
 	// PostDataCreated counts the post-data objects (indexes, constraints,
 	// triggers, views, functions, ...) created at the sink;
 	// PostDataRefreshed the materialized views populated there.

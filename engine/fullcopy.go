@@ -270,12 +270,22 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 				if ctx.Err() != nil {
 					continue
 				}
-				if err := r.copyOne(ctx, rd, wr, job); err != nil {
+				var err error
+				src, dst, raw := r.rawColumns(job)
+				if raw {
+					err = r.copyOneRaw(ctx, rd, wr, job, src, dst)
+				} else {
+					err = r.copyOne(ctx, rd, wr, job)
+				}
+				if err != nil {
 					fail(err)
 					continue
 				}
 				mu.Lock()
 				sum.ChunksCopied++
+				if raw {
+					sum.ChunksRaw++
+				}
 				mu.Unlock()
 				keys.chunkDone(job.table.OID)
 			}
@@ -365,6 +375,12 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 		}
 		return fmt.Errorf("copy %s %s: %w", job.table.Name, chunkText(job.plan, job.chunk), err)
 	}
+	return r.chunkCommitted(job, rows, size)
+}
+
+// chunkCommitted records a chunk the sink committed in the checkpoint and
+// the progress figures.
+func (r *runner) chunkCommitted(job copyJob, rows, size int64) error {
 	if err := r.hit(fpChunkAfterCommit); err != nil {
 		return err
 	}

@@ -27,14 +27,20 @@ var DefaultBatchLimits = BatchLimits{Rows: 4096, Bytes: 1 << 20}
 // source connection; use one Reader per worker.
 type Reader struct {
 	conn *pgx.Conn
+	free chan []byte // released raw batch buffers (rawcopy.go)
 }
 
 // OpenReader connects to the source and imports the snapshot (empty id:
 // a fresh repeatable-read transaction).
 func OpenReader(ctx context.Context, dsn, snapshotID string) (*Reader, error) {
-	conn, err := Connect(ctx, dsn, "source")
+	cfg, err := ParseConfig(dsn, "source")
 	if err != nil {
 		return nil, err
+	}
+	bufferReads(cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectError("source", cfg, err)
 	}
 	if err := importSnapshot(ctx, conn, snapshotID); err != nil {
 		conn.Close(context.WithoutCancel(ctx))

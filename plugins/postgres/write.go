@@ -148,6 +148,21 @@ func (w *Writer) Close(ctx context.Context) error {
 // the rows and bytes written. If batches yields an error (via errc) the
 // transaction is rolled back.
 func (w *Writer) CopyChunk(ctx context.Context, target record.TableName, rel *record.Relation, format record.Format, key string, chunk int, batches <-chan *record.Batch, errc <-chan error) (rows, size int64, err error) {
+	enc := &copyEncoder{ctx: ctx, format: format, batches: batches, errc: errc}
+	return w.copyChunk(ctx, target, copyFromSQL(target, rel, format), key, chunk, enc)
+}
+
+// chunkSource is a chunk's COPY data with what it holds and, after a read
+// error, whether the error came from the data's producer.
+type chunkSource interface {
+	io.Reader
+	counts() (rows, bytes int64)
+	sourceErr() error
+}
+
+// copyChunk runs sql (a COPY FROM STDIN) with src's data, records the chunk
+// in sluice.copy_progress and commits, in one transaction.
+func (w *Writer) copyChunk(ctx context.Context, target record.TableName, sql, key string, chunk int, src chunkSource) (rows, size int64, err error) {
 	tx, err := w.conn.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sink: begin chunk %d of %s: %w", chunk, target, err)
@@ -157,22 +172,21 @@ func (w *Writer) CopyChunk(ctx context.Context, target record.TableName, rel *re
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	enc := &copyEncoder{ctx: ctx, format: format, batches: batches, errc: errc}
-	sql := copyFromSQL(target, rel, format)
-	if _, err := w.conn.PgConn().CopyFrom(ctx, enc, sql); err != nil {
-		if enc.srcErr != nil {
-			return 0, 0, enc.srcErr
+	if _, err := w.conn.PgConn().CopyFrom(ctx, src, sql); err != nil {
+		if serr := src.sourceErr(); serr != nil {
+			return 0, 0, serr
 		}
 		return 0, 0, fmt.Errorf("sink: copy chunk %d into %s: %w", chunk, target, describeRowError(err))
 	}
+	rows, size = src.counts()
 	if _, err := tx.Exec(ctx, `INSERT INTO sluice.copy_progress (pipeline, table_name, chunk, rows, bytes) VALUES ($1, $2, $3, $4, $5)`,
-		w.pipeline, key, chunk, enc.rows, enc.bytes); err != nil {
+		w.pipeline, key, chunk, rows, size); err != nil {
 		return 0, 0, fmt.Errorf("sink: record chunk %d of %s as copied: %w", chunk, target, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("sink: commit chunk %d of %s: %w", chunk, target, err)
 	}
-	return enc.rows, enc.bytes, nil
+	return rows, size, nil
 }
 
 func copyFromSQL(target record.TableName, rel *record.Relation, format record.Format) string {
@@ -264,6 +278,9 @@ func (e *copyEncoder) Read(p []byte) (int, error) {
 	}
 	return e.buf.Read(p)
 }
+
+func (e *copyEncoder) counts() (rows, bytes int64) { return e.rows, e.bytes }
+func (e *copyEncoder) sourceErr() error            { return e.srcErr }
 
 func (e *copyEncoder) encode(b *record.Batch) {
 	e.rows += int64(len(b.Records))
