@@ -161,6 +161,73 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
+// boundValue renders one bound value of a chunk condition: v (text) for
+// column col (nil for a block's ctid) as a parameter reference or the
+// like. The SQL never holds the value itself.
+type boundValue func(col *Column, v string) string
+
+// chunkConds returns the conditions that select chunk c of t (its key or
+// ctid range, and the table's where filter), with every value rendered
+// by value.
+func chunkConds(t *Table, method string, key []string, c Chunk, value boundValue) ([]string, error) {
+	var conds []string
+	switch method {
+	case MethodWhole, "":
+	case MethodCTID:
+		if c.Lo != nil {
+			conds = append(conds, "ctid >= "+value(nil, "("+c.Lo[0]+",0)"))
+		}
+		if c.Hi != nil {
+			conds = append(conds, "ctid < "+value(nil, "("+c.Hi[0]+",0)"))
+		}
+	case MethodKey:
+		keyCols := make([]*Column, len(key))
+		keyNames := make([]string, len(key))
+		for i, k := range key {
+			for j := range t.Columns {
+				if t.Columns[j].Name == k {
+					keyCols[i] = &t.Columns[j]
+				}
+			}
+			if keyCols[i] == nil {
+				return nil, fmt.Errorf("table %s: key column %s of the saved copy plan no longer exists (run `sluice drop` and start over)", t.Name, record.QuoteIdent(k))
+			}
+			keyNames[i] = record.QuoteIdent(k)
+		}
+		bound := func(vals []string, op string) error {
+			if len(vals) != len(key) {
+				return fmt.Errorf("table %s: chunk %d bound has %d values for %d key columns", t.Name, c.ID, len(vals), len(key))
+			}
+			exprs := make([]string, len(vals))
+			for i, v := range vals {
+				exprs[i] = value(keyCols[i], v)
+			}
+			if len(key) == 1 {
+				conds = append(conds, keyNames[0]+" "+op+" "+exprs[0])
+			} else {
+				conds = append(conds, "("+strings.Join(keyNames, ", ")+") "+op+" ("+strings.Join(exprs, ", ")+")")
+			}
+			return nil
+		}
+		if c.Lo != nil {
+			if err := bound(c.Lo, ">="); err != nil {
+				return nil, err
+			}
+		}
+		if c.Hi != nil {
+			if err := bound(c.Hi, "<"); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("table %s: unknown chunk method %q", t.Name, method)
+	}
+	if t.Filter != "" {
+		conds = append(conds, "("+t.Filter+")")
+	}
+	return conds, nil
+}
+
 // chunkQuery builds the SELECT that reads one chunk, with its bounds as
 // parameters (text values bound with the key column types' OIDs).
 func chunkQuery(t *Table, method string, key []string, c Chunk) (sql string, params [][]byte, oids []uint32, err error) {
@@ -170,67 +237,17 @@ func chunkQuery(t *Table, method string, key []string, c Chunk) (sql string, par
 		names[i] = record.QuoteIdent(col.Name)
 	}
 	sql = "SELECT " + strings.Join(names, ", ") + " FROM ONLY " + t.Name.Quoted()
-	var conds []string
-	switch method {
-	case MethodWhole, "":
-	case MethodCTID:
-		if c.Lo != nil {
-			params = append(params, []byte("("+c.Lo[0]+",0)"))
-			oids = append(oids, 27)
-			conds = append(conds, fmt.Sprintf("ctid >= $%d", len(params)))
+	conds, err := chunkConds(t, method, key, c, func(col *Column, v string) string {
+		params = append(params, []byte(v))
+		oid := uint32(27) // tid
+		if col != nil {
+			oid = col.TypeOID
 		}
-		if c.Hi != nil {
-			params = append(params, []byte("("+c.Hi[0]+",0)"))
-			oids = append(oids, 27)
-			conds = append(conds, fmt.Sprintf("ctid < $%d", len(params)))
-		}
-	case MethodKey:
-		keyOIDs := make([]uint32, len(key))
-		keyNames := make([]string, len(key))
-		for i, k := range key {
-			found := false
-			for _, col := range t.Columns {
-				if col.Name == k {
-					keyOIDs[i], found = col.TypeOID, true
-				}
-			}
-			if !found {
-				return "", nil, nil, fmt.Errorf("table %s: key column %s of the saved copy plan no longer exists (run `sluice drop` and start over)", t.Name, record.QuoteIdent(k))
-			}
-			keyNames[i] = record.QuoteIdent(k)
-		}
-		bound := func(vals []string, op string) error {
-			if len(vals) != len(key) {
-				return fmt.Errorf("table %s: chunk %d bound has %d values for %d key columns", t.Name, c.ID, len(vals), len(key))
-			}
-			ph := make([]string, len(vals))
-			for i, v := range vals {
-				params = append(params, []byte(v))
-				oids = append(oids, keyOIDs[i])
-				ph[i] = fmt.Sprintf("$%d", len(params))
-			}
-			if len(key) == 1 {
-				conds = append(conds, keyNames[0]+" "+op+" "+ph[0])
-			} else {
-				conds = append(conds, "("+strings.Join(keyNames, ", ")+") "+op+" ("+strings.Join(ph, ", ")+")")
-			}
-			return nil
-		}
-		if c.Lo != nil {
-			if err := bound(c.Lo, ">="); err != nil {
-				return "", nil, nil, err
-			}
-		}
-		if c.Hi != nil {
-			if err := bound(c.Hi, "<"); err != nil {
-				return "", nil, nil, err
-			}
-		}
-	default:
-		return "", nil, nil, fmt.Errorf("table %s: unknown chunk method %q", t.Name, method)
-	}
-	if t.Filter != "" {
-		conds = append(conds, "("+t.Filter+")")
+		oids = append(oids, oid)
+		return fmt.Sprintf("$%d", len(params))
+	})
+	if err != nil {
+		return "", nil, nil, err
 	}
 	if len(conds) > 0 {
 		sql += " WHERE " + strings.Join(conds, " AND ")

@@ -80,66 +80,17 @@ func rawChunkQuery(t *Table, method string, key []string, c Chunk, cols []string
 		quoted[i] = record.QuoteIdent(col)
 	}
 	sel := "SELECT " + strings.Join(quoted, ", ") + " FROM ONLY " + t.Name.Quoted()
-	setting := func(typeName string, v string) string {
+	conds, err := chunkConds(t, method, key, c, func(col *Column, v string) string {
+		typeName := "pg_catalog.tid"
+		if col != nil {
+			typeName = col.TypeName
+		}
 		names = append(names, rawBoundPrefix+strconv.Itoa(len(names)+1))
 		values = append(values, v)
 		return "pg_catalog.current_setting('" + names[len(names)-1] + "')::" + typeName
-	}
-	var conds []string
-	switch method {
-	case MethodWhole, "":
-	case MethodCTID:
-		if c.Lo != nil {
-			conds = append(conds, "ctid >= "+setting("pg_catalog.tid", "("+c.Lo[0]+",0)"))
-		}
-		if c.Hi != nil {
-			conds = append(conds, "ctid < "+setting("pg_catalog.tid", "("+c.Hi[0]+",0)"))
-		}
-	case MethodKey:
-		keyTypes := make([]string, len(key))
-		keyNames := make([]string, len(key))
-		for i, k := range key {
-			found := false
-			for _, col := range t.Columns {
-				if col.Name == k {
-					keyTypes[i], found = col.TypeName, true
-				}
-			}
-			if !found {
-				return "", nil, nil, fmt.Errorf("table %s: key column %s of the saved copy plan no longer exists (run `sluice drop` and start over)", t.Name, record.QuoteIdent(k))
-			}
-			keyNames[i] = record.QuoteIdent(k)
-		}
-		bound := func(vals []string, op string) error {
-			if len(vals) != len(key) {
-				return fmt.Errorf("table %s: chunk %d bound has %d values for %d key columns", t.Name, c.ID, len(vals), len(key))
-			}
-			exprs := make([]string, len(vals))
-			for i, v := range vals {
-				exprs[i] = setting(keyTypes[i], v)
-			}
-			if len(key) == 1 {
-				conds = append(conds, keyNames[0]+" "+op+" "+exprs[0])
-			} else {
-				conds = append(conds, "("+strings.Join(keyNames, ", ")+") "+op+" ("+strings.Join(exprs, ", ")+")")
-			}
-			return nil
-		}
-		if c.Lo != nil {
-			if err := bound(c.Lo, ">="); err != nil {
-				return "", nil, nil, err
-			}
-		}
-		if c.Hi != nil {
-			if err := bound(c.Hi, "<"); err != nil {
-				return "", nil, nil, err
-			}
-		}
-	default:
-		return "", nil, nil, fmt.Errorf("table %s: unknown chunk method %q", t.Name, method)
-	}
-	if t.Filter != "" {
-		conds = append(conds, "("+t.Filter+")")
+	})
+	if err != nil {
+		return "", nil, nil, err
 	}
 	if len(conds) > 0 {
 		sel += " WHERE " + strings.Join(conds, " AND ")
