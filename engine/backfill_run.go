@@ -73,16 +73,11 @@ func Backfill(ctx context.Context, cfg Config, opts BackfillOptions) (*BackfillR
 		opts.Poll = 500 * time.Millisecond
 	}
 	start := time.Now()
-	src, err := postgres.Connect(ctx, cfg.SourceDSN, "source")
+	src, dst, closeBoth, err := postgres.ConnectBoth(ctx, cfg.SourceDSN, cfg.SinkDSN)
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := postgres.Connect(ctx, cfg.SinkDSN, "sink")
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	defer closeBoth()
 
 	r := &runner{cfg: cfg, log: cfg.Log, target: postgres.SameName}
 	tables, err := postgres.Discover(ctx, src, cfg.Objects)

@@ -121,16 +121,11 @@ func cutover(ctx context.Context, cfg Config, opts CutoverOptions) (*CutoverRepo
 		return nil, errors.New("cutover needs a streaming pipeline (sync.incremental: true): without streaming the sink is only as current as the last full copy")
 	}
 	rep := &CutoverReport{Pipeline: cfg.Name}
-	src, err := postgres.Connect(ctx, cfg.SourceDSN, "source")
+	src, dst, closeBoth, err := postgres.ConnectBoth(ctx, cfg.SourceDSN, cfg.SinkDSN)
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := postgres.Connect(ctx, cfg.SinkDSN, "sink")
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	defer closeBoth()
 	tables, err := postgres.Discover(ctx, src, cfg.Objects)
 	if err != nil {
 		return nil, err

@@ -153,16 +153,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	start := time.Now()
-	src, err := postgres.Connect(ctx, cfg.SourceDSN, "source")
+	src, dst, closeBoth, err := postgres.ConnectBoth(ctx, cfg.SourceDSN, cfg.SinkDSN)
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := postgres.Connect(ctx, cfg.SinkDSN, "sink")
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	defer closeBoth()
 
 	found, err := postgres.Discover(ctx, src, cfg.Objects)
 	if err != nil {

@@ -30,6 +30,22 @@ var sessionParams = map[string]string{
 	"application_name":   "sluice",
 }
 
+// ConnectBoth opens one connection to the source and one to the sink;
+// closeBoth closes them (with a context that outlives ctx's end).
+func ConnectBoth(ctx context.Context, srcDSN, dstDSN string) (src, dst *pgx.Conn, closeBoth func(), err error) {
+	if src, err = Connect(ctx, srcDSN, "source"); err != nil {
+		return nil, nil, nil, err
+	}
+	if dst, err = Connect(ctx, dstDSN, "sink"); err != nil {
+		src.Close(context.WithoutCancel(ctx))
+		return nil, nil, nil, err
+	}
+	return src, dst, func() {
+		src.Close(context.WithoutCancel(ctx))
+		dst.Close(context.WithoutCancel(ctx))
+	}, nil
+}
+
 // Connect opens one connection from a DSN (anything pgx accepts: URL or
 // key=value, PG* environment variables, .pgpass, sslmode) with sluice's
 // session settings. role names the side ("source", "sink") in errors.
