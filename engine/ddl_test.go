@@ -218,24 +218,7 @@ func assertSameSchemaDump(t *testing.T, src, dst *pgtest.Cluster, srcDB, dstDB s
 		}
 		return out
 	}
-	x, y := norm(a), norm(b)
-	if strings.Join(x, "\n") == strings.Join(y, "\n") {
-		return
-	}
-	for i := 0; i < len(x) || i < len(y); i++ {
-		var p, q string
-		if i < len(x) {
-			p = x[i]
-		}
-		if i < len(y) {
-			q = y[i]
-		}
-		if p != q {
-			lo := max(0, i-8)
-			t.Fatalf("pg_dump --schema-only differs at line %d:\nsource: %q\nsink:   %q\nsource context:\n%s\nsink context:\n%s",
-				i+1, p, q, strings.Join(x[lo:min(len(x), i+8)], "\n"), strings.Join(y[lo:min(len(y), i+8)], "\n"))
-		}
-	}
+	assertSameLines(t, norm(a), norm(b), 8)
 }
 
 // TestDDLReplicatedWhileStreaming runs every replicated statement at the

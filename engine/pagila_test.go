@@ -178,7 +178,13 @@ func assertSameDumpOf(t *testing.T, srcCluster *pgtest.Cluster, srcDB string, ds
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := normalizeDumpLines(src), normalizeDumpLines(dst)
+	assertSameLines(t, normalizeDumpLines(src), normalizeDumpLines(dst), 5)
+}
+
+// assertSameLines fails at the first line where two normalized dumps
+// differ, showing context lines around it.
+func assertSameLines(t *testing.T, a, b []string, context int) {
+	t.Helper()
 	if strings.Join(a, "\n") == strings.Join(b, "\n") {
 		return
 	}
@@ -191,9 +197,9 @@ func assertSameDumpOf(t *testing.T, srcCluster *pgtest.Cluster, srcDB string, ds
 			y = b[i]
 		}
 		if x != y {
-			lo := max(0, i-5)
+			lo := max(0, i-context)
 			t.Fatalf("pg_dump --schema-only differs at line %d:\nsource: %q\nsink:   %q\nsource context:\n%s\nsink context:\n%s",
-				i+1, x, y, strings.Join(a[lo:min(len(a), i+5)], "\n"), strings.Join(b[lo:min(len(b), i+5)], "\n"))
+				i+1, x, y, strings.Join(a[lo:min(len(a), i+context)], "\n"), strings.Join(b[lo:min(len(b), i+context)], "\n"))
 		}
 	}
 }
