@@ -626,37 +626,31 @@ func fits(k kind, rt reflect.Type) bool {
 
 // Columns returns the columns the stage's expressions read.
 func (s *Set) Columns() (cols []string, all bool) {
-	seen := map[string]bool{}
-	for _, t := range s.targets {
-		c, a := t.prog.Columns()
-		all = all || a
-		for _, x := range c {
-			if !seen[x] {
-				seen[x] = true
-				cols = append(cols, x)
-			}
-		}
-	}
-	sort.Strings(cols)
-	return cols, all
+	return s.union((*program).Columns)
 }
 
 // Before returns the columns the stage's expressions read from the old
 // row, and whether any reads the old row at all.
 func (s *Set) Before() (cols []string, used bool) {
+	return s.union((*program).Before)
+}
+
+// union merges what names returns for each target's program: the sorted
+// distinct names, and whether any program reported true.
+func (s *Set) union(names func(*program) ([]string, bool)) (out []string, found bool) {
 	seen := map[string]bool{}
 	for _, t := range s.targets {
-		c, u := t.prog.Before()
-		used = used || u
+		c, a := names(t.prog)
+		found = found || a
 		for _, x := range c {
 			if !seen[x] {
 				seen[x] = true
-				cols = append(cols, x)
+				out = append(out, x)
 			}
 		}
 	}
-	sort.Strings(cols)
-	return cols, used
+	sort.Strings(out)
+	return out, found
 }
 
 // ChangeNames returns the names about the change rather than the row
