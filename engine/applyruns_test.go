@@ -18,10 +18,12 @@ import (
 func TestStreamRuns(t *testing.T) {
 	s := newStreamEnv(t, "runs")
 	s.srcExec(`CREATE SCHEMA app;
-CREATE TABLE app.r (id integer PRIMARY KEY, n integer NOT NULL, t text, a integer[], j jsonb, num numeric(10,2));
+CREATE TABLE app.r (id integer PRIMARY KEY, n integer NOT NULL, t text, a integer[], j jsonb, num numeric(10,2), c char(5), b bit(4));
+CREATE TABLE app.ck (k char(5) PRIMARY KEY, n integer);
 CREATE TABLE app.u (id integer PRIMARY KEY, email text NOT NULL UNIQUE, n integer);
 INSERT INTO app.r SELECT g, 0, 'x' || g, ARRAY[g, g + 1], jsonb_build_object('g', g), g / 3.0 FROM generate_series(1, 100) g;
-INSERT INTO app.u SELECT g, 'e' || g, 0 FROM generate_series(1, 10) g;`)
+INSERT INTO app.u SELECT g, 'e' || g, 0 FROM generate_series(1, 10) g;
+INSERT INTO app.ck SELECT lpad(g::text, 5, 'k'), 0 FROM generate_series(1, 20) g;`)
 	s.run(s.cfg)
 	if l := s.log.String(); !strings.Contains(l, "primary key built while the copy goes on") && !strings.Contains(l, "building primary keys after the copy") {
 		t.Error("the log does not say the primary keys were built after the copy")
@@ -39,6 +41,11 @@ INSERT INTO app.u SELECT g, 'e' || g, 0 FROM generate_series(1, 10) g;`)
 	CASE g % 5 WHEN 0 THEN NULL WHEN 1 THEN 'quote " and \ backslash' WHEN 2 THEN '{brace,comma}' WHEN 3 THEN '' ELSE E'tab\there\nnewline ü NULL' END,
 	CASE WHEN g % 2 = 0 THEN NULL ELSE ARRAY[g, NULL] END, '{"k": "v \" w \\ x"}', CASE WHEN g % 3 = 0 THEN NULL ELSE g * 1.25 END
 FROM generate_series(101, 200) g`)
+	// Types whose modifier matters (char(5), bit(4)), also as a key: runs
+	// cast to the sink column's full type, never to char(1) or bit(1).
+	s.srcExec(`UPDATE app.r SET c = 'abcde', b = B'1010' WHERE id <= 40;
+UPDATE app.ck SET n = n + 1;
+INSERT INTO app.ck SELECT lpad(g::text, 5, 'z'), g FROM generate_series(1, 20) g;`)
 	s.srcExec(`UPDATE app.r SET n = n + 1 WHERE id <= 50;
 UPDATE app.r SET n = n + 1, t = t || ' "!"' WHERE id <= 60;
 UPDATE app.r SET id = id + 1000 WHERE id BETWEEN 61 AND 65;

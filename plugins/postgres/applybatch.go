@@ -67,8 +67,15 @@ type batchInfo struct {
 // runnable reports whether rec may join a run of its table, and of which
 // kind.
 func (a *Applier) runnable(ctx context.Context, t *ApplyTable, rec *record.Record) (runKind, error) {
-	if !a.replicaRole || len(t.Key) == 0 {
+	// Overwrite tables (on_conflicting_tables: ignore) insert by
+	// delete-then-insert, one change at a time.
+	if !a.replicaRole || len(t.Key) == 0 || t.Overwrite {
 		return 0, nil
+	}
+	for _, k := range t.Key {
+		if rec.Rel.ColumnIndex(k) < 0 {
+			return 0, nil // the single-row path reports the missing key column
+		}
 	}
 	var kind runKind
 	switch rec.Op {
@@ -124,13 +131,15 @@ func (a *Applier) tableBatchInfo(ctx context.Context, t *ApplyTable, rel *record
 	var blockers int
 	err := a.conn.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion))
-			+ (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND g.tgenabled IN ('A', 'R') AND NOT g.tgisinternal) - 1
+			+ (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND g.tgenabled IN ('A', 'R') AND NOT g.tgisinternal)
+			+ CASE WHEN c.relkind = 'p' THEN 1 ELSE 0 END -- a partitioned target: its partitions' triggers and indexes are not seen here
+			- 1
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2`, t.Target.Schema, t.Target.Name).Scan(&blockers)
 	if err != nil {
 		return nil, fmt.Errorf("sink: read the indexes and triggers of %s: %w", t.Target, err)
 	}
-	rows, err := a.conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, NULL)
+	rows, err := a.conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''`, t.Target.Schema, t.Target.Name)
 	if err != nil {
