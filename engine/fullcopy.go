@@ -27,6 +27,9 @@ const (
 // copyJob is one chunk to copy.
 type copyJob struct {
 	table *postgres.Table
+	// rel is the table's relation, one per table: the mapping caches its
+	// sink relation by this pointer.
+	rel   *record.Relation
 	key   string
 	plan  *postgres.Plan
 	chunk postgres.Chunk
@@ -90,12 +93,13 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 				return err
 			}
 		}
+		rel := t.Relation()
 		for _, c := range plan.Chunks {
 			if _, ok := done[c.ID]; ok {
 				sum.ChunksSkipped++
 				continue
 			}
-			jobs = append(jobs, copyJob{table: t, key: key, plan: plan, chunk: c, prog: tp})
+			jobs = append(jobs, copyJob{table: t, rel: rel, key: key, plan: plan, chunk: c, prog: tp})
 		}
 	}
 	if err := conf.err(); err != nil {
@@ -325,7 +329,7 @@ func (r *runner) copyOne(ctx context.Context, rd *postgres.Reader, wr *postgres.
 	errc := make(chan error, 1)
 	lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
 	table := job.table.Name.String()
-	srcRel := job.table.Relation()
+	srcRel := job.rel
 	mr := r.mapping.relation(srcRel)
 	send := func(b *record.Batch) error {
 		if err := r.hit(fpChunkBatch); err != nil {

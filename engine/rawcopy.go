@@ -20,7 +20,7 @@ func (r *runner) rawColumns(job copyJob) (src, dst []string, ok bool) {
 	if !t.Binary || r.chain.has(t.OID) || r.merge[job.key] {
 		return nil, nil, false
 	}
-	srcRel := t.Relation()
+	srcRel := job.rel
 	mr := r.mapping.relation(srcRel)
 	if len(mr.rel.Columns) == 0 {
 		return nil, nil, false
