@@ -33,7 +33,7 @@ func (r *runner) buildKeys(ctx context.Context, src, dst *pgx.Conn, tables []*po
 	}
 	start := time.Now()
 	r.log.Info("building primary keys after the copy", "keys", len(builds), "workers", min(r.cfg.Parallel, len(builds)))
-	err = postgres.BuildKeys(ctx, r.cfg.SinkDSN, builds, r.cfg.Parallel, func(b postgres.KeyBuild) {
+	err = postgres.BuildKeys(ctx, r.cfg.SinkDSN, r.cfg.Name, builds, r.cfg.Parallel, func(b postgres.KeyBuild) {
 		r.log.Debug("primary key built", "table", b.Table.String(), "key", b.Name)
 	})
 	if err != nil {
@@ -118,7 +118,7 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 		}
 		defer func() { <-kb.sem }()
 		t0 := time.Now()
-		if err := postgres.BuildKeys(kb.ctx, kb.r.cfg.SinkDSN, []postgres.KeyBuild{b}, 1, nil); err != nil {
+		if err := postgres.BuildKeys(kb.ctx, kb.r.cfg.SinkDSN, kb.r.cfg.Name, []postgres.KeyBuild{b}, 1, nil); err != nil {
 			kb.mu.Lock()
 			kb.errs = append(kb.errs, err)
 			kb.mu.Unlock()

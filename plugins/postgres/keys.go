@@ -122,8 +122,11 @@ func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 // once, biggest table first, each in its own transaction, with
 // maintenance_work_mem raised to keyBuildMemory where it is lower. done,
 // when not nil, is called after each key. The first error stops handing out
-// builds and is returned once the running ones end.
-func BuildKeys(ctx context.Context, dsn string, builds []KeyBuild, jobs int, done func(KeyBuild)) error {
+// builds and is returned once the running ones end. Each connection holds
+// the pipeline's fence (see FenceSink) like a copy writer: a build left
+// running by a killed run is waited for by the next run, which then finds
+// the key in place instead of failing to add it twice.
+func BuildKeys(ctx context.Context, dsn, pipeline string, builds []KeyBuild, jobs int, done func(KeyBuild)) error {
 	if len(builds) == 0 {
 		return nil
 	}
@@ -156,6 +159,12 @@ func BuildKeys(ctx context.Context, dsn string, builds []KeyBuild, jobs int, don
 				return
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
+			if err := holdFence(ctx, conn, pipeline); err != nil {
+				fail(err)
+				for range queue {
+				}
+				return
+			}
 			if _, err := conn.Exec(ctx, `SELECT pg_catalog.set_config('maintenance_work_mem', $1, false)
 				WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < pg_catalog.pg_size_bytes($1)`, keyBuildMemory); err != nil {
 				fail(fmt.Errorf("sink: set maintenance_work_mem for building keys: %w", err))
