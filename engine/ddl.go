@@ -63,6 +63,18 @@ type ddlRun struct {
 	// routed are partitions whose changes go through the sink's
 	// partitioned table, because the sink's layout differs.
 	routed map[uint32]bool
+	// joined counts the tables that joined the pipeline while streaming:
+	// changes staged before a join were staged without the new table's
+	// options (see streamOnce).
+	joined int
+}
+
+// joinedCount returns how many tables joined while streaming so far.
+func (d *ddlRun) joinedCount() int {
+	if d == nil {
+		return 0
+	}
+	return d.joined
 }
 
 func (r *runner) newDDLRun(tables []*postgres.Table, apply map[uint32]*postgres.ApplyTable) *ddlRun {
@@ -368,6 +380,7 @@ func (d *ddlRun) create(ctx context.Context, a *postgres.Applier, t *postgres.Ta
 // a partition takes its partitioned table's (row filter included), a table
 // its own item's or its schema's.
 func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table) error {
+	d.joined++
 	d.known[t.OID] = t.Name
 	d.tableSchemas[t.Name.Schema] = true
 	delete(d.ignored, t.OID)

@@ -385,7 +385,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			// On an error evs holds the transactions before the failing one.
 			evs, hows, stageErr = r.stageEvents(ctx, evs, skipping, applied)
 		}
-		for i := range evs {
+		for i := 0; i < len(evs); i++ {
 			ev := &evs[i]
 			switch ev.Kind {
 			case postgres.EventBegin:
@@ -422,13 +422,32 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					continue
 				}
 				// DDL events, and changes of tables the DDL has yet to bring.
-				if done, err := r.ddl.change(ctx, applier, &ev.Record, ev.CommitLSN); done || err != nil {
-					if err != nil {
-						return fail(err)
+				joined := r.ddl.joinedCount()
+				done, err := r.ddl.change(ctx, applier, &ev.Record, ev.CommitLSN)
+				if err != nil {
+					return fail(err)
+				}
+				if hows != nil && r.ddl.joinedCount() != joined {
+					// A table joined: the rest of the slice was staged
+					// without its options (where, operations); stage it again.
+					from := i
+					if done {
+						from = i + 1
 					}
+					rest, restHows, err := r.stageEvents(ctx, evs[from:], skipping, applied)
+					evs = append(evs[:from:from], rest...)
+					hows = append(hows[:from:from], restHows...)
+					if err != nil {
+						stageErr = err
+					}
+					if !done {
+						i-- // this change again, as newly staged
+						continue
+					}
+				}
+				if done {
 					continue
 				}
-				var err error
 				if hows != nil {
 					err = r.applyItem(ctx, applier, &ev.Record, hows[i], ev.CommitLSN)
 				} else {
