@@ -106,11 +106,36 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		return err
 	}
 	r.metrics.SetChunks(planned, planned-len(jobs))
-	// Biggest chunks first (by bytes: a chunk of large TOASTed values takes
-	// longer than its rows say), so the last ones to finish are small.
-	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].estBytes() > jobs[j].estBytes() })
+	// Biggest table first, its chunks biggest first (by bytes: a chunk of
+	// large TOASTed values takes longer than its rows say). The biggest
+	// table is then done early and its primary key, the longest build,
+	// is built while the smaller tables still copy, instead of alone after
+	// the copy; and the last chunks to finish are small.
+	tableBytes := map[uint32]int64{}
+	for _, j := range jobs {
+		tableBytes[j.table.OID] += j.estBytes()
+	}
+	sort.SliceStable(jobs, func(i, j int) bool {
+		a, b := jobs[i], jobs[j]
+		if ta, tb := tableBytes[a.table.OID], tableBytes[b.table.OID]; ta != tb {
+			return ta > tb
+		}
+		if a.table.OID != b.table.OID {
+			return a.table.OID < b.table.OID
+		}
+		return a.estBytes() > b.estBytes()
+	})
 	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
 
+	// Post-data's dump of the source is made at the snapshot meanwhile;
+	// finish runs before the snapshot is released (defers run last first).
+	finishDump := r.startSourceDump(ctx, src, dst, tables, snap.ID)
+	dumpKept := false
+	defer func() {
+		if !dumpKept {
+			finishDump(false)
+		}
+	}()
 	var keys *keyBuilder // primary keys built as their tables are done (postkeys.go)
 	if r.cfg.Schema {
 		if keys, err = r.newKeyBuilder(ctx, src, dst, jobs); err != nil {
@@ -121,7 +146,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	progDone := make(chan struct{})
 	go func() { prog.run(progCtx, r.log); close(progDone) }()
 	err = r.copyChunks(ctx, snap.ID, jobs, sum, keys)
-	if kerr := keys.wait(); err == nil {
+	if kerr := keys.wait(err); err == nil {
 		err = kerr
 	}
 	stopProgress()
@@ -130,6 +155,8 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if err != nil {
 		return err
 	}
+	dumpKept = true
+	finishDump(true)
 	sum.Rows, sum.Bytes = prog.totals()
 	return nil
 }
@@ -223,6 +250,45 @@ func fromSavedPlan(tp *checkpoint.TablePlan) *postgres.Plan {
 	return p
 }
 
+// openCopyWorkers connects every worker's reader (importing the snapshot)
+// and writer at once: each connection is a round trip or more (a server
+// process forked, authentication, TLS), which in sequence would delay the
+// copy's start by as many. On error the connections opened are left in
+// readers and writers for the caller to close.
+func (r *runner) openCopyWorkers(ctx context.Context, snapshotID string, readers []*postgres.Reader, writers []*postgres.Writer) error {
+	errs := make([]error, 2*len(readers))
+	var wg sync.WaitGroup
+	for i := range readers {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			readers[i], errs[2*i] = postgres.OpenReader(ctx, r.cfg.SourceDSN, snapshotID)
+		}()
+		go func() {
+			defer wg.Done()
+			w, err := postgres.OpenWriter(ctx, r.cfg.SinkDSN, r.cfg.Name, r.log)
+			if err != nil {
+				errs[2*i+1] = err
+				return
+			}
+			writers[i] = w
+			if err := w.SetToastCompression(ctx, r.cfg.ToastCompression); err != nil {
+				if !postgres.IsConnectionError(err) {
+					err = permanent(err)
+				}
+				errs[2*i+1] = err
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // the first in worker order: the same error each run
+		}
+	}
+	return nil
+}
+
 // copyChunks runs the jobs on Parallel workers, each with one source
 // connection inside the snapshot and one sink connection. The first error
 // stops every worker.
@@ -257,14 +323,8 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 			}
 		}
 	}()
-	for i := 0; i < workers; i++ {
-		var err error
-		if readers[i], err = postgres.OpenReader(ctx, r.cfg.SourceDSN, snapshotID); err != nil {
-			return err
-		}
-		if writers[i], err = postgres.OpenWriter(ctx, r.cfg.SinkDSN, r.cfg.Name, r.log); err != nil {
-			return err
-		}
+	if err := r.openCopyWorkers(ctx, snapshotID, readers, writers); err != nil {
+		return err
 	}
 	for i := 0; i < workers; i++ {
 		wg.Add(1)

@@ -57,8 +57,10 @@ func (r *runner) keyError(err error) error {
 type keyBuilder struct {
 	r      *runner
 	ctx    context.Context
+	cancel context.CancelFunc // stops the builds when the copy fails
 	mu     sync.Mutex
 	left   map[uint32]int               // source table OID -> chunks still to copy in this run
+	total  int                          // chunks still to copy in this run, all tables
 	builds map[uint32]postgres.KeyBuild // keys missing at the sink, by source table OID
 	wg     sync.WaitGroup
 	sem    chan struct{}
@@ -80,8 +82,9 @@ func (r *runner) newKeyBuilder(ctx context.Context, src, dst *pgx.Conn, jobs []c
 	if err != nil || len(builds) == 0 {
 		return nil, err
 	}
-	kb := &keyBuilder{r: r, ctx: ctx, left: left, builds: map[uint32]postgres.KeyBuild{},
+	kb := &keyBuilder{r: r, left: left, total: len(jobs), builds: map[uint32]postgres.KeyBuild{},
 		sem: make(chan struct{}, max(1, r.cfg.Parallel/2))}
+	kb.ctx, kb.cancel = context.WithCancel(ctx)
 	byName := map[string]postgres.KeyBuild{}
 	for _, b := range builds {
 		byName[b.Table.String()] = b
@@ -102,8 +105,11 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 	}
 	kb.mu.Lock()
 	kb.left[oid]--
+	kb.total--
 	b, ok := kb.builds[oid]
 	start := ok && kb.left[oid] == 0
+	// Other tables' chunks still copying keep the sink's cores busy.
+	b.Serial = kb.total > 0
 	kb.mu.Unlock()
 	if !start {
 		return
@@ -128,12 +134,19 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 	}()
 }
 
-// wait waits for the builds started and returns the first error.
-func (kb *keyBuilder) wait() error {
+// wait waits for the builds started and returns the first error. After
+// a failed copy (copyErr set) the running builds are cancelled first: the
+// run is about to fail, and a build of a big table could hold its error
+// back for minutes; the next run builds what is missing.
+func (kb *keyBuilder) wait(copyErr error) error {
 	if kb == nil {
 		return nil
 	}
+	if copyErr != nil {
+		kb.cancel()
+	}
 	kb.wg.Wait()
+	kb.cancel()
 	if len(kb.errs) > 0 {
 		return kb.r.keyError(kb.errs[0])
 	}

@@ -85,7 +85,8 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if r.mapping != nil {
 		mapped = r.mappedTables(tables)
 	}
-	plan, err := postgres.PlanPostDataMapped(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
+	plan, err := postgres.PlanPostDataFrom(ctx, src, dst, r.preDump, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
+	r.preDump = nil
 	if err != nil {
 		if postgres.IsConnectionError(err) {
 			return err

@@ -133,6 +133,14 @@ type Copy struct {
 	// ChunkRows is the number of rows a big table's chunk aims at, at
 	// least 1000. Default 100000.
 	ChunkRows int64 `yaml:"chunk_rows" default:"100000"`
+	// ToastCompression is how the copy compresses large (TOASTed) values
+	// it writes at the sink, for columns without a compression method of
+	// their own: "auto" (the default: lz4 when the sink has it and its
+	// default_toast_compression is still PostgreSQL's built-in default,
+	// else the sink's setting), "lz4", "pglz", or "server" (always the
+	// sink's setting). lz4 compresses several times faster than pglz;
+	// values read back identical either way.
+	ToastCompression string `yaml:"toast_compression" default:"auto"`
 }
 
 // Load reads, validates and returns the pipeline file at path. env looks up
@@ -290,5 +298,10 @@ func (c Copy) validate(d *decoder, path string) {
 	}
 	if c.ChunkRows < 1000 {
 		d.problem(path+".chunk_rows", "must be at least 1000, got %s", d.show(path+".chunk_rows", c.ChunkRows))
+	}
+	switch c.ToastCompression {
+	case "auto", "lz4", "pglz", "server":
+	default:
+		d.problem(path+".toast_compression", "%s is not valid: use auto (lz4 where the sink has it), lz4, pglz or server (the sink's default_toast_compression)", d.show(path+".toast_compression", c.ToastCompression))
 	}
 }

@@ -26,7 +26,9 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 		StateDir:    p.StateDir,
 		Parallel:    p.Copy.Parallel,
 		ChunkRows:   p.Copy.ChunkRows,
-		Heartbeat:   p.Stream.Heartbeat,
+
+		ToastCompression: p.Copy.ToastCompression,
+		Heartbeat:        p.Stream.Heartbeat,
 
 		RetryConnection: p.Retry.Connection,
 		RetryOther:      p.Retry.Other,

@@ -35,6 +35,12 @@ type Column struct {
 	// Collation is the qualified, quoted collation when it differs from the
 	// type's default, else empty.
 	Collation string
+	// Compression is the column's own compression method for large
+	// values ("pglz", "lz4"), empty when it uses the server's default.
+	Compression string
+	// Storage is the column's storage strategy ("plain", "external",
+	// "extended", "main") when it differs from its type's, else empty.
+	Storage string
 }
 
 // Table is one source table selected by the pipeline, with what the full
@@ -274,7 +280,12 @@ func loadColumns(ctx context.Context, conn *pgx.Conn, oids []uint32, byOID map[u
 			COALESCE(pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''), a.attgenerated::text, a.attidentity::text,
 			COALESCE((SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
 				FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
-				WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), '')
+				WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), ''),
+			-- attcompression exists from PostgreSQL 14: read through jsonb so
+			-- older servers answer too (with nothing)
+			CASE pg_catalog.to_jsonb(a) ->> 'attcompression' WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' ELSE '' END,
+			CASE WHEN a.attstorage = t.typstorage THEN ''
+				ELSE CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' ELSE '' END END
 		FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -288,7 +299,7 @@ func loadColumns(ctx context.Context, conn *pgx.Conn, oids []uint32, byOID map[u
 		var rel uint32
 		var c Column
 		var gen, ident string
-		if err := rows.Scan(&rel, &c.Num, &c.Name, &c.TypeOID, &c.TypeName, &c.NotNull, &c.Default, &gen, &ident, &c.Collation); err != nil {
+		if err := rows.Scan(&rel, &c.Num, &c.Name, &c.TypeOID, &c.TypeName, &c.NotNull, &c.Default, &gen, &ident, &c.Collation, &c.Compression, &c.Storage); err != nil {
 			return fmt.Errorf("read columns from the catalog: %w", err)
 		}
 		if gen != "" {

@@ -35,6 +35,10 @@ type KeyBuild struct {
 	Name  string           // the constraint's name, as at the source
 	SQL   string
 	Bytes int64 // the sink table's size, to build the biggest first
+	// Serial builds the key without parallel maintenance workers: set
+	// while the copy still keeps the sink busy, where helper processes
+	// would only compete with it for the same cores.
+	Serial bool
 }
 
 // MissingKeys lists the primary keys that the selected plain tables have at
@@ -176,7 +180,13 @@ func BuildKeys(ctx context.Context, dsn, pipeline string, builds []KeyBuild, job
 				if ctx.Err() != nil {
 					continue
 				}
-				if _, err := conn.Exec(ctx, b.SQL); err != nil {
+				sql := b.SQL
+				if b.Serial {
+					// One simple-protocol string runs as one implicit
+					// transaction, which SET LOCAL is confined to.
+					sql = "SET LOCAL max_parallel_maintenance_workers = 0; " + sql
+				}
+				if _, err := conn.Exec(ctx, sql); err != nil {
 					fail(fmt.Errorf("sink: add primary key %s to %s after the copy (%s): %w; the rows are copied: fix the cause and run the pipeline again to build the key", record.QuoteIdent(b.Name), b.Table, b.SQL, describeRowError(err)))
 					continue
 				}

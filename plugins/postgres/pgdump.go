@@ -50,13 +50,19 @@ func pgDumpMajor(ctx context.Context, path string) (int, error) {
 
 // pgDumpCandidates lists the pg_dump executables to consider, in order:
 // $PG_BINDIR/pg_dump, pg_dump on PATH (symlinks resolved), then
-// /usr/lib/postgresql/*/bin/pg_dump, newest first.
+// /usr/lib/postgresql/*/bin/pg_dump, newest first. Debian's pg_wrapper
+// (what pg_dump on PATH is there) is left out: it only dispatches to one
+// of the /usr/lib/postgresql/*/bin binaries, which are tried directly,
+// and asking it for its version costs a Perl start-up on every run.
 func pgDumpCandidates() []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(p string) {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
 			p = r
+		}
+		if filepath.Base(p) == "pg_wrapper" {
+			return
 		}
 		if st, err := os.Stat(p); err != nil || st.IsDir() || seen[p] {
 			return

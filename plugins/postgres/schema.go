@@ -728,6 +728,18 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 		if dropped {
 			continue
 		}
+		// A column's own compression method and storage strategy, set
+		// before any row arrives. Optional: a sink built without lz4 keeps
+		// its default, which reads back the same values.
+		for _, set := range []struct{ what, value string }{{"COMPRESSION", c.Compression}, {"STORAGE", c.Storage}} {
+			if set.value != "" {
+				p.postStmts = append(p.postStmts, Statement{
+					Object:   "table " + tn.String(),
+					SQL:      fmt.Sprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET %s %s", tn.Quoted(), record.QuoteIdent(name), set.what, set.value),
+					Optional: true,
+				})
+			}
+		}
 		if parent != nil {
 			// The partition gets its columns from the parent; only what
 			// differs is said here.

@@ -1,0 +1,67 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestKeyBuildStopsWhenCopyFails: a primary key being built while the copy
+// goes on is cancelled when the copy fails, so the run reports the copy's
+// failure at once instead of after the build (minutes on a big table).
+// Here the build waits for a lock the test holds for far longer than the
+// run may take.
+func TestKeyBuildStopsWhenCopyFails(t *testing.T) {
+	e := newEnv(t)
+	e.srcExec(itemsFixture + `
+CREATE TABLE public.small (id int PRIMARY KEY, v text);
+INSERT INTO public.small SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+ANALYZE public.small;`)
+	// The sink's items exists without its key (empty: no conflict), so the
+	// copy fills it and then builds the key; the test's open transaction
+	// lets rows in (ROW EXCLUSIVE) but keeps the key build waiting.
+	e.dstExec(`CREATE TABLE public.items (id bigint NOT NULL, body text, n numeric)`)
+	ctx := t.Context()
+	lock, err := pgx.Connect(ctx, e.dstDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.WithoutCancel(ctx))
+	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE public.items IN ROW EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	release := time.AfterFunc(90*time.Second, func() { lock.Exec(context.Background(), "ROLLBACK") })
+	defer release.Stop()
+
+	cfg := e.config(schemaSel("public")...)
+	// One worker, biggest table first: items' 10 chunks, then small's
+	// first chunk fails, while items' key build waits for the lock.
+	cfg.ChunkRows, cfg.Parallel = 10000, 1
+	cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@11")
+	start := time.Now()
+	err = runErr(t, cfg)
+	took := time.Since(start)
+	if !strings.Contains(err.Error(), "copy.chunk.after_commit") {
+		t.Errorf("error %q does not name the copy's failure", err)
+	}
+	if took > 45*time.Second {
+		t.Errorf("the run took %s to report the failed copy: it waited for the key build", took.Round(time.Second))
+	}
+	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.items'::regclass AND contype = 'p'`); n != 0 {
+		t.Errorf("items has %d primary keys after the cancelled build, want 0", n)
+	}
+
+	// The next run (lock gone) builds the key and finishes the copy.
+	if _, err := lock.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Failpoints = nil
+	runOK(t, cfg)
+	assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items", "public.small"})
+	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.items'::regclass AND contype = 'p'`); n != 1 {
+		t.Errorf("items has %d primary keys after the second run, want 1", n)
+	}
+}
