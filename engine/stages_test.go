@@ -91,7 +91,7 @@ func TestStageEventsPluginOncePerSlice(t *testing.T) {
 	evs = append(evs, txn(10, change(1, record.Insert, 10, "1", "a"), change(1, record.Insert, 10, "2", "drop"))...)
 	evs = append(evs, txn(20, change(1, record.Update, 20, "1", "b"), change(1, record.Delete, 20, "2", "x"))...)
 	evs = append(evs, txn(30, change(1, record.Insert, 30, "3", "c"))...)
-	out, hows, err := r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err := r.stageEvents(context.Background(), evs, false, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestStageEventsPluginOncePerSlice(t *testing.T) {
 	calls, sizes = 0, nil
 	trunc := postgres.Event{Kind: postgres.EventTruncate, CommitLSN: 40, Truncated: []*record.Relation{stageTestRels[2]}}
 	evs = txn(40, change(1, record.Insert, 40, "4", "d"), trunc, change(2, record.Insert, 40, "5", "e"), change(1, record.Insert, 40, "6", "f"))
-	out, hows, err = r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err = r.stageEvents(context.Background(), evs, false, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestStageEventsPluginOncePerSlice(t *testing.T) {
 	r.chain.stages = []*chainStage{{cfg: &TransformStage{Kind: "filter", Origin: "test (transforms[0])"}, covers: map[uint32]bool{1: true}, filters: map[uint32]*rowexpr.Filter{1: f}}}
 	evs = txn(50, change(1, record.Insert, 50, "7", "out"), change(1, record.Insert, 50, "8", "in"),
 		change(1, record.Update, 50, "8", "out"), change(1, record.Update, 50, "9", "in"), change(1, record.Delete, 50, "9", ""), change(2, record.Insert, 50, "1", "out"))
-	out, hows, err = r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err = r.stageEvents(context.Background(), evs, false, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestStageEventsParksAtFailingTransaction(t *testing.T) {
 	evs = append(evs, txn(20, change(2, record.Insert, 20, "9", "b"), change(1, record.Insert, 20, "2", "b"))...)
 	evs = append(evs, txn(30, change(1, record.Insert, 30, "4", "c"), change(1, record.Insert, 30, "3", "d"))...)
 	evs = append(evs, txn(40, change(1, record.Insert, 40, "5", "e"))...)
-	out, hows, err := r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err := r.stageEvents(context.Background(), evs, false, 5)
 	if err == nil || !strings.Contains(err.Error(), `p.yaml:7 (transforms[0]): insert of table s.staged, key ("id")=(3) at 0/1E: set "v": position 12: division by zero`) {
 		t.Fatalf("want the division by zero on row 3, got %v", err)
 	}
