@@ -78,7 +78,7 @@ func (d *ddlRun) stagesJoined(ctx context.Context, src *pgx.Conn, t *postgres.Ta
 	}
 	gained, _, _, err := d.r.chain.track(sh)
 	if err != nil {
-		return permanent(fmt.Errorf("%w; table %s joined the pipeline while streaming (source transaction committed at %s) and a transform stage whose tables: scope takes it does not fit it: the pipeline stops before the table's changes, with everything before them at the sink; change the stage (its expression, or its tables: scope) in the pipeline file, then run again",
+		return permanent(fmt.Errorf("%w; table %s joined the pipeline while streaming (source transaction committed at %s) and a transform stage whose tables: scope takes it does not fit it: the pipeline stops before the table's changes (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the stage (its expression, or its tables: scope) in the pipeline file, then run again",
 			err, t.Name, lsn))
 	}
 	if len(gained) > 0 {
@@ -148,7 +148,7 @@ func (d *ddlRun) stagesAltered(ctx context.Context, ev *postgres.DDLEvent, lsn r
 		}
 		gained, lost, _, err := d.r.chain.track(sh)
 		if err != nil {
-			return permanent(fmt.Errorf("%w; after %s at the source (source transaction committed at %s: %s) a transform stage no longer fits table %s: the pipeline stops before this change, with everything before it at the sink; change the stage (its expression, or its tables: scope) in the pipeline file to fit the table's new columns, or undo the change at the source, then run again",
+			return permanent(fmt.Errorf("%w; after %s at the source (source transaction committed at %s: %s) a transform stage no longer fits table %s: the pipeline stops before this change (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the stage (its expression, or its tables: scope) in the pipeline file to fit the table's new columns, or undo the change at the source, then run again",
 				err, ev.Tag, lsn, ev.ShortStatement(200), name))
 		}
 		if len(gained) > 0 {
