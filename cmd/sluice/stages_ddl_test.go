@@ -1,7 +1,11 @@
 package main
 
 import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,4 +87,70 @@ state_dir: state
 	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'Or ders' AND column_name = 'region'`); n != 0 {
 		t.Error("after the rerun the sink still has the dropped column")
 	}
+}
+
+// TestPluginStageCoversNewTable: a plugin stage scoped to app.* (the
+// example mask plugin, built here) masks the rows of a table created in
+// app while the pipeline streams, in the table's first transaction and
+// after. Before the fix the new table's rows skipped the plugin.
+func TestPluginStageCoversNewTable(t *testing.T) {
+	ctx := streamCtx(t, 5*time.Minute)
+	dir := t.TempDir()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	if out, err := exec.CommandContext(ctx, gobin, "build", "-o", filepath.Join(dir, "mask"), "../../examples/plugins/mask").CombinedOutput(); err != nil {
+		t.Fatalf("go build the mask plugin: %v\n%s", err, out)
+	}
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	dropSlotsAtCleanup(t, srcDSN)
+	srcExec := func(sql string) {
+		t.Helper()
+		if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srcExec(`CREATE SCHEMA app;
+CREATE TABLE app.users (id integer PRIMARY KEY, email text);
+INSERT INTO app.users SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 10) g;`)
+	file := writePipeline(t, dir, "mask.yaml", `name: stages_plugin_join
+source: {dsn: "${SRC_DSN}"}
+sink: {dsn: "${DST_DSN}"}
+sync: {schema: true, full: true, incremental: true}
+objects:
+  - schema: app
+transforms:
+  - type: plugin
+    path: ./mask
+    env: {MASK_COLUMNS: "email"}
+    tables: ['app.*']
+state_dir: state
+`)
+	env := dsnEnv(srcDSN, dstDSN)
+	runCaughtUp(t, dir, env, file, 2*time.Minute)
+	live := startSluice(t, dir, env, "run", file)
+	waitStreaming(t, ctx, live, srcDSN, "sluice_stages_plugin_join", 2*time.Minute)
+	srcExec(`BEGIN;
+CREATE TABLE app."Lea ds" (id integer PRIMARY KEY, email text, note text);
+INSERT INTO app."Lea ds" SELECT g, 'lead' || g || '@mail.example', 'n' || g FROM generate_series(1, 20) g;
+COMMIT;`)
+	srcExec(`INSERT INTO app."Lea ds" SELECT g, 'late' || g || '@mail.example', 'n' || g FROM generate_series(21, 30) g;
+UPDATE app."Lea ds" SET email = 'moved@new.example' WHERE id = 1;`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for queryInt(t, ctx, dstDSN, `SELECT count(*) FROM pg_tables WHERE schemaname = 'app' AND tablename = 'Lea ds'`) == 0 ||
+		queryInt(t, ctx, dstDSN, `SELECT count(*) FROM app."Lea ds" WHERE id > 20 OR email LIKE 'm%'`) < 11 {
+		if live.exited() {
+			t.Fatalf("sluice ended while streaming:\n%s", live.res)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new table's rows did not reach the sink within 2 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	live.signal(syscall.SIGTERM)
+	live.wait(time.Minute)
+	masked := `SELECT id, left(email, 1) || repeat('*', length(split_part(email, '@', 1)) - 1) || '@' || split_part(email, '@', 2), note FROM app."Lea ds"`
+	assertSameRows(t, ctx, srcDSN, masked, dstDSN, `SELECT id, email, note FROM app."Lea ds"`)
 }
