@@ -3,11 +3,15 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 	"github.com/sluicehq/sluice/transforms"
 	"github.com/sluicehq/sluice/transforms/rowexpr"
 )
@@ -298,5 +302,31 @@ func TestStageEventsStopsAtBarrier(t *testing.T) {
 	// B I1 DDL | I1 I2 | I2 C
 	if fmt.Sprint(windows) != "[3 2 2]" {
 		t.Errorf("windows %v, want [3 2 2]: one ending at the DDL event, one at table 2's new relation", windows)
+	}
+}
+
+// TestBaseTypes: the column types a DDL event captures (format_type,
+// qualified) resolve to their base type's OID at the source: modifiers,
+// arrays, domains over domains; a type gone since resolves to 0.
+func TestBaseTypes(t *testing.T) {
+	src := pgtest.Source(t)
+	dsn := pgtest.NewDB(t, src)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA "S p"; CREATE DOMAIN "S p".d1 AS bigint; CREATE DOMAIN "S p"."D 2" AS "S p".d1 CHECK (VALUE > 0)`); err != nil {
+		t.Fatal(err)
+	}
+	oids, names, err := baseTypes(t.Context(), conn, []string{"integer", "numeric(10,2)", "character varying(20)", `"S p"."D 2"`, "integer[]", `"char"`, "boolean", `"S p".gone`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{23, 1700, 1043, 20, 1007, 18, 16, 0}; !slices.Equal(oids, want) {
+		t.Errorf("oids %v, want %v", oids, want)
+	}
+	if names[3] != "bigint" || names[7] != `"S p".gone` {
+		t.Errorf("names %q", names)
 	}
 }
