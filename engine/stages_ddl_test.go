@@ -96,11 +96,17 @@ func TestStagesRecompiledAfterAlter(t *testing.T) {
 	s.srcExec(`CREATE SCHEMA app;
 CREATE TABLE app.t (id integer PRIMARY KEY, n integer NOT NULL, note text);
 INSERT INTO app.t SELECT g, g, 'row ' || g FROM generate_series(1, 10) g;
+CREATE TABLE app.parts (id integer PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE app.parts_1 PARTITION OF app.parts FOR VALUES FROM (0) TO (1000);
+INSERT INTO app.parts VALUES (1, 'one');
 CREATE TABLE app.marker (id integer PRIMARY KEY);`)
 	only := func(n record.TableName) bool { return n == tn("app", "t") }
+	parts := func(n record.TableName) bool { return n == tn("app", "parts") }
 	s.cfg.Transforms = []engine.TransformStage{
 		{Kind: "filter", Filter: "after.n > 5", Match: only, Scope: "app.t", Origin: "pipeline.yaml:9 (transforms[0])"},
 		{Kind: "filter", Filter: `none(values(after), # == "test")`, Match: only, Scope: "app.t", Origin: "pipeline.yaml:11 (transforms[1])"},
+		// Scoped by the partitioned table: DDL on it changes its partitions.
+		{Kind: "filter", Filter: `none(values(after), # == "test")`, Match: parts, Scope: "app.parts", Origin: "pipeline.yaml:13 (transforms[2])"},
 	}
 	s.run(s.cfg)
 	bg := s.streamInBackground(s.cfg)
@@ -111,6 +117,8 @@ ALTER TABLE app.t ADD COLUMN tag text;
 INSERT INTO app.t VALUES (100, 7, 'a', 'test'), (101, 8, 'b', 'keep'), (102, 2, 'c', 'keep');
 COMMIT;`)
 	s.srcExec(`INSERT INTO app.t VALUES (103, 9, 'd', 'test'), (104, 9, 'e', NULL)`)
+	s.srcExec(`ALTER TABLE app.parts ADD COLUMN tag text;
+INSERT INTO app.parts VALUES (2, 'two', 'test'), (3, 'three', 'keep');`)
 	s.srcExec(`ALTER TABLE app.t ALTER COLUMN n TYPE numeric`)
 	s.srcExec(`INSERT INTO app.t VALUES (105, 7.5, 'f', 'x'), (106, 5.5, 'g', 'test'), (107, 2.5, 'h', 'x');
 UPDATE app.t SET n = 9.25 WHERE id = 1;
@@ -123,6 +131,9 @@ UPDATE app.t SET n = 0.5 WHERE id = 10;`)
 	got := `SELECT string_agg(id || ':' || n || ':' || coalesce(tag, '-'), ' ' ORDER BY id) FROM app.t`
 	if w, g := streamQuery[string](t, s.srcDSN, want), streamQuery[string](t, s.dstDSN, got); w != g {
 		t.Errorf("sink app.t rows:\n got %s\nwant %s (the filtered source)", g, w)
+	}
+	if g := streamQuery[string](t, s.dstDSN, `SELECT string_agg(id || ':' || coalesce(tag, '-'), ' ' ORDER BY id) FROM app.parts`); g != "1:- 3:keep" {
+		t.Errorf("sink app.parts rows: %s, want 1:- 3:keep (the row with 'test' in the added column filtered out)", g)
 	}
 	if typ := streamQuery[string](t, s.dstDSN, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.t'::regclass AND attname = 'n'`); typ != "numeric" {
 		t.Errorf("sink app.t.n is %s, want numeric", typ)
