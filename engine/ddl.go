@@ -67,6 +67,9 @@ type ddlRun struct {
 	// changes staged before a join were staged without the new table's
 	// options (see streamOnce).
 	joined int
+	// parents holds each partition's partitioned table, by OID: DDL on a
+	// partitioned table changes its partitions' columns too.
+	parents map[uint32]uint32
 }
 
 // joinedCount returns how many tables joined while streaming so far.
@@ -80,7 +83,7 @@ func (d *ddlRun) joinedCount() int {
 func (r *runner) newDDLRun(tables []*postgres.Table, apply map[uint32]*postgres.ApplyTable) *ddlRun {
 	d := &ddlRun{r: r, tables: apply, known: map[uint32]record.TableName{}, ignored: map[uint32]bool{},
 		rels: map[uint32]*record.Relation{}, checked: map[uint32]bool{}, routed: map[uint32]bool{},
-		schemas: map[string]bool{}, items: map[record.TableName]bool{}, tableSchemas: map[string]bool{}}
+		schemas: map[string]bool{}, items: map[record.TableName]bool{}, tableSchemas: map[string]bool{}, parents: map[uint32]uint32{}}
 	for _, s := range r.cfg.Objects {
 		if s.Schema != "" {
 			d.schemas[s.Schema] = true
@@ -92,6 +95,9 @@ func (r *runner) newDDLRun(tables []*postgres.Table, apply map[uint32]*postgres.
 	for _, t := range tables {
 		d.known[t.OID] = t.Name
 		d.tableSchemas[t.Name.Schema] = true
+		if t.ParentOID != 0 {
+			d.parents[t.OID] = t.ParentOID
+		}
 	}
 	return d
 }
@@ -209,7 +215,7 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 		if d.ignored[id] {
 			return true, nil
 		}
-		joined, err := d.join(ctx, a, id, lsn)
+		joined, err := d.join(ctx, a, id, lsn, nil)
 		if err != nil || !joined {
 			return !joined && d.ignored[id], err
 		}
@@ -246,7 +252,7 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 	if !exists {
 		// Created at the source after the sink's position, and its rows
 		// come before its DDL event (CREATE TABLE AS after a restart).
-		if _, err := d.join(ctx, a, id, lsn); err != nil {
+		if _, err := d.join(ctx, a, id, lsn, nil); err != nil {
 			return false, err
 		}
 		t.Target = d.r.target(rel.Table)
@@ -257,8 +263,9 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 // join creates a source table at the sink (mapped) from the source's
 // catalog, as the schema sync does, and adds it to the pipeline, if the
 // pipeline selects it (by schema or name, or as a partition of a table it
-// replicates). It reports whether the table joined.
-func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn record.LSN) (bool, error) {
+// replicates). It reports whether the table joined. state is the table as
+// the DDL event that brings it captured it (nil: none).
+func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn record.LSN, state *postgres.TableState) (bool, error) {
 	src, err := d.source(ctx)
 	if err != nil {
 		return false, err
@@ -306,7 +313,7 @@ func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn 
 			return false, err
 		}
 	}
-	if err := d.register(ctx, src, t); err != nil {
+	if err := d.register(ctx, src, t, state, lsn); err != nil {
 		return false, err
 	}
 	if route != nil {
@@ -378,8 +385,9 @@ func (d *ddlRun) create(ctx context.Context, a *postgres.Applier, t *postgres.Ta
 
 // register adds a source table to the pipeline, with its item's options:
 // a partition takes its partitioned table's (row filter included), a table
-// its own item's or its schema's.
-func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table) error {
+// its own item's or its schema's; the transform stages whose scope takes
+// it cover it.
+func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table, state *postgres.TableState, lsn record.LSN) error {
 	d.joined++
 	d.known[t.OID] = t.Name
 	d.tableSchemas[t.Name.Schema] = true
@@ -406,6 +414,9 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table)
 		if to.filter != nil || to.ops != opAll {
 			d.r.mapping.opts[t.OID] = to
 		}
+	}
+	if err := d.stagesJoined(ctx, src, t, state, lsn); err != nil {
+		return err
 	}
 	if t.Partitioned {
 		return nil
@@ -461,6 +472,8 @@ func (d *ddlRun) dropTable(ctx context.Context, a *postgres.Applier, ev *postgre
 	delete(d.known, ev.RelID)
 	delete(d.tables, ev.RelID)
 	delete(d.rels, ev.RelID)
+	delete(d.parents, ev.RelID)
+	d.r.chain.untrack(ev.RelID)
 	d.ignored[ev.RelID] = true
 	d.r.log.Info("DDL applied", "tag", ev.Tag, "table", name.String(), "sink", target.String(), "lsn", lsn.String())
 	d.r.mon.ddlCounted(true)
@@ -490,7 +503,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		if !created {
 			d.warn(ev, lsn, fmt.Sprintf("table %s entered the selection by %s: it is created at the sink and its changes from now on are replicated, but the rows it held before are not copied (run `sluice verify`)", srcName, ev.Tag))
 		}
-		joined, err := d.join(ctx, a, ev.RelID, lsn)
+		joined, err := d.join(ctx, a, ev.RelID, lsn, next)
 		if err != nil || !joined || d.routed[ev.RelID] {
 			return err
 		}
@@ -502,7 +515,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	if sink == nil {
 		// Known but missing at the sink (dropped there by hand?): create
 		// it again from the source's catalog.
-		if _, err := d.join(ctx, a, ev.RelID, lsn); err != nil || d.routed[ev.RelID] {
+		if _, err := d.join(ctx, a, ev.RelID, lsn, next); err != nil || d.routed[ev.RelID] {
 			return err
 		}
 		if sink, err = d.sinkTable(ctx, a, ev.RelID, srcName, prev, knownName); err != nil {
@@ -552,7 +565,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		}
 	}
 	for _, oid := range create {
-		if _, err := d.join(ctx, a, oid, lsn); err != nil {
+		if _, err := d.join(ctx, a, oid, lsn, nil); err != nil {
 			return err
 		}
 	}
@@ -563,6 +576,9 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	if t := d.tables[ev.RelID]; t != nil {
 		t.Target = d.r.target(srcName)
 		t.Key = d.key(srcName, next, t.Key)
+	}
+	if err := d.stagesAltered(ctx, ev, lsn); err != nil {
+		return err
 	}
 	if len(stmts) > 0 || len(create) > 0 {
 		d.r.log.Info("DDL applied", "tag", ev.Tag, "table", srcName.String(), "sink", d.r.target(srcName).String(),

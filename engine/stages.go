@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,19 +65,34 @@ type item struct {
 // source's catalog: built once per run by newTransformChain (which
 // type-checks every expression for every table it applies to and starts
 // the plugins) and used by the full copy, the stream and backfills alike.
+// While streaming, tables that join the pipeline and tables whose columns
+// change by replicated DDL are compiled again (track, see stages_ddl.go).
 // Records reach it after the objects' where conditions, with source
 // names, in text format (newTransformChain makes every table with a stage
 // travel in text), and leave it for the renames. It is safe for
 // concurrent use; Close stops the plugins.
 type transformChain struct {
+	// mu guards the per-table state: the stages' covers, filters and
+	// sets, tables and gen. Readers hold it while records go through the
+	// stages; track and untrack change it.
+	mu     sync.RWMutex
 	stages []*chainStage
 	// tables holds the tables at least one stage applies to, by OID.
 	tables map[uint32]*chainTable
+	// incremental: the pipeline streams (keyless tables have more limits).
+	incremental bool
+	// gen counts the changes of the per-table state since the start: a
+	// streamed change staged before a change of gen was staged with
+	// stages that no longer hold.
+	gen int
 }
 
 type chainTable struct {
 	name    record.TableName
 	keyless bool // the sink finds rows by the whole old row
+	// shape is the table the stages were compiled for (nil when no stage
+	// needed its columns).
+	shape *tableShape
 }
 
 type chainStage struct {
@@ -85,6 +103,45 @@ type chainStage struct {
 	plugin  transforms.Transform
 }
 
+// tableShape is a table as the stages are compiled for it: its name (and
+// its partitioned table's, which scopes match too), its copied columns
+// with their expression types, and its key.
+type tableShape struct {
+	oid    uint32
+	name   record.TableName
+	parent *record.TableName
+	cols   rowexpr.Table
+	// key lists the key columns (source names); empty: no key.
+	key []string
+}
+
+// equal reports whether two shapes compile the same.
+func (s *tableShape) equal(o *tableShape) bool {
+	return s != nil && o != nil && s.name == o.name && reflect.DeepEqual(s.parent, o.parent) &&
+		reflect.DeepEqual(s.cols, o.cols) && slices.Equal(s.key, o.key)
+}
+
+// catalogShape reads a table's shape from the source's catalog (a domain
+// column has its base type's expression type).
+func catalogShape(ctx context.Context, src *pgx.Conn, t *postgres.Table) (*tableShape, error) {
+	wcols, err := whereColumns(ctx, src, t)
+	if err != nil {
+		return nil, err
+	}
+	copied := map[string]bool{}
+	for _, col := range t.CopyColumns() {
+		copied[col.Name] = true
+	}
+	sh := &tableShape{oid: t.OID, name: t.Name, parent: t.Parent, key: slices.Clone(t.Key), cols: rowexpr.Table{Name: t.Name}}
+	for _, wc := range wcols {
+		if !copied[wc.Name] {
+			continue // generated: neither copied nor streamed
+		}
+		sh.cols.Columns = append(sh.cols.Columns, rowexpr.Column{Name: wc.Name, TypeOID: wc.TypeOID, TypeName: wc.TypeName, Key: slices.Contains(t.Key, wc.Name)})
+	}
+	return sh, nil
+}
+
 // newTransformChain compiles the stages for the tables they apply to. A
 // stage that matches no table, an expression that does not type-check on
 // a table, a set of a key column, or a filter over the new row on a
@@ -93,37 +150,22 @@ type chainStage struct {
 // startPlugins false (sluice check) plugins are not started, but their
 // executables and pins are checked.
 func newTransformChain(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table, startPlugins bool) (*transformChain, error) {
-	c := &transformChain{tables: map[uint32]*chainTable{}}
+	c := &transformChain{tables: map[uint32]*chainTable{}, incremental: cfg.Incremental}
 	if len(cfg.Transforms) == 0 {
 		return c, nil
 	}
 	var problems []error
-	colsCache := map[uint32]rowexpr.Table{}
-	columns := func(t *postgres.Table) (rowexpr.Table, error) {
-		if rt, ok := colsCache[t.OID]; ok {
-			return rt, nil
+	shapes := map[uint32]*tableShape{}
+	shape := func(t *postgres.Table) (*tableShape, error) {
+		if sh, ok := shapes[t.OID]; ok {
+			return sh, nil
 		}
-		wcols, err := whereColumns(ctx, src, t)
+		sh, err := catalogShape(ctx, src, t)
 		if err != nil {
-			return rowexpr.Table{}, err
+			return nil, err
 		}
-		copied := map[string]bool{}
-		for _, col := range t.CopyColumns() {
-			copied[col.Name] = true
-		}
-		key := map[string]bool{}
-		for _, k := range t.Key {
-			key[k] = true
-		}
-		rt := rowexpr.Table{Name: t.Name}
-		for _, wc := range wcols {
-			if !copied[wc.Name] {
-				continue // generated: neither copied nor streamed
-			}
-			rt.Columns = append(rt.Columns, rowexpr.Column{Name: wc.Name, TypeOID: wc.TypeOID, TypeName: wc.TypeName, Key: key[wc.Name]})
-		}
-		colsCache[t.OID] = rt
-		return rt, nil
+		shapes[t.OID] = sh
+		return sh, nil
 	}
 	for i := range cfg.Transforms {
 		sc := &cfg.Transforms[i]
@@ -134,40 +176,26 @@ func newTransformChain(ctx context.Context, src *pgx.Conn, cfg *Config, tables [
 				continue
 			}
 			st.covers[t.OID] = true
-			c.tables[t.OID] = &chainTable{name: t.Name, keyless: len(t.Key) == 0}
-			switch sc.Kind {
-			case "filter":
-				rt, err := columns(t)
-				if err != nil {
-					return nil, err
-				}
-				f, err := rowexpr.CompileFilter(sc.Filter, rt)
-				if err != nil {
-					problems = append(problems, fmt.Errorf("%s: filter on table %s: %w", sc.Origin, t.Name, err))
-					continue
-				}
-				if cfg.Incremental && f.ReadsAfter() && len(t.Key) == 0 {
-					problems = append(problems, fmt.Errorf("%s: filter on table %s reads the new row (after), but the table has no key: when an update moves a row out of the filter the sink could not find it to delete it; give the table a primary key, or use the objects item's where (which handles this table)", sc.Origin, t.Name))
-					continue
-				}
+			if c.tables[t.OID] == nil {
+				c.tables[t.OID] = &chainTable{name: t.Name, keyless: len(t.Key) == 0}
+			}
+			if sc.Kind != "filter" && sc.Kind != "set" {
+				continue
+			}
+			sh, err := shape(t)
+			if err != nil {
+				return nil, err
+			}
+			c.tables[t.OID].shape = sh
+			f, s, err := compileStage(sc, sh, cfg.Incremental)
+			if err != nil {
+				problems = append(problems, err)
+				continue
+			}
+			if f != nil {
 				st.filters[t.OID] = f
-			case "set":
-				rt, err := columns(t)
-				if err != nil {
-					return nil, err
-				}
-				s, err := rowexpr.CompileSet(sc.Set, rt)
-				if err != nil {
-					problems = append(problems, fmt.Errorf("%s: on table %s: %w", sc.Origin, t.Name, err))
-					continue
-				}
-				if names := s.ChangeNames(); cfg.Incremental && len(t.Key) == 0 && len(names) > 0 {
-					// The sink finds a keyless table's rows by their whole
-					// old row, which must be computed again as the sink got
-					// it: from the row alone.
-					problems = append(problems, fmt.Errorf("%s: set on table %s reads %s, but the table has no key: the sink finds its rows by the whole old row, which sluice computes again from the row alone; compute the columns from after only, or give the table a primary key", sc.Origin, t.Name, strings.Join(names, ", ")))
-					continue
-				}
+			}
+			if s != nil {
 				st.sets[t.OID] = s
 			}
 		}
@@ -210,6 +238,147 @@ func newTransformChain(ctx context.Context, src *pgx.Conn, cfg *Config, tables [
 	return c, nil
 }
 
+// compileStage type-checks a filter or set stage for one table (nil, nil
+// for a plugin stage). The error names the stage, the table and the
+// problem.
+func compileStage(sc *TransformStage, sh *tableShape, incremental bool) (*rowexpr.Filter, *rowexpr.Set, error) {
+	keyless := len(sh.key) == 0
+	switch sc.Kind {
+	case "filter":
+		f, err := rowexpr.CompileFilter(sc.Filter, sh.cols)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: filter on table %s: %w", sc.Origin, sh.name, err)
+		}
+		if incremental && f.ReadsAfter() && keyless {
+			return nil, nil, fmt.Errorf("%s: filter on table %s reads the new row (after), but the table has no key: when an update moves a row out of the filter the sink could not find it to delete it; give the table a primary key, or use the objects item's where (which handles this table)", sc.Origin, sh.name)
+		}
+		return f, nil, nil
+	case "set":
+		s, err := rowexpr.CompileSet(sc.Set, sh.cols)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: on table %s: %w", sc.Origin, sh.name, err)
+		}
+		if names := s.ChangeNames(); incremental && keyless && len(names) > 0 {
+			// The sink finds a keyless table's rows by their whole old
+			// row, which must be computed again as the sink got it: from
+			// the row alone.
+			return nil, nil, fmt.Errorf("%s: set on table %s reads %s, but the table has no key: the sink finds its rows by the whole old row, which sluice computes again from the row alone; compute the columns from after only, or give the table a primary key", sc.Origin, sh.name, strings.Join(names, ", "))
+		}
+		return nil, s, nil
+	}
+	return nil, nil, nil
+}
+
+// track makes the stages apply to a table as it is now: one that joined
+// the pipeline while streaming, or whose name, columns or key changed by
+// replicated DDL. Each stage whose tables: scope matches the table's name
+// (or its partitioned table's) covers it, compiled for its shape; a stage
+// that no longer matches leaves it. When a stage does not compile for the
+// new shape nothing changes and the error (naming each stage, the table
+// and the problem) is returned: the caller stops the pipeline, never
+// letting the table's rows past a stage. It reports which stages began
+// and ceased to cover the table (by origin), and whether anything changed.
+func (c *transformChain) track(sh *tableShape) (gained, lost []string, changed bool, err error) {
+	if c.empty() {
+		return nil, nil, false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cover := make([]bool, len(c.stages))
+	same := true
+	for i, st := range c.stages {
+		cover[i] = stageMatchesName(st.cfg, sh.name, sh.parent)
+		if cover[i] != st.covers[sh.oid] {
+			same = false
+		}
+	}
+	old := c.tables[sh.oid]
+	if same && (old == nil || old.shape.equal(sh) || !slices.ContainsFunc(c.stages, func(st *chainStage) bool {
+		return st.covers[sh.oid] && (st.cfg.Kind == "filter" || st.cfg.Kind == "set")
+	})) {
+		if old != nil {
+			old.name, old.keyless = sh.name, len(sh.key) == 0
+		}
+		return nil, nil, false, nil
+	}
+	filters := make([]*rowexpr.Filter, len(c.stages))
+	sets := make([]*rowexpr.Set, len(c.stages))
+	var problems []error
+	for i, st := range c.stages {
+		if !cover[i] {
+			continue
+		}
+		f, s, err := compileStage(st.cfg, sh, c.incremental)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		filters[i], sets[i] = f, s
+	}
+	if len(problems) > 0 {
+		return nil, nil, false, errors.Join(problems...)
+	}
+	covered := false
+	for i, st := range c.stages {
+		switch {
+		case cover[i] && !st.covers[sh.oid]:
+			gained = append(gained, st.cfg.Origin)
+		case !cover[i] && st.covers[sh.oid]:
+			lost = append(lost, st.cfg.Origin)
+		}
+		delete(st.filters, sh.oid)
+		delete(st.sets, sh.oid)
+		delete(st.covers, sh.oid)
+		if !cover[i] {
+			continue
+		}
+		covered = true
+		st.covers[sh.oid] = true
+		if filters[i] != nil {
+			st.filters[sh.oid] = filters[i]
+		}
+		if sets[i] != nil {
+			st.sets[sh.oid] = sets[i]
+		}
+	}
+	if covered {
+		c.tables[sh.oid] = &chainTable{name: sh.name, keyless: len(sh.key) == 0, shape: sh}
+	} else {
+		delete(c.tables, sh.oid)
+	}
+	c.gen++
+	return gained, lost, true, nil
+}
+
+// untrack removes a table dropped at the source from every stage.
+func (c *transformChain) untrack(oid uint32) {
+	if c.empty() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tables[oid] == nil {
+		return
+	}
+	for _, st := range c.stages {
+		delete(st.covers, oid)
+		delete(st.filters, oid)
+		delete(st.sets, oid)
+	}
+	delete(c.tables, oid)
+	c.gen++
+}
+
+// generation returns the count of changes to the per-table state (see gen).
+func (c *transformChain) generation() int {
+	if c.empty() {
+		return 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
 // checkPluginFile checks that a plugin stage's executable exists and
 // matches its pin, so a check or a run fails before any data moves.
 func checkPluginFile(sc *TransformStage) error {
@@ -239,15 +408,26 @@ func checkPluginFile(sc *TransformStage) error {
 }
 
 func stageMatches(sc *TransformStage, t *postgres.Table) bool {
+	return stageMatchesName(sc, t.Name, t.Parent)
+}
+
+// stageMatchesName reports whether a stage's tables: scope takes a table
+// by its name or its partitioned table's.
+func stageMatchesName(sc *TransformStage, name record.TableName, parent *record.TableName) bool {
 	if sc.Match == nil {
 		return true
 	}
-	return sc.Match(t.Name) || (t.Parent != nil && sc.Match(*t.Parent))
+	return sc.Match(name) || (parent != nil && sc.Match(*parent))
 }
 
 // has reports whether a stage applies to the table with this OID.
 func (c *transformChain) has(oid uint32) bool {
-	return c != nil && c.tables[oid] != nil
+	if c == nil {
+		return false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tables[oid] != nil
 }
 
 // empty reports whether the pipeline has no stage.
@@ -316,6 +496,8 @@ func (c *transformChain) applyBatch(ctx context.Context, b *record.Batch) error 
 
 // process runs items through every stage in order.
 func (c *transformChain) process(ctx context.Context, items []item) ([]item, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var err error
 	for _, st := range c.stages {
 		if len(items) == 0 {

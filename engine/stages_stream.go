@@ -80,14 +80,20 @@ func (r *runner) applyItem(ctx context.Context, applier *postgres.Applier, rec *
 // it; otherwise the results are put back into their transactions by their
 // position (a transform keeps each record's Position).
 //
+// Staging stops after a change that may change what the stages and the
+// options do with the changes after it (a DDL event; the first change of
+// a relation the stream has not seen, whose table may join the pipeline:
+// ddlRun.stageBarrier): n is the number of events of evs staged, the
+// stream loop applies them and then stages the rest.
+//
 // On an error (an expression failing on a row, a plugin error) it returns
 // the error with the events of the transactions before the failing one,
 // worked out by running the batch again transaction by transaction: the
 // caller applies and commits those, then stops, so the pipeline parks at
 // the failing transaction with everything before it at the sink.
-func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping bool, applied record.LSN) ([]postgres.Event, []how, error) {
-	out := make([]postgres.Event, 0, len(evs))
-	hows := make([]how, 0, len(evs))
+func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping bool, applied record.LSN) (out []postgres.Event, hows []how, n int, err error) {
+	out = make([]postgres.Event, 0, len(evs))
+	hows = make([]how, 0, len(evs))
 	var (
 		items  []item
 		held   []postgres.Event
@@ -163,6 +169,8 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 		items, held, staged = items[:0], held[:0], staged[:0]
 		return nil
 	}
+	n = len(evs)
+events:
 	for i := range evs {
 		ev := &evs[i]
 		switch ev.Kind {
@@ -170,10 +178,14 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 			skipping = ev.CommitLSN <= applied
 		case postgres.EventTruncate:
 			if err := flush(0); err != nil {
-				return out, hows, err
+				return out, hows, 0, err
 			}
 			out = append(out, *ev)
 			hows = append(hows, howApply)
+			if !skipping && r.ddl.truncateBarrier(ev.Truncated) {
+				n = i + 1
+				break events
+			}
 			continue
 		case postgres.EventChange:
 			rec := &ev.Record
@@ -183,9 +195,9 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 			it, ok, err := r.whereChange(rec, ev.CommitLSN)
 			if err != nil {
 				if ferr := flush(ev.CommitLSN); ferr != nil {
-					return out, hows, ferr
+					return out, hows, 0, ferr
 				}
-				return out, hows, err
+				return out, hows, 0, err
 			}
 			held = append(held, *ev)
 			staged = append(staged, true)
@@ -194,13 +206,50 @@ func (r *runner) stageEvents(ctx context.Context, evs []postgres.Event, skipping
 				it.commitTime = ev.CommitTime
 				items = append(items, it)
 			}
+			if r.ddl.stageBarrier(rec.Rel, rec.Op) {
+				n = i + 1
+				break events
+			}
 			continue
 		}
 		held = append(held, *ev)
 		staged = append(staged, false)
 	}
 	if err := flush(0); err != nil {
-		return out, hows, err
+		return out, hows, 0, err
 	}
-	return out, hows, nil
+	return out, hows, n, nil
+}
+
+// stageWindow is a received slice of events on its way through the
+// stages, staged a window at a time: each window ends after a change that
+// may change the stages or options (see stageEvents), applied before the
+// next window is staged.
+type stageWindow struct {
+	raw []postgres.Event
+	n   int // raw[:n] are staged
+}
+
+// done reports whether the whole slice is staged.
+func (w *stageWindow) done() bool { return w.n >= len(w.raw) }
+
+// stageNext stages the slice's next window (skipping as the stream loop
+// has it after the window before).
+func (r *runner) stageNext(ctx context.Context, w *stageWindow, skipping bool, applied record.LSN) ([]postgres.Event, []how, error) {
+	evs, hows, n, err := r.stageEvents(ctx, w.raw[w.n:], skipping, applied)
+	w.n += n
+	return evs, hows, err
+}
+
+// restage stages the change that ended the window again, and the window
+// after it: applying it made its table join the pipeline, so it was staged
+// without the table's options and stages. i is its index among the
+// window's staged events, of which there are staged. The error is a
+// staging error, as stageNext's.
+func (r *runner) restage(ctx context.Context, w *stageWindow, i, staged int, skipping bool, applied record.LSN) ([]postgres.Event, []how, error) {
+	if i != staged-1 || w.n == 0 {
+		return nil, nil, fmt.Errorf("internal error: a table joined the pipeline at change %d of a staged window of %d events, not at its end; please report it", i+1, staged)
+	}
+	w.n--
+	return r.stageNext(ctx, w, skipping, applied)
 }

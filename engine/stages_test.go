@@ -3,11 +3,15 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 	"github.com/sluicehq/sluice/transforms"
 	"github.com/sluicehq/sluice/transforms/rowexpr"
 )
@@ -91,7 +95,7 @@ func TestStageEventsPluginOncePerSlice(t *testing.T) {
 	evs = append(evs, txn(10, change(1, record.Insert, 10, "1", "a"), change(1, record.Insert, 10, "2", "drop"))...)
 	evs = append(evs, txn(20, change(1, record.Update, 20, "1", "b"), change(1, record.Delete, 20, "2", "x"))...)
 	evs = append(evs, txn(30, change(1, record.Insert, 30, "3", "c"))...)
-	out, hows, err := r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err := r.stageEvents(context.Background(), evs, false, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +112,7 @@ func TestStageEventsPluginOncePerSlice(t *testing.T) {
 	calls, sizes = 0, nil
 	trunc := postgres.Event{Kind: postgres.EventTruncate, CommitLSN: 40, Truncated: []*record.Relation{stageTestRels[2]}}
 	evs = txn(40, change(1, record.Insert, 40, "4", "d"), trunc, change(2, record.Insert, 40, "5", "e"), change(1, record.Insert, 40, "6", "f"))
-	out, hows, err = r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err = r.stageEvents(context.Background(), evs, false, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +134,7 @@ func TestStageEventsPluginOncePerSlice(t *testing.T) {
 	r.chain.stages = []*chainStage{{cfg: &TransformStage{Kind: "filter", Origin: "test (transforms[0])"}, covers: map[uint32]bool{1: true}, filters: map[uint32]*rowexpr.Filter{1: f}}}
 	evs = txn(50, change(1, record.Insert, 50, "7", "out"), change(1, record.Insert, 50, "8", "in"),
 		change(1, record.Update, 50, "8", "out"), change(1, record.Update, 50, "9", "in"), change(1, record.Delete, 50, "9", ""), change(2, record.Insert, 50, "1", "out"))
-	out, hows, err = r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err = r.stageEvents(context.Background(), evs, false, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,12 +207,126 @@ func TestStageEventsParksAtFailingTransaction(t *testing.T) {
 	evs = append(evs, txn(20, change(2, record.Insert, 20, "9", "b"), change(1, record.Insert, 20, "2", "b"))...)
 	evs = append(evs, txn(30, change(1, record.Insert, 30, "4", "c"), change(1, record.Insert, 30, "3", "d"))...)
 	evs = append(evs, txn(40, change(1, record.Insert, 40, "5", "e"))...)
-	out, hows, err := r.stageEvents(context.Background(), evs, false, 5)
+	out, hows, _, err := r.stageEvents(context.Background(), evs, false, 5)
 	if err == nil || !strings.Contains(err.Error(), `p.yaml:7 (transforms[0]): insert of table s.staged, key ("id")=(3) at 0/1E: set "v": position 12: division by zero`) {
 		t.Fatalf("want the division by zero on row 3, got %v", err)
 	}
 	want := "B10 I1:1=-50 C10 B20 I2:9=b I1:2=-100 C20"
 	if got := describeEvents(out, hows); got != want {
 		t.Errorf("events before the failing transaction:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestChainTrack: a table that joins is covered by the stages whose scope
+// takes it (a plugin stage included) and compiled for its shape; a shape
+// a stage does not fit is refused naming the stage, the table and the
+// problem, and leaves the chain as it was; the same shape again changes
+// nothing; a rename out of a scope leaves that stage; untrack forgets the
+// table.
+func TestChainTrack(t *testing.T) {
+	inApp := func(n record.TableName) bool { return n.Schema == "app" }
+	onlyT := func(n record.TableName) bool { return n.Name == "t" }
+	c := &transformChain{incremental: true, tables: map[uint32]*chainTable{}, stages: []*chainStage{
+		{cfg: &TransformStage{Kind: "plugin", Match: inApp, Origin: "p.yaml:8 (transforms[0])"}, covers: map[uint32]bool{}, plugin: transforms.Func(func(_ context.Context, b *record.Batch) (*record.Batch, error) { return b, nil })},
+		{cfg: &TransformStage{Kind: "filter", Filter: "after.n > 1", Match: onlyT, Origin: "p.yaml:9 (transforms[1])"}, covers: map[uint32]bool{}, filters: map[uint32]*rowexpr.Filter{}, sets: map[uint32]*rowexpr.Set{}},
+		{cfg: &TransformStage{Kind: "set", Set: map[string]string{"v": `"x"`}, Match: inApp, Origin: "p.yaml:10 (transforms[2])"}, covers: map[uint32]bool{}, filters: map[uint32]*rowexpr.Filter{}, sets: map[uint32]*rowexpr.Set{}},
+	}}
+	shape := func(name string, cols ...rowexpr.Column) *tableShape {
+		n := record.TableName{Schema: "app", Name: name}
+		return &tableShape{oid: 7, name: n, key: []string{"id"}, cols: rowexpr.Table{Name: n, Columns: append([]rowexpr.Column{{Name: "id", TypeOID: 23, Key: true}}, cols...)}}
+	}
+	v, n := rowexpr.Column{Name: "v", TypeOID: 25}, rowexpr.Column{Name: "n", TypeOID: 23}
+	gained, lost, changed, err := c.track(shape("t", v, n))
+	if err != nil || !changed || len(gained) != 3 || len(lost) != 0 {
+		t.Fatalf("track a new table: gained %v, lost %v, changed %v, err %v; want the three stages", gained, lost, changed, err)
+	}
+	if !c.stages[0].covers[7] || c.stages[1].filters[7] == nil || c.stages[2].sets[7] == nil || !c.has(7) || c.generation() != 1 {
+		t.Fatalf("after track: plugin covers %v, filter %v, set %v, has %v, gen %d", c.stages[0].covers[7], c.stages[1].filters[7], c.stages[2].sets[7], c.has(7), c.generation())
+	}
+	if _, _, changed, err := c.track(shape("t", v, n)); err != nil || changed || c.generation() != 1 {
+		t.Errorf("the same shape again: changed %v, err %v, gen %d; want nothing changed", changed, err, c.generation())
+	}
+	// n dropped: the filter no longer fits; nothing changes.
+	f := c.stages[1].filters[7]
+	_, _, _, err = c.track(shape("t", v))
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:9 (transforms[1]): filter on table app.t: position 7: unknown field n") {
+		t.Errorf("track with the filter's column dropped: %v", err)
+	}
+	if c.stages[1].filters[7] != f || c.generation() != 1 {
+		t.Error("a refused shape changed the chain")
+	}
+	// n becomes numeric: compiled again.
+	if _, _, changed, err := c.track(shape("t", v, rowexpr.Column{Name: "n", TypeOID: 1700})); err != nil || !changed || c.stages[1].filters[7] == f {
+		t.Errorf("track with n numeric: changed %v, err %v; want the filter compiled again", changed, err)
+	}
+	// Renamed out of the filter's scope.
+	gained, lost, _, err = c.track(shape("u", v))
+	if err != nil || len(gained) != 0 || len(lost) != 1 || lost[0] != "p.yaml:9 (transforms[1])" || c.stages[1].covers[7] || !c.stages[0].covers[7] {
+		t.Errorf("rename out of the filter's scope: gained %v, lost %v, err %v", gained, lost, err)
+	}
+	// A table in scope without the column a set writes is refused.
+	if _, _, _, err := c.track(&tableShape{oid: 8, name: record.TableName{Schema: "app", Name: "w"}, key: []string{"id"}, cols: rowexpr.Table{Columns: []rowexpr.Column{{Name: "id", TypeOID: 23, Key: true}}}}); err == nil || !strings.Contains(err.Error(), "p.yaml:10 (transforms[2]): on table app.w") || c.has(8) {
+		t.Errorf("a joining table without the set's column: %v", err)
+	}
+	c.untrack(7)
+	if c.has(7) || c.stages[0].covers[7] || c.stages[2].sets[7] != nil {
+		t.Error("untrack left the table covered")
+	}
+}
+
+// TestStageEventsStopsAtBarrier: with DDL replication, staging stops after
+// a DDL event and after the first change of a relation the stream has not
+// seen (its table may join), so that the changes after them are staged
+// once these are applied.
+func TestStageEventsStopsAtBarrier(t *testing.T) {
+	ddlLog := &record.Relation{ID: 99, Table: postgres.DDLLogTable, Columns: []record.Column{{Name: "id", TypeOID: 20, Key: true}, {Name: "tag", TypeOID: 25}}}
+	r := &runner{
+		mapping: &mapping{opts: map[uint32]*tableOptions{}},
+		chain:   &transformChain{stages: []*chainStage{{cfg: &TransformStage{Kind: "plugin"}, covers: map[uint32]bool{1: true}, plugin: transforms.Func(func(_ context.Context, b *record.Batch) (*record.Batch, error) { return b, nil })}}, tables: map[uint32]*chainTable{1: {}}},
+	}
+	r.ddl = &ddlRun{rels: map[uint32]*record.Relation{1: stageTestRels[1]}, ignored: map[uint32]bool{}}
+	ddl := postgres.Event{Kind: postgres.EventChange, CommitLSN: 10, Record: record.Record{Op: record.Insert, Rel: ddlLog, Format: record.Text, New: []record.Value{{Data: []byte("1")}, {Data: []byte("ALTER TABLE")}}}}
+	evs := txn(10, change(1, record.Insert, 10, "1", "a"), ddl, change(1, record.Insert, 10, "2", "b"), change(2, record.Insert, 10, "3", "c"), change(2, record.Insert, 10, "4", "d"))
+	var windows []int
+	for from := 0; from < len(evs); {
+		_, _, n, err := r.stageEvents(context.Background(), evs[from:], false, 5)
+		if err != nil || n == 0 {
+			t.Fatalf("stageEvents: n %d, err %v", n, err)
+		}
+		windows = append(windows, n)
+		from += n
+		if from == 5 {
+			r.ddl.rels[2] = stageTestRels[2] // the stream applied table 2's first change
+		}
+	}
+	// B I1 DDL | I1 I2 | I2 C
+	if fmt.Sprint(windows) != "[3 2 2]" {
+		t.Errorf("windows %v, want [3 2 2]: one ending at the DDL event, one at table 2's new relation", windows)
+	}
+}
+
+// TestBaseTypes: the column types a DDL event captures (format_type,
+// qualified) resolve to their base type's OID at the source: modifiers,
+// arrays, domains over domains; a type gone since resolves to 0.
+func TestBaseTypes(t *testing.T) {
+	src := pgtest.Source(t)
+	dsn := pgtest.NewDB(t, src)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA "S p"; CREATE DOMAIN "S p".d1 AS bigint; CREATE DOMAIN "S p"."D 2" AS "S p".d1 CHECK (VALUE > 0)`); err != nil {
+		t.Fatal(err)
+	}
+	oids, names, err := baseTypes(t.Context(), conn, []string{"integer", "numeric(10,2)", "character varying(20)", `"S p"."D 2"`, "integer[]", `"char"`, "boolean", `"S p".gone`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{23, 1700, 1043, 20, 1007, 18, 16, 0}; !slices.Equal(oids, want) {
+		t.Errorf("oids %v, want %v", oids, want)
+	}
+	if names[3] != "bigint" || names[7] != `"S p".gone` {
+		t.Errorf("names %q", names)
 	}
 }

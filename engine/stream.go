@@ -381,11 +381,23 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 		}
 		var hows []how // with transform stages: what the sink does with each change
 		var stageErr error
+		var win *stageWindow
 		if !r.chain.empty() {
 			// On an error evs holds the transactions before the failing one.
-			evs, hows, stageErr = r.stageEvents(ctx, evs, skipping, applied)
+			win = &stageWindow{raw: evs}
+			evs, hows, stageErr = r.stageNext(ctx, win, skipping, applied)
 		}
-		for i := 0; i < len(evs); i++ {
+		for i := 0; ; i++ {
+			if i == len(evs) {
+				// Staging stopped after a change that may change the
+				// stages (DDL, a table joining): stage the rest now.
+				if win == nil || stageErr != nil || win.done() {
+					break
+				}
+				evs, hows, stageErr = r.stageNext(ctx, win, skipping, applied)
+				i = -1
+				continue
+			}
 			ev := &evs[i]
 			switch ev.Kind {
 			case postgres.EventBegin:
@@ -422,28 +434,17 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					continue
 				}
 				// DDL events, and changes of tables the DDL has yet to bring.
-				joined := r.ddl.joinedCount()
+				epoch := r.stageEpoch()
 				done, err := r.ddl.change(ctx, applier, &ev.Record, ev.CommitLSN)
 				if err != nil {
 					return fail(err)
 				}
-				if hows != nil && r.ddl.joinedCount() != joined {
-					// A table joined: the rest of the slice was staged
-					// without its options (where, operations); stage it again.
-					from := i
-					if done {
-						from = i + 1
-					}
-					rest, restHows, err := r.stageEvents(ctx, evs[from:], skipping, applied)
-					evs = append(evs[:from:from], rest...)
-					hows = append(hows[:from:from], restHows...)
-					if err != nil {
-						stageErr = err
-					}
-					if !done {
-						i-- // this change again, as newly staged
-						continue
-					}
+				if win != nil && !done && r.stageEpoch() != epoch {
+					// Its table joined: it was staged without the table's
+					// options (where, operations) and stages; again.
+					evs, hows, stageErr = r.restage(ctx, win, i, len(evs), skipping, applied)
+					i = -1
+					continue
 				}
 				if done {
 					continue

@@ -1,0 +1,258 @@
+package engine
+
+// Transform stages and DDL replication: a table that joins the pipeline
+// while streaming goes through the stages whose tables: scope takes it,
+// and a table whose columns, key or name change by replicated DDL has
+// them compiled again for its new shape. A stage that no longer fits
+// stops the pipeline before the change, naming the stage, the table and
+// the problem; its rows never pass a stage unchecked.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres"
+	"github.com/sluicehq/sluice/transforms/rowexpr"
+)
+
+// stageEpoch changes whenever changes staged before may have been staged
+// wrongly: a table joined the pipeline (its where and operations), or the
+// transform stages' coverage or compiled expressions changed.
+func (r *runner) stageEpoch() int {
+	return r.ddl.joinedCount() + r.chain.generation()
+}
+
+// stageBarrier reports whether the stream must apply a change before the
+// changes after it are staged, because applying it may change what the
+// stages and options do with them: a DDL event, or a change arriving with
+// a relation the stream has not seen yet (its table may join the
+// pipeline, or be renamed).
+func (d *ddlRun) stageBarrier(rel *record.Relation, op record.Op) bool {
+	if d == nil || rel == nil {
+		return false
+	}
+	if rel.Table == postgres.DDLLogTable {
+		return op == record.Insert
+	}
+	if rel.Table.Schema == postgres.ProgressSchema {
+		return false
+	}
+	return d.rels[rel.ID] != rel && !d.ignored[rel.ID]
+}
+
+// truncateBarrier is stageBarrier for the relations of a TRUNCATE.
+func (d *ddlRun) truncateBarrier(rels []*record.Relation) bool {
+	for _, rel := range rels {
+		if d.stageBarrier(rel, record.Truncate) {
+			return true
+		}
+	}
+	return false
+}
+
+// stagesJoined has the transform stages whose scope takes a table that
+// joined the pipeline while streaming cover it, compiled for its shape:
+// as the DDL event that created it captured it (state), else as the
+// source's catalog has it.
+func (d *ddlRun) stagesJoined(ctx context.Context, src *pgx.Conn, t *postgres.Table, state *postgres.TableState, lsn record.LSN) error {
+	if t.ParentOID != 0 {
+		d.parents[t.OID] = t.ParentOID
+	}
+	if t.Partitioned || d.r.chain.empty() {
+		return nil
+	}
+	var sh *tableShape
+	var err error
+	if state != nil {
+		sh, err = stateShape(ctx, src, state, t.OID, t.Name, t.Parent, state.Key)
+	} else {
+		sh, err = catalogShape(ctx, src, t)
+	}
+	if err != nil {
+		return err
+	}
+	gained, _, _, err := d.r.chain.track(sh)
+	if err != nil {
+		return permanent(fmt.Errorf("%w; table %s joined the pipeline while streaming (source transaction committed at %s) and a transform stage whose tables: scope takes it does not fit it: the pipeline stops before the table's changes (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the stage (its expression, or its tables: scope) in the pipeline file, then run again",
+			err, t.Name, lsn))
+	}
+	if len(gained) > 0 {
+		d.r.log.Info("table joined transform stages", "table", t.Name.String(), "stages", strings.Join(gained, ", "), "lsn", lsn.String())
+	}
+	return nil
+}
+
+// stagesAltered compiles the stages again for a table whose DDL the
+// stream applied: its own, or each of its partitions' when it is
+// partitioned (their columns are its columns).
+func (d *ddlRun) stagesAltered(ctx context.Context, ev *postgres.DDLEvent, lsn record.LSN) error {
+	next := ev.New
+	if next == nil {
+		return nil
+	}
+	if next.Parent != nil {
+		d.parents[ev.RelID] = next.Parent.OID
+	} else if d.parents[ev.RelID] != 0 {
+		delete(d.parents, ev.RelID) // detached
+	}
+	if next.Kind == "p" {
+		if ev.Old != nil {
+			for _, p := range ev.Old.Partitions {
+				if d.parents[p.OID] == ev.RelID {
+					delete(d.parents, p.OID)
+				}
+			}
+		}
+		for _, p := range next.Partitions {
+			d.parents[p.OID] = ev.RelID
+		}
+	}
+	if d.r.chain.empty() {
+		return nil
+	}
+	src, err := d.source(ctx)
+	if err != nil {
+		return err
+	}
+	var oids []uint32
+	if next.Kind == "p" {
+		for oid := range d.tables {
+			if d.descends(oid, ev.RelID) {
+				oids = append(oids, oid)
+			}
+		}
+		slices.Sort(oids)
+	} else if d.tables[ev.RelID] != nil {
+		oids = []uint32{ev.RelID}
+	}
+	for _, oid := range oids {
+		name := next.TableName()
+		var parent *record.TableName
+		if p, ok := d.known[d.parents[oid]]; ok && d.parents[oid] != 0 {
+			parent = &p
+		}
+		if oid != ev.RelID {
+			name = d.known[oid]
+		} else if next.Parent != nil {
+			p := record.TableName{Schema: next.Parent.Schema, Name: next.Parent.Name}
+			parent = &p
+		}
+		sh, err := stateShape(ctx, src, next, oid, name, parent, d.stageKey(oid, next))
+		if err != nil {
+			return err
+		}
+		gained, lost, _, err := d.r.chain.track(sh)
+		if err != nil {
+			return permanent(fmt.Errorf("%w; after %s at the source (source transaction committed at %s: %s) a transform stage no longer fits table %s: the pipeline stops before this change (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the stage (its expression, or its tables: scope) in the pipeline file to fit the table's new columns, or undo the change at the source, then run again",
+				err, ev.Tag, lsn, ev.ShortStatement(200), name))
+		}
+		if len(gained) > 0 {
+			d.r.log.Info("table entered the scope of transform stages", "table", name.String(), "stages", strings.Join(gained, ", "), "tag", ev.Tag, "lsn", lsn.String())
+		}
+		if len(lost) > 0 {
+			d.r.log.Warn("table left the scope of transform stages: its changes no longer go through them", "table", name.String(), "stages", strings.Join(lost, ", "), "tag", ev.Tag, "lsn", lsn.String())
+		}
+	}
+	return nil
+}
+
+// descends reports whether a table is a partition of the table anc, at
+// any depth.
+func (d *ddlRun) descends(oid, anc uint32) bool {
+	for i := 0; i < 64 && oid != 0; i++ {
+		oid = d.parents[oid]
+		if oid == anc {
+			return true
+		}
+	}
+	return false
+}
+
+// stageKey is a table's key after DDL, as the applier keeps it (ddlRun.key):
+// the primary key or replica identity index of the new state, else the
+// key it had while its columns remain.
+func (d *ddlRun) stageKey(oid uint32, st *postgres.TableState) []string {
+	if len(st.Key) > 0 {
+		return st.Key
+	}
+	c := d.r.chain
+	c.mu.RLock()
+	var cur []string
+	if t := c.tables[oid]; t != nil && t.shape != nil {
+		cur = t.shape.key
+	}
+	c.mu.RUnlock()
+	for _, k := range cur {
+		if !slices.ContainsFunc(st.Columns, func(col postgres.ColumnState) bool { return col.Name == k }) {
+			return nil
+		}
+	}
+	return cur
+}
+
+// stateShape is a table's shape from a captured catalog state: its copied
+// columns (generated ones left out) with their types resolved at the
+// source (a domain as its base type).
+func stateShape(ctx context.Context, src *pgx.Conn, st *postgres.TableState, oid uint32, name record.TableName, parent *record.TableName, key []string) (*tableShape, error) {
+	sh := &tableShape{oid: oid, name: name, parent: parent, key: slices.Clone(key), cols: rowexpr.Table{Name: name}}
+	var typeNames []string
+	for _, c := range st.Columns {
+		if c.Generated != "" {
+			continue
+		}
+		typeNames = append(typeNames, c.Type)
+		sh.cols.Columns = append(sh.cols.Columns, rowexpr.Column{Name: c.Name, Key: slices.Contains(key, c.Name)})
+	}
+	oids, names, err := baseTypes(ctx, src, typeNames)
+	if err != nil {
+		return nil, fmt.Errorf("source: the column types of %s: %w", name, err)
+	}
+	for i := range sh.cols.Columns {
+		sh.cols.Columns[i].TypeOID, sh.cols.Columns[i].TypeName = oids[i], names[i]
+	}
+	return sh, nil
+}
+
+// baseTypes resolves type names as format_type renders them (qualified)
+// to the OID and name of their base type (a domain's, at any depth). A
+// type gone from the source since is left 0 with its own name: its
+// values are strings in expressions.
+func baseTypes(ctx context.Context, src *pgx.Conn, types []string) ([]uint32, []string, error) {
+	oids, names := make([]uint32, len(types)), slices.Clone(types)
+	if len(types) == 0 {
+		return oids, names, nil
+	}
+	rows, err := src.Query(ctx, `
+		WITH RECURSIVE base(i, typid, typtype, depth) AS (
+			SELECT u.i, t.oid, t.typtype, 0
+			FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY u(name, i)
+			JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(u.name)
+			UNION ALL
+			SELECT b.i, t.typbasetype, bt.typtype, b.depth + 1
+			FROM base b JOIN pg_catalog.pg_type t ON t.oid = b.typid
+			JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype
+			WHERE b.typtype = 'd' AND b.depth < 32
+		)
+		SELECT i, typid, pg_catalog.format_type(typid, NULL) FROM base WHERE typtype <> 'd'`, types)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i int64
+		var oid uint32
+		var name string
+		if err := rows.Scan(&i, &oid, &name); err != nil {
+			return nil, nil, err
+		}
+		if i >= 1 && int(i) <= len(types) {
+			oids[i-1], names[i-1] = oid, name
+		}
+	}
+	return oids, names, rows.Err()
+}
