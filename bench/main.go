@@ -390,9 +390,13 @@ func (b *bench) measure(ctx context.Context, r result, db string, prep, fn func(
 		err = prep()
 	}
 	if err == nil {
+		c0 := b.cpuNow()
 		t0 := time.Now()
 		err = fn()
 		r.Secs = time.Since(t0).Seconds()
+		// Backends of a finished method may still be exiting.
+		time.Sleep(200 * time.Millisecond)
+		r.CPU = b.cpuNow().since(c0)
 	}
 	if err == nil && db != "" {
 		err = b.verify(ctx, db)

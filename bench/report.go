@@ -70,7 +70,9 @@ type result struct {
 	// sluice child process resources (getrusage).
 	MaxRSSKB int64   `json:"max_rss_kb,omitempty"`
 	CPUSecs  float64 `json:"cpu_seconds,omitempty"`
-	Note     string  `json:"note,omitempty"`
+	// CPU is the CPU time of every process taking part (see cpuUse).
+	CPU  *cpuUse `json:"cpu_all_processes,omitempty"`
+	Note string  `json:"note,omitempty"`
 }
 
 type lagStats struct {
@@ -148,10 +150,10 @@ func fillRatios(rs []result) {
 // markdown renders the results as a table.
 func markdown(rs []result) string {
 	var b strings.Builder
-	b.WriteString("| phase | method | result | rows/s | vs best native | vs decode ceiling | sluice peak RSS | sluice CPU s |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| phase | method | result | rows/s | vs best native | vs decode ceiling | sluice peak RSS | sluice CPU s | CPU s, all processes: source + sink + clients = total |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rs {
-		res, rate, ratio, ceil, rss, cpu := "", "", "", "", "", ""
+		res, rate, ratio, ceil, rss, cpu, all := "", "", "", "", "", "", ""
 		switch {
 		case !r.OK:
 			res = "FAILED: " + strings.ReplaceAll(r.Error, "|", "\\|")
@@ -174,12 +176,15 @@ func markdown(rs []result) string {
 			rss = fmt.Sprintf("%.0f MB", float64(r.MaxRSSKB)/1024)
 			cpu = fmt.Sprintf("%.2f", r.CPUSecs)
 		}
+		if r.CPU != nil && r.OK {
+			all = fmt.Sprintf("%.2f + %.2f + %.2f = %.2f", r.CPU.Source, r.CPU.Sink, r.CPU.Client, r.CPU.total())
+		}
 		m := r.Method
 		if r.Note != "" {
 			m += " (" + r.Note + ")"
 		}
 		m = strings.ReplaceAll(m, "|", "\\|")
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Phase, m, res, rate, ratio, ceil, rss, cpu)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Phase, m, res, rate, ratio, ceil, rss, cpu, all)
 	}
 	return b.String()
 }

@@ -336,16 +336,11 @@ func (r *runner) setPhase(p checkpoint.Phase) error {
 func (r *runner) run(ctx context.Context) (*Summary, error) {
 	start := time.Now()
 	sum := &Summary{Pipeline: r.cfg.Name}
-	src, err := postgres.Connect(ctx, r.cfg.SourceDSN, "source")
+	src, dst, closeBoth, err := postgres.ConnectBoth(ctx, r.cfg.SourceDSN, r.cfg.SinkDSN)
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := postgres.Connect(ctx, r.cfg.SinkDSN, "sink")
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	defer closeBoth()
 
 	// The state dir is opened once both databases answer, so a run that
 	// cannot connect leaves nothing behind; then it stays open (and locked

@@ -33,11 +33,25 @@ var sessionParams = map[string]string{
 // ConnectBoth opens one connection to the source and one to the sink;
 // closeBoth closes them (with a context that outlives ctx's end).
 func ConnectBoth(ctx context.Context, srcDSN, dstDSN string) (src, dst *pgx.Conn, closeBoth func(), err error) {
-	if src, err = Connect(ctx, srcDSN, "source"); err != nil {
-		return nil, nil, nil, err
-	}
-	if dst, err = Connect(ctx, dstDSN, "sink"); err != nil {
-		src.Close(context.WithoutCancel(ctx))
+	// Both at once: each is a round trip or more (server process forked,
+	// authentication, TLS). The source's error is reported first.
+	var dstErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dst, dstErr = Connect(ctx, dstDSN, "sink")
+	}()
+	src, err = Connect(ctx, srcDSN, "source")
+	<-done
+	if err != nil || dstErr != nil {
+		for _, c := range []*pgx.Conn{src, dst} {
+			if c != nil {
+				c.Close(context.WithoutCancel(ctx))
+			}
+		}
+		if err == nil {
+			err = dstErr
+		}
 		return nil, nil, nil, err
 	}
 	return src, dst, func() {
