@@ -270,11 +270,28 @@ func DropSource(ctx context.Context, conn *pgx.Conn, pipeline string, force bool
 // Heartbeat writes the pipeline's heartbeat row at the source and returns
 // the WAL position just before its commit: once a transaction committed at
 // or after it is applied, everything committed before the call is applied.
+//
+// Its commit is synchronous even where the source runs with
+// synchronous_commit = off: a walsender sends only flushed WAL, and an
+// asynchronous commit waits for the WAL writer (wal_writer_delay, 200 ms
+// by default) before it, and every transaction committed before it, can
+// reach the stream. One batch: both statements run in one implicit
+// transaction, in one round trip.
 func Heartbeat(ctx context.Context, conn *pgx.Conn, pipeline string) (record.LSN, error) {
-	var lsn string
-	err := conn.QueryRow(ctx, `INSERT INTO sluice.heartbeat (pipeline, beat_at) VALUES ($1, now())
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_catalog.set_config('synchronous_commit', 'on', true)`)
+	b.Queue(`INSERT INTO sluice.heartbeat (pipeline, beat_at) VALUES ($1, now())
 		ON CONFLICT (pipeline) DO UPDATE SET beat_at = EXCLUDED.beat_at
-		RETURNING pg_catalog.pg_current_wal_insert_lsn()::text`, pipeline).Scan(&lsn)
+		RETURNING pg_catalog.pg_current_wal_insert_lsn()::text`, pipeline)
+	br := conn.SendBatch(ctx, b)
+	var lsn string
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&lsn)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return 0, fmt.Errorf("source: write heartbeat: %w", err)
 	}
