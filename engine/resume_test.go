@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,12 @@ func TestResumeAfterFailure(t *testing.T) {
 		}
 
 		cfg.Failpoints = nil
+		var logs logBuffer
+		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 		sum := runOK(t, cfg)
+		if !strings.Contains(logs.String(), "resuming a copy-only pipeline at a new snapshot") {
+			t.Errorf("the copy-only resume did not warn that the chunks copied before hold an older snapshot; log:\n%s", logs.String())
+		}
 		total := progressRows(t, e.dstDSN, "t", itemsKey)
 		if total < 8 {
 			t.Fatalf("items copied in %d chunks, want about 10", total)
