@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/transforms/rename"
 )
 
 // TestKeyBuildStopsWhenCopyFails: a primary key being built while the copy
@@ -63,5 +66,34 @@ ANALYZE public.small;`)
 	assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items", "public.small"})
 	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.items'::regclass AND contype = 'p'`); n != 1 {
 		t.Errorf("items has %d primary keys after the second run, want 1", n)
+	}
+}
+
+// TestRenamedKeyKeepsOptions: a primary key whose columns the pipeline
+// renames is written again with the sink's column names, keeping its
+// INCLUDE columns and storage parameters: built after the copy, and
+// inline when the table is created without a copy.
+func TestRenamedKeyKeepsOptions(t *testing.T) {
+	e := newEnv(t)
+	e.srcExec(`CREATE SCHEMA rk;
+CREATE TABLE rk.t (a int NOT NULL, b text NOT NULL, c text, d int,
+  CONSTRAINT t_pk PRIMARY KEY (a, b) INCLUDE (c, d) WITH (fillfactor = 70, deduplicate_items = off));
+INSERT INTO rk.t SELECT g, 'b' || g, 'c' || g, g FROM generate_series(1, 5000) g;`)
+	ren := rename.Config{Columns: []rename.ColumnRename{
+		{Table: record.TableName{Schema: "rk", Name: "t"}, From: "a", To: "a 2", Origin: "test"},
+		{Table: record.TableName{Schema: "rk", Name: "t"}, From: "c", To: "C", Origin: "test"},
+	}}
+	want := `PRIMARY KEY ("a 2", b) INCLUDE ("C", d) WITH (fillfactor='70', deduplicate_items='off')`
+	for _, full := range []bool{true, false} {
+		sink := e.newSink()
+		cfg := e.config(schemaSel("rk")...)
+		cfg.SinkDSN, cfg.Full, cfg.Rename = sink, full, ren
+		runOK(t, cfg)
+		// pg_get_constraintdef leaves the storage parameters out.
+		got := queryText(t, sink, `SELECT pg_get_constraintdef(con.oid) || ' WITH (' || array_to_string(ic.reloptions, ', ') || ')'
+			FROM pg_constraint con JOIN pg_class ic ON ic.oid = con.conindid WHERE con.conrelid = 'rk.t'::regclass AND con.contype = 'p'`)
+		if norm := strings.ReplaceAll(want, "'", ""); got != norm {
+			t.Errorf("full copy %v: the sink's key is %s, want %s", full, got, norm)
+		}
 	}
 }

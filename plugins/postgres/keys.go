@@ -61,29 +61,19 @@ func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 	if len(oids) == 0 {
 		return nil, nil
 	}
-	rows, err := src.Query(ctx, `SELECT conrelid, conname::text, pg_catalog.pg_get_constraintdef(oid), condeferrable
-		FROM pg_catalog.pg_constraint WHERE contype = 'p' AND conrelid = ANY($1) ORDER BY conrelid`, oids)
+	defs, err := readKeyDefs(ctx, src, oids)
 	if err != nil {
-		return nil, fmt.Errorf("source: read primary keys: %w", err)
+		return nil, err
 	}
 	type srcKey struct {
-		t          *Table
-		name, def  string
-		deferrable bool
+		t *Table
+		keyDef
 	}
 	var keys []srcKey
-	for rows.Next() {
-		var k srcKey
-		var rel uint32
-		if err := rows.Scan(&rel, &k.name, &k.def, &k.deferrable); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("source: read primary keys: %w", err)
+	for _, rel := range oids {
+		if k, ok := defs[rel]; ok {
+			keys = append(keys, srcKey{t: byOID[rel], keyDef: k})
 		}
-		k.t = byOID[rel]
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("source: read primary keys: %w", err)
 	}
 	var out []KeyBuild
 	for _, k := range keys {
@@ -104,17 +94,13 @@ func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 			continue
 		}
 		def := k.def
-		if columns != nil && !k.deferrable && len(k.t.Key) > 0 && k.t.KeyKind == "primary" {
-			// The source's definition names the source's columns.
-			cols := make([]string, len(k.t.Key))
-			for i, c := range k.t.Key {
-				n, dropped := columns(k.t.Name, c)
-				if dropped {
-					return nil, fmt.Errorf("columns: table %s: key column %s is dropped by the pipeline; a primary key needs it", k.t.Name, record.QuoteIdent(c))
-				}
-				cols[i] = record.QuoteIdent(n)
+		if columns != nil && len(k.t.Key) > 0 && k.t.KeyKind == "primary" {
+			// The source's definition names the source's columns: write
+			// it again with the sink's, keeping every option.
+			var err error
+			if def, err = k.renamed(k.t, columns); err != nil {
+				return nil, err
 			}
-			def = "PRIMARY KEY (" + strings.Join(cols, ", ") + ")"
 		}
 		out = append(out, KeyBuild{Table: tn, Name: k.name, Bytes: size,
 			SQL: "ALTER TABLE ONLY " + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(k.name) + " " + def})
@@ -211,4 +197,92 @@ func BuildKeys(ctx context.Context, dsn, pipeline string, builds []KeyBuild, job
 		return first
 	}
 	return ctx.Err()
+}
+
+// keyDef is a source table's primary key: its name and definition, and
+// the definition's parts, to write it again under renamed columns.
+type keyDef struct {
+	name, def            string
+	inherited            bool // a partition's key, created by its parent's
+	deferrable, deferred bool
+	include              []string // INCLUDE columns, source names
+	options              string   // the index's storage parameters as name='value', ...
+	tablespace           string   // the index's tablespace, quoted; empty for the default
+}
+
+// readKeyDefs reads the primary keys of the tables oids, by table.
+func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]keyDef, error) {
+	rows, err := src.Query(ctx, `SELECT con.conrelid, con.conname::text, pg_catalog.pg_get_constraintdef(con.oid),
+			con.conparentid <> 0, con.condeferrable, con.condeferred,
+			ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+				JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+				WHERE k.ord > i.indnkeyatts ORDER BY k.ord),
+			COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(pg_catalog.split_part(o, '=', 1)) || '=' ||
+				pg_catalog.quote_literal(pg_catalog.substr(o, pg_catalog.strpos(o, '=') + 1)), ', ')
+				FROM unnest(ic.reloptions) o), ''),
+			COALESCE((SELECT pg_catalog.quote_ident(ts.spcname) FROM pg_catalog.pg_tablespace ts WHERE ts.oid = ic.reltablespace), '')
+		FROM pg_catalog.pg_constraint con
+		JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
+		JOIN pg_catalog.pg_class ic ON ic.oid = con.conindid
+		WHERE con.contype = 'p' AND con.conrelid = ANY($1)`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("source: read primary keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]keyDef{}
+	for rows.Next() {
+		var rel uint32
+		var k keyDef
+		if err := rows.Scan(&rel, &k.name, &k.def, &k.inherited, &k.deferrable, &k.deferred, &k.include, &k.options, &k.tablespace); err != nil {
+			return nil, fmt.Errorf("source: read primary keys: %w", err)
+		}
+		out[rel] = k
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("source: read primary keys: %w", err)
+	}
+	return out, nil
+}
+
+// renamed is the key's definition for the sink under column renames: the
+// key columns (t.Key) and INCLUDE columns by their sink names, then the
+// source's storage parameters, index tablespace and deferrability.
+func (k keyDef) renamed(t *Table, columns ColumnName) (string, error) {
+	include, options, tablespace, deferrable, deferred := k.include, k.options, k.tablespace, k.deferrable, k.deferred
+	sinkNames := func(cols []string, what string) ([]string, error) {
+		out := make([]string, len(cols))
+		for i, c := range cols {
+			n, dropped := columns(t.Name, c)
+			if dropped {
+				return nil, fmt.Errorf("columns: table %s: %s column %s is dropped by the pipeline; the primary key needs it (keep the column, or drop the key at the source's side of the mapping)", t.Name, what, record.QuoteIdent(c))
+			}
+			out[i] = record.QuoteIdent(n)
+		}
+		return out, nil
+	}
+	key, err := sinkNames(t.Key, "key")
+	if err != nil {
+		return "", err
+	}
+	def := "PRIMARY KEY (" + strings.Join(key, ", ") + ")"
+	if len(include) > 0 {
+		inc, err := sinkNames(include, "INCLUDE")
+		if err != nil {
+			return "", err
+		}
+		def += " INCLUDE (" + strings.Join(inc, ", ") + ")"
+	}
+	if options != "" {
+		def += " WITH (" + options + ")"
+	}
+	if tablespace != "" {
+		def += " USING INDEX TABLESPACE " + tablespace
+	}
+	if deferrable {
+		def += " DEFERRABLE"
+		if deferred {
+			def += " INITIALLY DEFERRED"
+		}
+	}
+	return def, nil
 }

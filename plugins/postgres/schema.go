@@ -504,6 +504,7 @@ type tableDeps struct {
 type pkInfo struct {
 	Name, Def string
 	Inherited bool // a partition's key, created by its parent's
+	key       keyDef
 }
 
 func (p *planner) loadDeps(oids []uint32) (*tableDeps, error) {
@@ -511,27 +512,17 @@ func (p *planner) loadDeps(oids []uint32) (*tableDeps, error) {
 	// Primary keys: read here rather than taken from Table.Key, which
 	// skips deferrable ones (no use as a replication key, but still part
 	// of the schema).
-	rows, err := p.src.Query(p.ctx, `SELECT conrelid, conname, pg_catalog.pg_get_constraintdef(oid), conparentid <> 0
-		FROM pg_catalog.pg_constraint WHERE contype = 'p' AND conrelid = ANY($1)`, oids)
+	keys, err := readKeyDefs(p.ctx, p.src, oids)
 	if err != nil {
-		return nil, fmt.Errorf("source: read primary keys: %w", err)
+		return nil, err
 	}
-	for rows.Next() {
-		var rel uint32
-		var pk pkInfo
-		if err := rows.Scan(&rel, &pk.Name, &pk.Def, &pk.Inherited); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("source: read primary keys: %w", err)
-		}
-		d.pk[rel] = pk
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("source: read primary keys: %w", err)
+	for rel, k := range keys {
+		d.pk[rel] = pkInfo{Name: k.name, Def: k.def, Inherited: k.inherited, key: k}
 	}
 
 	var seqOIDs []uint32
 	// Identity sequences.
-	rows, err = p.src.Query(p.ctx, `SELECT dep.refobjid, dep.refobjsubid::int2, dep.objid
+	rows, err := p.src.Query(p.ctx, `SELECT dep.refobjid, dep.refobjsubid::int2, dep.objid
 		FROM pg_catalog.pg_depend dep JOIN pg_catalog.pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
 		WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
 			AND dep.deptype = 'i' AND dep.refobjsubid > 0 AND dep.refobjid = ANY($1)`, oids)
@@ -712,12 +703,11 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 				if t.KeyKind != "primary" {
 					return fmt.Errorf("columns: table %s has a deferrable primary key: renaming or dropping its columns is not supported yet", t.Name)
 				}
-				keys := make([]string, len(t.Key))
-				for i, k := range t.Key {
-					n, _ := colName(k)
-					keys[i] = record.QuoteIdent(n)
+				def, err := pk.key.renamed(t, p.columns)
+				if err != nil {
+					return err
 				}
-				pk.Def = "PRIMARY KEY (" + strings.Join(keys, ", ") + ")"
+				pk.Def = def
 				deps.pk[t.OID] = pk
 			}
 		}
