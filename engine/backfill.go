@@ -662,7 +662,7 @@ func (b *backfiller) part(ctx context.Context, req postgres.BackfillRequest, p b
 		if errors.Is(err, errChunkRetry) {
 			fresh = false
 			backoff = min(max(2*backoff, chunkRetryFirst), chunkRetryMax)
-			log.Debug("backfill chunk read again", "reason", err, "after", backoff)
+			log.Info("backfill chunk read again", "chunk", prog.Chunks+1, "reason", err, "after", backoff)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
