@@ -353,9 +353,11 @@ func (b *backfiller) current(c *bfChunk) error {
 	}
 	if d := b.r.ddl; d != nil && d.tables[c.oid] == nil {
 		name := fmt.Sprintf("with OID %d", c.oid)
+		c.mu.Lock()
 		if len(c.rows) > 0 {
 			name = c.rows[0].Rel.Table.String()
 		}
+		c.mu.Unlock()
 		return permanent(fmt.Errorf("backfill: table %s is not replicated by the pipeline's run at this point of the stream (not selected by its objects, or created at the source while DDL capture is off: restart the pipeline to take it in)", name))
 	}
 	if m := b.r.mapping; m != nil && m.filterSQL(c.oid) != c.filter {

@@ -20,7 +20,6 @@ type bfFixture struct {
 	t        *testing.T
 	b        *backfiller
 	rel, wm  *record.Relation
-	ddlLog   *record.Relation
 	pipeline string
 }
 
@@ -196,5 +195,57 @@ func TestXidSnapshotWraps(t *testing.T) {
 	}
 	if !s.MayRunAtOrBefore(hi) || s.MayRunAtOrBefore(hi-1) || !s.MayRunAtOrBefore(20) {
 		t.Error("MayRunAtOrBefore across the wrap")
+	}
+}
+
+// A chunk is written at its high mark only as the stream stands there:
+// DDL on its table (or a partitioned table above it) streamed while the
+// chunk was current makes it read again; DDL on another table does not,
+// but raises the count the worker checks before it publishes a chunk; a
+// table the run does not replicate fails the request; an object
+// condition other than the one the chunk was read with reads it again.
+func TestBackfillChunkCurrent(t *testing.T) {
+	f := newBFFixture(t)
+	ddlLog := &record.Relation{ID: 8, Table: postgres.DDLLogTable, Columns: []record.Column{{Name: "id"}, {Name: "tag"}, {Name: "relid"}}}
+	ddl := func(relid uint32) {
+		t.Helper()
+		ev := &postgres.Event{Kind: postgres.EventChange, Xid: 300, Record: record.Record{Op: record.Insert, Rel: ddlLog,
+			New: []record.Value{{Data: []byte("1")}, {Data: []byte("ALTER TABLE")}, {Data: []byte(strconv.Itoa(int(relid)))}}}}
+		if own, err := f.b.change(context.Background(), nil, ev); own || err != nil {
+			t.Fatalf("DDL event: own %v, err %v", own, err)
+		}
+	}
+	c := f.chunk(postgres.XidSnapshot{Xmin: 1, Xmax: 1})
+	c.ancestors = []uint32{40}
+	ddl(43)
+	if c.ddl || f.b.ddlGen.Load() != 1 {
+		t.Fatalf("DDL on another table: chunk marked %v, count %d; want false, 1", c.ddl, f.b.ddlGen.Load())
+	}
+	if err := f.b.current(c); err != nil {
+		t.Fatalf("current after DDL on another table: %v", err)
+	}
+	ddl(40)
+	if err := f.b.current(c); !errors.Is(err, errChunkRetry) {
+		t.Fatalf("current after DDL on the partitioned table above: %v, want errChunkRetry", err)
+	}
+	c = f.chunk(postgres.XidSnapshot{Xmin: 1, Xmax: 1})
+	ddl(42)
+	if err := f.b.current(c); !errors.Is(err, errChunkRetry) {
+		t.Fatalf("current after DDL on the table: %v, want errChunkRetry", err)
+	}
+
+	c = f.chunk(postgres.XidSnapshot{Xmin: 1, Xmax: 1})
+	f.b.r.ddl = &ddlRun{tables: map[uint32]*postgres.ApplyTable{43: {}}}
+	if err := f.b.current(c); err == nil || errors.Is(err, errChunkRetry) || !isPermanent(err) {
+		t.Fatalf("current for a table the run does not replicate: %v, want a permanent error", err)
+	}
+	f.b.r.ddl.tables[42] = &postgres.ApplyTable{}
+	f.b.r.mapping = &mapping{opts: map[uint32]*tableOptions{}}
+	if err := f.b.current(c); err != nil {
+		t.Fatalf("current for a replicated table: %v", err)
+	}
+	c.filter = `"v" <> 'x'` // read with a condition the stream no longer applies
+	if err := f.b.current(c); !errors.Is(err, errChunkRetry) {
+		t.Fatalf("current with another object condition: %v, want errChunkRetry", err)
 	}
 }

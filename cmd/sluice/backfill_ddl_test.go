@@ -102,14 +102,17 @@ UPDATE `+fresh+` SET w = 'bad' WHERE id % 7 = 3`); err != nil {
 	}
 	assertSameData(t, ctx, srcDSN, dstDSN, renamed, fresh)
 
-	// A column added while a backfill runs: chunks read before it reach
-	// the sink before it, chunks read after carry it.
+	// A column renamed and one added while a backfill runs: a chunk read
+	// before them whose high mark comes after them is read again (its
+	// rows would name a column the sink no longer has); chunks read after
+	// carry the new columns.
 	if _, err := sink.Exec(ctx, `UPDATE `+renamed+` SET "V two" = 'bad' WHERE id % 3 = 0`); err != nil {
 		t.Fatal(err)
 	}
 	p := startSluice(t, dir, env, "backfill", file, "--table", renamed, "--chunk-rows", "100", "--json")
 	time.Sleep(time.Second)
-	if _, err := source.Exec(ctx, `ALTER TABLE `+renamed+` ADD COLUMN late int;
+	if _, err := source.Exec(ctx, `ALTER TABLE `+renamed+` RENAME COLUMN "Extra" TO "Extra 2";
+ALTER TABLE `+renamed+` ADD COLUMN late int;
 UPDATE `+renamed+` SET late = id * 2 WHERE id % 2 = 0`); err != nil {
 		t.Fatal(err)
 	}
@@ -125,5 +128,6 @@ UPDATE `+renamed+` SET late = id * 2 WHERE id % 2 = 0`); err != nil {
 		t.Fatalf("live run: %s", lr)
 	}
 	assertSameData(t, ctx, srcDSN, dstDSN, renamed, fresh)
+	t.Logf("chunks read again by the live run (DDL inside a chunk's window): %d", strings.Count(live.res.stderr, "backfill chunk read again"))
 	t.Logf("TestBackfillAfterDDL took %s", time.Since(start).Round(time.Millisecond))
 }
