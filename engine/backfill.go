@@ -412,11 +412,15 @@ func (r *runner) backfillApply(ctx context.Context, applier *postgres.Applier, r
 	if err != nil {
 		return err
 	}
+	if len(rows) == 0 {
+		return nil
+	}
+	mode := r.mapping.upsertMode(rows[0].Rel.ID)
 	out := make([]*record.Record, len(rows))
 	for i, rec := range rows {
 		out[i] = r.mapping.mapRecord(rec)
 	}
-	return applier.UpsertRows(ctx, out, commitLSN)
+	return applier.UpsertRows(ctx, out, commitLSN, mode)
 }
 
 // run looks for pending requests every backfillPoll and runs them, until
@@ -795,6 +799,9 @@ func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.
 	if len(t.Key) == 0 {
 		return "", permanent(fmt.Errorf("backfill: table %s has no primary key or unique index, so its rows cannot be upserted at the sink: add a primary key, or copy it again with a new pipeline", t.Name))
 	}
+	if err := r.mapping.backfillable(t); err != nil {
+		return "", err
+	}
 	if cond == "" {
 		return objFilter, nil
 	}
@@ -825,6 +832,34 @@ func (m *mapping) filterSQL(oid uint32) string {
 		return o.filter.SQL()
 	}
 	return ""
+}
+
+// upsertMode says what a backfill writes to a table's sink rows, after the
+// object's operations: without update it only inserts the rows the sink
+// lacks, without insert it only replaces the rows the sink has.
+func (m *mapping) upsertMode(oid uint32) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.opts[oid]
+	switch {
+	case o == nil || o.ops&(opInsert|opUpdate) == opInsert|opUpdate:
+		return postgres.UpsertAll
+	case o.ops&opInsert != 0:
+		return postgres.UpsertInsertOnly
+	default:
+		return postgres.UpsertUpdateOnly
+	}
+}
+
+// backfillable refuses a backfill of a table whose object's operations
+// list holds neither insert nor update: it could write nothing.
+func (m *mapping) backfillable(t *postgres.Table) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.opts[t.OID]; o != nil && o.ops&(opInsert|opUpdate) == 0 {
+		return permanent(fmt.Errorf("backfill: the operations of table %s's object list neither insert nor update: a backfill could write nothing", t.Name))
+	}
+	return nil
 }
 
 // setOptions sets a table's options while streaming (see filterSQL).

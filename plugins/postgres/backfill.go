@@ -503,20 +503,34 @@ func ValidateFilter(ctx context.Context, conn *pgx.Conn, t *Table, filter string
 	return nil
 }
 
+// Upsert modes: what a backfill may do to the sink's rows, after the
+// object's operations list.
+const (
+	// UpsertAll replaces rows with the same key and inserts the others.
+	UpsertAll = iota
+	// UpsertInsertOnly inserts the rows whose key the sink lacks and
+	// leaves the sink's rows as they are (operations without update).
+	UpsertInsertOnly
+	// UpsertUpdateOnly replaces the rows whose key the sink has and
+	// inserts none (operations without insert).
+	UpsertUpdateOnly
+)
+
 // UpsertRows writes rows (inserts carrying whole rows, all of one
 // relation) as upserts in the open sink transaction: each row replaces the
-// sink's row with its key, or is inserted. The rows are copied into a
-// temporary table, then the sink's rows with their keys are deleted and
-// the rows inserted (OVERRIDING SYSTEM VALUE, as the source's values of
-// identity columns are kept): three statements per chunk, not two per row.
-func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
+// sink's row with its key, or is inserted (mode may restrict it to one or
+// the other). The rows are copied into a temporary table, then the sink's
+// rows with their keys are deleted and the rows inserted (OVERRIDING
+// SYSTEM VALUE, as the source's values of identity columns are kept): a
+// few statements per chunk, not two per row.
+func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitLSN record.LSN, mode int) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	return a.upsertBulk(ctx, rows, commitLSN)
+	return a.upsertBulk(ctx, rows, commitLSN, mode)
 }
 
-func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
+func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitLSN record.LSN, mode int) error {
 	rel := rows[0].Rel
 	t, err := a.table(rows[0], commitLSN)
 	if t == nil || err != nil {
@@ -569,6 +583,16 @@ func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitL
 	conds := make([]string, len(t.Key))
 	for i, k := range t.Key {
 		conds[i] = "t." + record.QuoteIdent(k) + " = s." + record.QuoteIdent(k)
+	}
+	if mode != UpsertAll {
+		// Leave out the rows the mode does not write.
+		not := ""
+		if mode == UpsertUpdateOnly {
+			not = "NOT "
+		}
+		if _, err := a.conn.Exec(ctx, "DELETE FROM "+tmp+" s WHERE "+not+"EXISTS (SELECT 1 FROM ONLY "+t.Target.Quoted()+" t WHERE "+strings.Join(conds, " AND ")+")"); err != nil {
+			return fmt.Errorf("sink: backfill of %s: leave out the rows the object's operations exclude: %w", t.Target, describeRowError(err))
+		}
 	}
 	// With an index on the key, the rows to replace are found through it
 	// one by one: the planner, left alone, may scan the whole table for a
