@@ -25,7 +25,8 @@ import (
 // again (and again) until the wait is cancelled (pg_cancel_backend: the
 // commit becomes visible locally), and the sink ends equal to the source.
 // Without the per-table memory of recent transactions the first chunk
-// wrote the old value and the sink kept it.
+// wrote the old value and the sink kept it. Meanwhile `sluice status`
+// lists the unfinished backfill.
 func TestBackfillSyncStandbyStale(t *testing.T) {
 	start := time.Now()
 	ctx := streamCtx(t, 4*time.Minute)
@@ -95,6 +96,11 @@ state_dir: state
 	}
 	if bf.exited() {
 		t.Errorf("the backfill finished while the UPDATE it cannot see was running:\n%s", bf.res)
+	}
+	// Meanwhile `sluice status` shows the unfinished backfill.
+	if st := sluice(t, dir, env, "status", file); st.code != 0 || !strings.Contains(st.stdout, `backfill 1 of public."sync ""T""": requested`) ||
+		!strings.Contains(st.stdout, "0 chunks, 0 rows committed") {
+		t.Errorf("status: want the pending backfill listed with no chunks committed:\n%s", st)
 	}
 	if _, err := connect(t, ctx, srcDSN).Exec(ctx, `SELECT pg_cancel_backend($1)`, pid); err != nil {
 		t.Fatal(err)
