@@ -487,7 +487,9 @@ func Inspect(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Source = inspectSource(ctx, cfg)
 	rep.Sink = inspectSink(ctx, cfg)
-	rep.Backfills, rep.BackfillError = inspectBackfills(ctx, cfg)
+	if rep.Source.Error == "" {
+		rep.Backfills, rep.BackfillError = inspectBackfills(ctx, cfg)
+	}
 	return rep, nil
 }
 
