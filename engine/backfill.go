@@ -16,8 +16,16 @@ package engine
 // One more case closes the window: a transaction whose commit record
 // precedes the low mark but that was not yet visible when the chunk was
 // read (PostgreSQL makes commits visible a moment after writing their
-// record). The chunk's snapshot lists the transactions in progress; if one
-// of them changed the table before the low mark, the chunk is read again.
+// record, and much later when a synchronous standby does not answer).
+// The stream loop remembers the recent transactions of every table that a
+// chunk's snapshot might not see yet (recentXids, bounded); if one of
+// those that changed the chunk's table before its low mark was running for
+// the chunk's snapshot, the chunk is read again.
+//
+// The table is looked up in the source's catalog as it is when a request
+// starts, and again whenever the stream has applied DDL since: a chunk
+// reads the columns the sink has at its high mark. A chunk whose table saw
+// DDL between its read and its high mark is read again.
 
 import (
 	"context"
@@ -25,6 +33,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -58,21 +68,39 @@ const DefaultBackfillChunkRows = 10000
 const backfillPoll = time.Second
 
 // errChunkRetry says a chunk must be read again (see the package comment
-// of this file).
-var errChunkRetry = errors.New("the chunk's snapshot missed a change committed just before its low watermark")
+// of this file); it is wrapped with the reason.
+var errChunkRetry = errors.New("the chunk must be read again")
+
+// Waits before a chunk is read again: doubling from the first to the
+// last, so that a transaction that stays in progress (waiting for a
+// synchronous standby) is not raced by a stream of reads.
+const (
+	chunkRetryFirst = 10 * time.Millisecond
+	chunkRetryMax   = time.Second
+)
 
 // backfiller runs the pipeline's backfill requests inside a streaming
 // session: a worker goroutine reads chunks and writes watermarks; the
 // stream loop calls change, truncate and committed.
 type backfiller struct {
-	r      *runner
-	tables map[string]*postgres.Table // by quoted source name
-	nonce  string
-	seq    int64
-	cur    atomic.Pointer[bfChunk]
+	r *runner
+	// initial holds the OIDs of the tables the run started with (tables
+	// renamed since stay the pipeline's).
+	initial map[uint32]bool
+	nonce   string
+	seq     int64
+	cur     atomic.Pointer[bfChunk]
 	// queued are the chunks applied in the open sink transaction (stream
 	// loop only).
 	queued []*bfChunk
+	// recent are the transactions a chunk's snapshot may miss (stream
+	// loop only); horizon is the latest source snapshot the worker read,
+	// which the stream loop applies to recent.
+	recent  *recentXids
+	horizon atomic.Pointer[postgres.XidSnapshot]
+	// ddlGen counts the DDL events on tables the stream loop has seen: a
+	// chunk reads with the table's definition as of the count it saw.
+	ddlGen atomic.Int64
 
 	src, read, sink *pgx.Conn // worker only
 }
@@ -83,18 +111,29 @@ type bfChunk struct {
 	oid       uint32
 	key       []string
 
+	// ancestors are the OIDs of the partitioned tables above the table,
+	// filter the object's condition the chunk was read with (both set
+	// before the chunk is published in cur).
+	ancestors []uint32
+	filter    string
+
 	mu       sync.Mutex
 	ready    bool
 	rows     []record.Record
-	xip      []uint32
+	snap     postgres.XidSnapshot
 	progress postgres.BackfillProgress // what the sink records with the rows
 
 	// The stream loop's own: whether the low mark passed, the keys
-	// changed since, the transactions that changed the table before it.
+	// changed since, the transactions that changed the table before it
+	// and that its snapshot might have missed (and whether some of those
+	// were forgotten, up to which id), whether DDL changed the table.
 	inWindow   bool
 	allChanged bool
 	changed    map[string]struct{}
-	xids       map[uint32]struct{}
+	before     []uint32
+	lost       bool
+	lostHi     uint32
+	ddl        bool
 	keyIdx     map[*record.Relation][]int
 	// result receives nil once the rows are committed at the sink, or
 	// the reason they are not.
@@ -107,14 +146,14 @@ type bfChunk struct {
 
 func newChunk(token string, oid uint32, key []string) *bfChunk {
 	return &bfChunk{low: token + "/low", high: token + "/high", oid: oid, key: key,
-		changed: map[string]struct{}{}, xids: map[uint32]struct{}{}, keyIdx: map[*record.Relation][]int{},
+		changed: map[string]struct{}{}, keyIdx: map[*record.Relation][]int{},
 		result: make(chan error, 1)}
 }
 
 func newBackfiller(r *runner, tables []*postgres.Table) *backfiller {
-	b := &backfiller{r: r, tables: map[string]*postgres.Table{}}
+	b := &backfiller{r: r, initial: map[uint32]bool{}, recent: newRecentXids(0)}
 	for _, t := range tables {
-		b.tables[t.Name.Quoted()] = t
+		b.initial[t.OID] = true
 	}
 	var n [8]byte
 	_, _ = rand.Read(n[:])
@@ -146,8 +185,8 @@ func (b *backfiller) change(ctx context.Context, applier *postgres.Applier, ev *
 	if b == nil || rec.Rel == nil {
 		return false, nil
 	}
-	c := b.cur.Load()
 	if rec.Rel.Table == postgres.WatermarkTable {
+		c := b.cur.Load()
 		mark, ok := postgres.WatermarkMark(rec, b.r.cfg.Name)
 		if !ok || c == nil {
 			return true, nil
@@ -155,16 +194,19 @@ func (b *backfiller) change(ctx context.Context, applier *postgres.Applier, ev *
 		switch mark {
 		case c.low:
 			c.inWindow = true
+			c.before, c.lost, c.lostHi = b.recent.of(c.oid)
 		case c.high:
 			return true, b.atHigh(ctx, applier, c, ev.CommitLSN)
 		}
 		return true, nil
 	}
-	if c == nil || rec.Rel.ID != c.oid {
+	if rec.Rel.Table == postgres.DDLLogTable {
+		b.ddlEvent(rec)
 		return false, nil
 	}
-	if !c.inWindow {
-		c.xids[ev.Xid] = struct{}{}
+	b.seen(ev)
+	c := b.cur.Load()
+	if c == nil || rec.Rel.ID != c.oid || !c.inWindow {
 		return false, nil
 	}
 	for _, vals := range [][]record.Value{rec.Old, rec.New} {
@@ -187,18 +229,53 @@ func (b *backfiller) truncate(ev *postgres.Event) {
 	if b == nil {
 		return
 	}
+	b.seen(ev)
 	c := b.cur.Load()
 	if c == nil {
 		return
 	}
 	for _, rel := range ev.Truncated {
-		if rel.ID == c.oid {
-			if c.inWindow {
-				c.allChanged = true
-			} else {
-				c.xids[ev.Xid] = struct{}{}
-			}
+		if rel.ID == c.oid && c.inWindow {
+			c.allChanged = true
 		}
+	}
+}
+
+// seen notes the table(s) a streamed change or TRUNCATE touched, for the
+// chunks read later (see recentXids). The stream loop calls it for the
+// changes it skips as already applied, too.
+func (b *backfiller) seen(ev *postgres.Event) {
+	if b == nil {
+		return
+	}
+	b.recent.advance(b.horizon.Load())
+	switch ev.Kind {
+	case postgres.EventChange:
+		if rel := ev.Record.Rel; rel != nil && rel.Table.Schema != postgres.ProgressSchema {
+			b.recent.add(ev.Xid, rel.ID)
+		}
+	case postgres.EventTruncate:
+		for _, rel := range ev.Truncated {
+			b.recent.add(ev.Xid, rel.ID)
+		}
+	}
+}
+
+// ddlEvent notes a streamed DDL event: chunks read before it was applied
+// may have read the table with its former definition.
+func (b *backfiller) ddlEvent(rec *record.Record) {
+	if rec.Op != record.Insert {
+		return
+	}
+	ev, err := postgres.DecodeDDLEvent(rec)
+	if err != nil || ev.RelID == 0 {
+		return // the DDL run reports what it cannot read
+	}
+	// The count first, then the chunk: a worker that publishes a chunk
+	// and then reads the count sees one or the other (see part).
+	b.ddlGen.Add(1)
+	if c := b.cur.Load(); c != nil && (ev.RelID == c.oid || slices.Contains(c.ancestors, ev.RelID)) {
+		c.ddl = true
 	}
 }
 
@@ -243,6 +320,10 @@ func (c *bfChunk) keyOf(rel *record.Relation, vals []record.Value) (string, bool
 // the chunk's progress row.
 func (b *backfiller) atHigh(ctx context.Context, applier *postgres.Applier, c *bfChunk, commitLSN record.LSN) error {
 	b.cur.CompareAndSwap(c, nil)
+	if err := b.current(c); err != nil {
+		c.result <- err
+		return nil
+	}
 	keep, err := c.keep()
 	if err != nil {
 		c.result <- err
@@ -263,20 +344,45 @@ func (b *backfiller) atHigh(ctx context.Context, applier *postgres.Applier, c *b
 	return b.r.hit(fpBackfillChunk)
 }
 
+// current checks, at a chunk's high mark, that the chunk was read as the
+// stream stands there: no DDL on its table since it was read, the table
+// replicated, with the object's condition the stream applies.
+func (b *backfiller) current(c *bfChunk) error {
+	if c.ddl {
+		return fmt.Errorf("%w: the table's definition changed (DDL) while it was read", errChunkRetry)
+	}
+	if d := b.r.ddl; d != nil && d.tables[c.oid] == nil {
+		name := fmt.Sprintf("with OID %d", c.oid)
+		c.mu.Lock()
+		if len(c.rows) > 0 {
+			name = c.rows[0].Rel.Table.String()
+		}
+		c.mu.Unlock()
+		return permanent(fmt.Errorf("backfill: table %s is not replicated by the pipeline's run at this point of the stream (not selected by its objects, or created at the source while DDL capture is off: restart the pipeline to take it in)", name))
+	}
+	if m := b.r.mapping; m != nil && m.filterSQL(c.oid) != c.filter {
+		return fmt.Errorf("%w: the object's where for the table changed", errChunkRetry)
+	}
+	return nil
+}
+
 // keep returns the chunk's rows whose keys did not change between its
 // watermarks, or errChunkRetry when its snapshot may have missed a change
 // committed before the low watermark.
 func (c *bfChunk) keep() ([]*record.Record, error) {
 	c.mu.Lock()
-	ready, rows, xip := c.ready, c.rows, c.xip
+	ready, rows, snap := c.ready, c.rows, c.snap
 	c.mu.Unlock()
 	if !ready {
 		return nil, errors.New("the high watermark arrived before the chunk was read")
 	}
-	for _, x := range xip {
-		if _, ok := c.xids[x]; ok {
-			return nil, errChunkRetry
+	for _, x := range c.before {
+		if !snap.Sees(x) {
+			return nil, fmt.Errorf("%w: its snapshot missed transaction %d, which changed the table before the low watermark", errChunkRetry, x)
 		}
+	}
+	if c.lost && snap.MayRunAtOrBefore(c.lostHi) {
+		return nil, fmt.Errorf("%w: its snapshot may have missed a transaction up to %d that changed a table before the low watermark (too many to remember)", errChunkRetry, c.lostHi)
 	}
 	keep := make([]*record.Record, 0, len(rows))
 	if c.allChanged {
@@ -306,11 +412,15 @@ func (r *runner) backfillApply(ctx context.Context, applier *postgres.Applier, r
 	if err != nil {
 		return err
 	}
+	if len(rows) == 0 {
+		return nil
+	}
+	mode := r.mapping.upsertMode(rows[0].Rel.ID)
 	out := make([]*record.Record, len(rows))
 	for i, rec := range rows {
 		out[i] = r.mapping.mapRecord(rec)
 	}
-	return applier.UpsertRows(ctx, out, commitLSN)
+	return applier.UpsertRows(ctx, out, commitLSN, mode)
 }
 
 // run looks for pending requests every backfillPoll and runs them, until
@@ -365,6 +475,13 @@ func (b *backfiller) pass(ctx context.Context) error {
 	if err := b.connect(ctx); err != nil {
 		return err
 	}
+	// A fresh horizon lets the stream loop forget the transactions every
+	// chunk read from now on sees.
+	h, err := postgres.CurrentXidSnapshot(ctx, b.src)
+	if err != nil {
+		return err
+	}
+	b.horizon.Store(h)
 	reqs, err := postgres.PendingBackfills(ctx, b.src, b.r.cfg.Name)
 	if err != nil {
 		return err
@@ -387,7 +504,7 @@ func (b *backfiller) pass(ctx context.Context) error {
 
 // request runs one request to its end, resuming from the sink's progress.
 func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) error {
-	parts, err := b.r.backfillParts(ctx, b.src, b.tables, req.Table, req.Where)
+	parts, err := b.liveParts(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -403,16 +520,111 @@ func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) 
 	return nil
 }
 
+// liveParts looks the requested table up in the source's catalog as it
+// is now, not as it was when the run started: a table created, renamed or
+// altered since is backfilled as it is. It must be one the run
+// replicates: one it started with, or one its objects select.
+func (b *backfiller) liveParts(ctx context.Context, req postgres.BackfillRequest) ([]backfillPart, error) {
+	schema, name, ok := splitIdentity(req.Table)
+	if !ok {
+		return nil, permanent(fmt.Errorf("backfill %d: cannot read the table name %s", req.ID, req.Table))
+	}
+	tn := record.TableName{Schema: schema, Name: name}
+	exists, err := postgres.TableExists(ctx, b.src, tn)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, permanent(fmt.Errorf("backfill: table %s does not exist at the source (renamed or dropped since the request? names are case-sensitive)", tn))
+	}
+	tables, err := postgres.Discover(ctx, b.src, []postgres.Selection{{Table: tn, Where: fmt.Sprintf("backfill request %d", req.ID)}})
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*postgres.Table{}
+	for _, t := range tables {
+		byName[t.Name.Quoted()] = t
+	}
+	if root := byName[tn.Quoted()]; root == nil || !(b.initial[root.OID] || b.selects(root)) {
+		return nil, permanent(fmt.Errorf("backfill: table %s is not among the pipeline's tables (check its objects list; names are case-sensitive)", tn))
+	}
+	return b.r.backfillParts(ctx, b.src, byName, tn.Quoted(), req.Where)
+}
+
+// selects reports whether the pipeline's objects select a table by its
+// name (or its partitioned table's).
+func (b *backfiller) selects(t *postgres.Table) bool {
+	for _, n := range []*record.TableName{&t.Name, t.Parent} {
+		if n == nil || n.Schema == postgres.ProgressSchema {
+			continue
+		}
+		for _, s := range b.r.cfg.Objects {
+			if (s.Schema != "" && s.Schema == n.Schema) || (s.Schema == "" && s.Table == *n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bfTable is a table as a chunk reads it: its definition in the source's
+// catalog, and what follows from it.
+type bfTable struct {
+	t   *postgres.Table
+	rel *record.Relation
+	// ancestors are the partitioned tables above it; objFilter is the
+	// object's condition the stream applies to it, filter the chunk's
+	// (with the request's).
+	ancestors []uint32
+	objFilter string
+	filter    string
+}
+
+// look reads a table's definition from the source's catalog. The
+// relation of prev is kept while the columns are the same (the mapping
+// caches by relation).
+func (b *backfiller) look(ctx context.Context, oid uint32, name string, prev *bfTable, cond string) (*bfTable, error) {
+	loaded, err := postgres.LoadTables(ctx, b.src, []uint32{oid})
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	bt := &bfTable{}
+	for _, t := range loaded {
+		if t.OID == oid {
+			bt.t = t
+		}
+	}
+	if bt.t == nil {
+		return nil, permanent(fmt.Errorf("backfill: table %s was dropped at the source during the backfill", name))
+	}
+	if bt.ancestors, err = postgres.PartitionAncestors(ctx, b.src, oid); err != nil {
+		return nil, err
+	}
+	bt.objFilter = b.r.mapping.filterSQL(oid)
+	if bt.filter, err = b.r.backfillFilter(ctx, b.src, bt.t, bt.objFilter, cond); err != nil {
+		return nil, err
+	}
+	bt.rel = bt.t.Relation()
+	if prev != nil {
+		if reflect.DeepEqual(prev.rel, bt.rel) {
+			bt.rel = prev.rel
+		} else {
+			b.r.mapping.forget(prev.rel)
+		}
+	}
+	return bt, nil
+}
+
 // part backfills one table of a request, chunk by chunk, from where the
 // sink's progress row says it stopped.
 func (b *backfiller) part(ctx context.Context, req postgres.BackfillRequest, p backfillPart) error {
-	t, filter := p.table, p.filter
-	name := t.Name.Quoted()
+	// Progress is kept under the name the table had when the request
+	// started.
+	name := p.table.Name.Quoted()
 	prog, err := postgres.ReadBackfillProgress(ctx, b.sink, b.r.cfg.Name, req.ID, name)
 	if err != nil {
 		return err
 	}
-	rel := t.Relation()
 	lim := b.r.cfg.Throttle.Phase(throttle.PhaseFull)
 	log := b.r.log.With("request", req.ID, "table", name)
 	if prog.Chunks == 0 {
@@ -421,23 +633,53 @@ func (b *backfiller) part(ctx context.Context, req postgres.BackfillRequest, p b
 		log.Info("backfill resuming", "chunks_done", prog.Chunks, "rows_done", prog.Rows)
 	}
 	start := time.Now()
+	var (
+		bt      *bfTable
+		fresh   bool // bt was read after the DDL count gen
+		gen     int64
+		backoff time.Duration
+	)
 	for !prog.Done {
 		if err := lim.Query(ctx); err != nil {
 			return err
 		}
+		// The table's definition is read again after any DDL the stream
+		// applied since it was read.
+		if !fresh || b.ddlGen.Load() != gen {
+			gen = b.ddlGen.Load()
+			if bt, err = b.look(ctx, p.table.OID, name, bt, req.Where); err != nil {
+				return err
+			}
+			fresh = true
+		}
 		b.seq++
 		token := fmt.Sprintf("%d/%d/%s/%d", req.ID, prog.Chunks, b.nonce, b.seq)
-		c := newChunk(token, t.OID, t.Key)
+		c := newChunk(token, bt.t.OID, bt.t.Key)
+		c.ancestors, c.filter = bt.ancestors, bt.objFilter
 		b.cur.Store(c)
-		next, err := b.chunk(ctx, c, t, rel, filter, req, prog, lim)
+		// DDL the stream applied before it saw the chunk raised the count;
+		// after, it marks the chunk (see ddlEvent).
+		if b.ddlGen.Load() != gen {
+			b.cur.CompareAndSwap(c, nil)
+			continue
+		}
+		next, err := b.chunk(ctx, c, bt, req, prog, lim)
 		b.cur.CompareAndSwap(c, nil)
 		if errors.Is(err, errChunkRetry) {
-			log.Debug("backfill chunk read again", "reason", err)
+			fresh = false
+			backoff = min(max(2*backoff, chunkRetryFirst), chunkRetryMax)
+			log.Info("backfill chunk read again", "chunk", prog.Chunks+1, "reason", err, "after", backoff)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
+		backoff = 0
 		prog = next
 		rate := float64(prog.Rows) / max(time.Since(start).Seconds(), 1e-3)
 		log.Info("backfill chunk done", "chunk", prog.Chunks, "read", len(c.rows), "written", c.kept, "rows", prog.Rows, "rows_per_sec", fmt.Sprintf("%.0f", rate),
@@ -449,16 +691,19 @@ func (b *backfiller) part(ctx context.Context, req postgres.BackfillRequest, p b
 
 // chunk runs one chunk through the watermarks and waits until the stream
 // loop has committed it (or says why not).
-func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, rel *record.Relation, filter string, req postgres.BackfillRequest, prog postgres.BackfillProgress, lim *throttle.Limiter) (postgres.BackfillProgress, error) {
+func (b *backfiller) chunk(ctx context.Context, c *bfChunk, bt *bfTable, req postgres.BackfillRequest, prog postgres.BackfillProgress, lim *throttle.Limiter) (postgres.BackfillProgress, error) {
 	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.low); err != nil {
 		return prog, err
 	}
 	readStart := time.Now()
-	kc, err := postgres.ReadKeyset(ctx, b.read, t, rel, filter, prog.LastKey, req.ChunkRows)
+	kc, err := postgres.ReadKeyset(ctx, b.read, bt.t, bt.rel, bt.filter, prog.LastKey, req.ChunkRows)
 	if err != nil {
 		return prog, err
 	}
 	c.readTime = time.Since(readStart)
+	// Every chunk read later sees what this one saw.
+	snap := kc.Snap
+	b.horizon.Store(&snap)
 	if err := lim.Wait(ctx, int64(len(kc.Rows)), kc.Bytes); err != nil {
 		return prog, err
 	}
@@ -469,7 +714,7 @@ func (b *backfiller) chunk(ctx context.Context, c *bfChunk, t *postgres.Table, r
 	}
 	next.Done = len(kc.Rows) < req.ChunkRows
 	c.mu.Lock()
-	c.rows, c.xip, c.progress, c.ready = kc.Rows, kc.Xip, next, true
+	c.rows, c.snap, c.progress, c.ready = kc.Rows, kc.Snap, next, true
 	c.mu.Unlock()
 	if err := b.r.hit(fpBackfillRead); err != nil {
 		return prog, err
@@ -500,11 +745,10 @@ type backfillPart struct {
 	filter string
 }
 
-// backfillParts finds the requested table among the pipeline's and
-// returns what to read: the table, or the leaf partitions of a
-// partitioned table, each with the SQL condition of its chunks (the
-// object's where and the request's, both checked against the source's
-// catalog).
+// backfillParts finds the requested table among tables and returns what
+// to read: the table, or the leaf partitions of a partitioned table, each
+// with the SQL condition of its chunks (the object's where and the
+// request's, both checked against the source's catalog).
 func (r *runner) backfillParts(ctx context.Context, src *pgx.Conn, tables map[string]*postgres.Table, name, cond string) ([]backfillPart, error) {
 	t := tables[name]
 	if t == nil {
@@ -516,7 +760,7 @@ func (r *runner) backfillParts(ctx context.Context, src *pgx.Conn, tables map[st
 	}
 	var parts []backfillPart
 	for _, leaf := range leaves {
-		filter, err := r.backfillFilter(ctx, src, leaf, cond)
+		filter, err := r.backfillFilter(ctx, src, leaf, r.mapping.filterSQL(leaf.OID), cond)
 		if err != nil {
 			return nil, err
 		}
@@ -549,14 +793,17 @@ func leafPartitions(tables map[string]*postgres.Table, root *postgres.Table) []*
 }
 
 // backfillFilter checks that a table can be backfilled and returns the
-// SQL condition of its chunks.
-func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.Table, cond string) (string, error) {
+// SQL condition of its chunks: the object's (objFilter, as the pipeline
+// applies it to the table) and the request's (cond).
+func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.Table, objFilter, cond string) (string, error) {
 	if len(t.Key) == 0 {
 		return "", permanent(fmt.Errorf("backfill: table %s has no primary key or unique index, so its rows cannot be upserted at the sink: add a primary key, or copy it again with a new pipeline", t.Name))
 	}
-	filter := t.Filter
+	if err := r.mapping.backfillable(t); err != nil {
+		return "", err
+	}
 	if cond == "" {
-		return filter, nil
+		return objFilter, nil
 	}
 	cols, err := whereColumns(ctx, src, t)
 	if err != nil {
@@ -569,8 +816,55 @@ func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.
 	if err := postgres.ValidateFilter(ctx, src, t, f.SQL()); err != nil {
 		return "", permanent(fmt.Errorf("backfill: --where on table %s: the source refuses it: %w", t.Name, err))
 	}
-	if filter != "" {
-		return "(" + filter + ") AND (" + f.SQL() + ")", nil
+	if objFilter != "" {
+		return "(" + objFilter + ") AND (" + f.SQL() + ")", nil
 	}
 	return f.SQL(), nil
+}
+
+// filterSQL returns the object's condition the pipeline applies to a
+// table's rows, as SQL ("" for none). The backfill worker reads it while
+// the stream loop may add tables (setOptions), hence the lock.
+func (m *mapping) filterSQL(oid uint32) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.opts[oid]; o != nil && o.filter != nil {
+		return o.filter.SQL()
+	}
+	return ""
+}
+
+// upsertMode says what a backfill writes to a table's sink rows, after the
+// object's operations: without update it only inserts the rows the sink
+// lacks, without insert it only replaces the rows the sink has.
+func (m *mapping) upsertMode(oid uint32) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.opts[oid]
+	switch {
+	case o == nil || o.ops&(opInsert|opUpdate) == opInsert|opUpdate:
+		return postgres.UpsertAll
+	case o.ops&opInsert != 0:
+		return postgres.UpsertInsertOnly
+	default:
+		return postgres.UpsertUpdateOnly
+	}
+}
+
+// backfillable refuses a backfill of a table whose object's operations
+// list holds neither insert nor update: it could write nothing.
+func (m *mapping) backfillable(t *postgres.Table) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.opts[t.OID]; o != nil && o.ops&(opInsert|opUpdate) == 0 {
+		return permanent(fmt.Errorf("backfill: the operations of table %s's object list neither insert nor update: a backfill could write nothing", t.Name))
+	}
+	return nil
+}
+
+// setOptions sets a table's options while streaming (see filterSQL).
+func (m *mapping) setOptions(oid uint32, o *tableOptions) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts[oid] = o
 }

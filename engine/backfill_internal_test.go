@@ -76,7 +76,7 @@ func TestBackfillWindow(t *testing.T) {
 	if !c.inWindow {
 		t.Fatal("the low mark did not open the window")
 	}
-	c.xip = []uint32{555}
+	c.snap = postgres.XidSnapshot{Xmin: 90, Xmax: 600, Xip: []uint32{555}}
 	keep, err := c.keep()
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestBackfillWindow(t *testing.T) {
 		t.Errorf("kept %v, want %v", got, want)
 	}
 
-	c.xip = []uint32{555, 101} // changed the table before the low mark, in progress for the chunk's read
+	c.snap.Xip = []uint32{555, 101} // changed the table before the low mark, in progress for the chunk's read
 	if _, err := c.keep(); !errors.Is(err, errChunkRetry) {
 		t.Errorf("keep with an overlapping in-progress transaction: %v, want errChunkRetry", err)
 	}

@@ -393,7 +393,7 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 	d.tableSchemas[t.Name.Schema] = true
 	delete(d.ignored, t.OID)
 	if po := d.r.mapping.opts[t.ParentOID]; t.ParentOID != 0 && po != nil {
-		d.r.mapping.opts[t.OID] = po
+		d.r.mapping.setOptions(t.OID, po)
 	} else if o, own := optionsFor(d.r.cfg.Options, t.Name); o != nil {
 		ops, err := opMask(o.Operations)
 		if err != nil {
@@ -412,7 +412,7 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 			to.filter = f
 		}
 		if to.filter != nil || to.ops != opAll {
-			d.r.mapping.opts[t.OID] = to
+			d.r.mapping.setOptions(t.OID, to)
 		}
 	}
 	if err := d.stagesJoined(ctx, src, t, state, lsn); err != nil {

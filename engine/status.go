@@ -422,6 +422,10 @@ type Report struct {
 	Run    *Status       `json:"run,omitempty"`
 	Source *SourceReport `json:"source"`
 	Sink   *SinkReport   `json:"sink"`
+	// Backfills are the unfinished backfill requests (BackfillError says
+	// why they could not be read).
+	Backfills     []BackfillReport `json:"backfills,omitempty"`
+	BackfillError string           `json:"backfill_error,omitempty"`
 }
 
 // SourceReport is the pipeline's replication slot as the source sees it.
@@ -483,6 +487,9 @@ func Inspect(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Source = inspectSource(ctx, cfg)
 	rep.Sink = inspectSink(ctx, cfg)
+	if rep.Source.Error == "" {
+		rep.Backfills, rep.BackfillError = inspectBackfills(ctx, cfg)
+	}
 	return rep, nil
 }
 

@@ -425,6 +425,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				r.mon.received(ev.CommitTime)
 			case postgres.EventChange:
 				if skipping {
+					r.backfill.seen(ev)
 					continue
 				}
 				if own, err := r.backfill.change(ctx, applier, ev); own || err != nil {

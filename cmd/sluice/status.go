@@ -25,8 +25,9 @@ position and lag, and the throttle limits in force, from the status file a
 run keeps in the state dir (so it works while the run is live and after it
 ended); then, from the source, the replication slot's confirmed position,
 the WAL it retains and the process using it; and from the sink, the last
-applied source position and when it was applied. Unreachable databases are
-reported, not fatal.`,
+applied source position and when it was applied; last, the unfinished
+backfill requests with the chunks and rows the sink committed so far.
+Unreachable databases are reported, not fatal.`,
 		Args: exactArgs(1, "PIPELINE (the pipeline file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, cfg, err := a.load(args[0], false)
@@ -151,6 +152,7 @@ func writeStatus(w io.Writer, rep *engine.Report, now time.Time) error {
 			fmt.Fprintf(w, "sink: applied up to %s%s; %d copy chunks committed\n", snk.AppliedLSN, when, snk.CopiedChunks)
 		}
 	}
+	writeBackfills(w, rep, ago)
 	return nil
 }
 

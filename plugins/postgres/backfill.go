@@ -290,16 +290,86 @@ type KeysetChunk struct {
 	Bytes int64
 	// Last is the key of the last row read (nil when none was).
 	Last []string
-	// Xip lists the transactions the read's snapshot saw in progress (low
-	// 32 bits, as pgoutput sends xids).
-	Xip []uint32
+	// Snap is the snapshot the chunk was read at.
+	Snap XidSnapshot
 }
 
-// ReadKeyset reads, in one repeatable-read transaction, the in-progress
-// transactions of its snapshot and then the first limit rows of t whose
-// key sorts after after (all rows when after is nil) and that satisfy
-// filter (SQL, "" for none), in key order, as text: the form the change
-// stream sends values in. rel must be t.Relation().
+// XidSnapshot is what a source snapshot says about transactions, in the low
+// 32 bits of their ids, as pgoutput sends them: every transaction before
+// Xmax that is not in Xip had ended when it was taken.
+type XidSnapshot struct {
+	Xmin, Xmax uint32
+	Xip        []uint32
+}
+
+// Sees reports whether the effects of a transaction known to have
+// committed are visible in the snapshot: it ended before the snapshot was
+// taken. One that was still in progress (in Xip, or not before Xmax) is
+// not seen, even when its commit record was already written.
+func (s *XidSnapshot) Sees(xid uint32) bool {
+	if !XidBefore(xid, s.Xmax) {
+		return false
+	}
+	for _, x := range s.Xip {
+		if x == xid {
+			return false
+		}
+	}
+	return true
+}
+
+// MayRunAtOrBefore reports whether a transaction with an id up to hi may
+// have been in progress for the snapshot.
+func (s *XidSnapshot) MayRunAtOrBefore(hi uint32) bool {
+	if !XidBefore(hi, s.Xmax) {
+		return true // ids from Xmax up to hi were running or not yet begun
+	}
+	for _, x := range s.Xip {
+		if !XidBefore(hi, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// XidBefore compares two 32-bit transaction ids as PostgreSQL does
+// (modulo 2^32): a was assigned before b.
+func XidBefore(a, b uint32) bool { return int32(a-b) < 0 }
+
+// snapshotSQL reads the current snapshot (in a repeatable-read
+// transaction: the transaction's) as XidSnapshot's three fields.
+const snapshotSQL = `SELECT (pg_catalog.pg_snapshot_xmin(s)::text::numeric % 4294967296)::bigint,
+	(pg_catalog.pg_snapshot_xmax(s)::text::numeric % 4294967296)::bigint,
+	ARRAY(SELECT (x::text::numeric % 4294967296)::bigint FROM pg_catalog.pg_snapshot_xip(s) x)
+	FROM pg_catalog.pg_current_snapshot() s`
+
+// CurrentXidSnapshot reads the source's current snapshot.
+func CurrentXidSnapshot(ctx context.Context, conn *pgx.Conn) (*XidSnapshot, error) {
+	s, err := scanSnapshot(conn.QueryRow(ctx, snapshotSQL))
+	if err != nil {
+		return nil, fmt.Errorf("source: read the current snapshot: %w", err)
+	}
+	return s, nil
+}
+
+func scanSnapshot(row pgx.Row) (*XidSnapshot, error) {
+	var xmin, xmax int64
+	var xip []int64
+	if err := row.Scan(&xmin, &xmax, &xip); err != nil {
+		return nil, err
+	}
+	s := &XidSnapshot{Xmin: uint32(xmin), Xmax: uint32(xmax), Xip: make([]uint32, len(xip))}
+	for i, x := range xip {
+		s.Xip[i] = uint32(x)
+	}
+	return s, nil
+}
+
+// ReadKeyset reads, in one repeatable-read transaction, its snapshot and
+// then the first limit rows of t whose key sorts after after (all rows
+// when after is nil) and that satisfy filter (SQL, "" for none), in key
+// order, as text: the form the change stream sends values in. rel must be
+// t.Relation().
 func ReadKeyset(ctx context.Context, conn *pgx.Conn, t *Table, rel *record.Relation, filter string, after []string, limit int) (*KeysetChunk, error) {
 	if len(t.Key) == 0 {
 		return nil, fmt.Errorf("table %s has no primary key or unique index: a backfill cannot upsert its rows", t.Name)
@@ -349,24 +419,13 @@ func ReadKeyset(ctx context.Context, conn *pgx.Conn, t *Table, rel *record.Relat
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	out := &KeysetChunk{}
-	// The first statement fixes the snapshot: its in-progress list is the
-	// one the chunk is read at.
-	rows, err := tx.Query(ctx, "SELECT (x::text::numeric % 4294967296)::bigint FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x")
+	// The first statement fixes the snapshot: the chunk is read at the
+	// one it returns.
+	snap, err := scanSnapshot(tx.QueryRow(ctx, snapshotSQL))
 	if err != nil {
 		return nil, fmt.Errorf("source: read the snapshot of a backfill chunk of %s: %w", t.Name, err)
 	}
-	for rows.Next() {
-		var x int64
-		if err := rows.Scan(&x); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("source: read the snapshot of a backfill chunk of %s: %w", t.Name, err)
-		}
-		out.Xip = append(out.Xip, uint32(x))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("source: read the snapshot of a backfill chunk of %s: %w", t.Name, err)
-	}
+	out.Snap = *snap
 	paramFormats := make([]int16, len(params))
 	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, paramFormats, []int16{pgtype.TextFormatCode})
 	ncols := len(rel.Columns)
@@ -410,6 +469,31 @@ func ReadKeyset(ctx context.Context, conn *pgx.Conn, t *Table, rel *record.Relat
 	return out, tx.Commit(ctx)
 }
 
+// TableExists reports whether a table (or any relation) of that name
+// exists at the source.
+func TableExists(ctx context.Context, conn *pgx.Conn, name record.TableName) (bool, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", name.Quoted()).Scan(&exists); err != nil {
+		return false, fmt.Errorf("source: look up table %s: %w", name, err)
+	}
+	return exists, nil
+}
+
+// PartitionAncestors returns the OIDs of the partitioned tables a table
+// is a partition of, at any level (none for a table that is not a
+// partition).
+func PartitionAncestors(ctx context.Context, conn *pgx.Conn, oid uint32) ([]uint32, error) {
+	rows, err := conn.Query(ctx, "SELECT relid::oid FROM pg_catalog.pg_partition_ancestors($1::oid) WHERE relid <> $1::oid::regclass", oid)
+	if err != nil {
+		return nil, fmt.Errorf("source: look up the partitioned tables above table OID %d: %w", oid, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return nil, fmt.Errorf("source: look up the partitioned tables above table OID %d: %w", oid, err)
+	}
+	return out, nil
+}
+
 // ValidateFilter asks the source to plan a SELECT of t with filter, so an
 // error in the condition is reported before anything is recorded.
 func ValidateFilter(ctx context.Context, conn *pgx.Conn, t *Table, filter string) error {
@@ -419,20 +503,34 @@ func ValidateFilter(ctx context.Context, conn *pgx.Conn, t *Table, filter string
 	return nil
 }
 
+// Upsert modes: what a backfill may do to the sink's rows, after the
+// object's operations list.
+const (
+	// UpsertAll replaces rows with the same key and inserts the others.
+	UpsertAll = iota
+	// UpsertInsertOnly inserts the rows whose key the sink lacks and
+	// leaves the sink's rows as they are (operations without update).
+	UpsertInsertOnly
+	// UpsertUpdateOnly replaces the rows whose key the sink has and
+	// inserts none (operations without insert).
+	UpsertUpdateOnly
+)
+
 // UpsertRows writes rows (inserts carrying whole rows, all of one
 // relation) as upserts in the open sink transaction: each row replaces the
-// sink's row with its key, or is inserted. The rows are copied into a
-// temporary table, then the sink's rows with their keys are deleted and
-// the rows inserted (OVERRIDING SYSTEM VALUE, as the source's values of
-// identity columns are kept): three statements per chunk, not two per row.
-func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
+// sink's row with its key, or is inserted (mode may restrict it to one or
+// the other). The rows are copied into a temporary table, then the sink's
+// rows with their keys are deleted and the rows inserted (OVERRIDING
+// SYSTEM VALUE, as the source's values of identity columns are kept): a
+// few statements per chunk, not two per row.
+func (a *Applier) UpsertRows(ctx context.Context, rows []*record.Record, commitLSN record.LSN, mode int) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	return a.upsertBulk(ctx, rows, commitLSN)
+	return a.upsertBulk(ctx, rows, commitLSN, mode)
 }
 
-func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitLSN record.LSN) error {
+func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitLSN record.LSN, mode int) error {
 	rel := rows[0].Rel
 	t, err := a.table(rows[0], commitLSN)
 	if t == nil || err != nil {
@@ -485,6 +583,16 @@ func (a *Applier) upsertBulk(ctx context.Context, rows []*record.Record, commitL
 	conds := make([]string, len(t.Key))
 	for i, k := range t.Key {
 		conds[i] = "t." + record.QuoteIdent(k) + " = s." + record.QuoteIdent(k)
+	}
+	if mode != UpsertAll {
+		// Leave out the rows the mode does not write.
+		not := ""
+		if mode == UpsertUpdateOnly {
+			not = "NOT "
+		}
+		if _, err := a.conn.Exec(ctx, "DELETE FROM "+tmp+" s WHERE "+not+"EXISTS (SELECT 1 FROM ONLY "+t.Target.Quoted()+" t WHERE "+strings.Join(conds, " AND ")+")"); err != nil {
+			return fmt.Errorf("sink: backfill of %s: leave out the rows the object's operations exclude: %w", t.Target, describeRowError(err))
+		}
 	}
 	// With an index on the key, the rows to replace are found through it
 	// one by one: the planner, left alone, may scan the whole table for a
