@@ -86,7 +86,7 @@ type Config struct {
 	// source (default 10s).
 	StatusInterval time.Duration
 	// MaxGroupDelay and MaxGroupTxns bound how many source transactions
-	// share one sink transaction (defaults 200ms, 1000).
+	// share one sink transaction (defaults 50ms, 1000).
 	MaxGroupDelay time.Duration
 	MaxGroupTxns  int
 
@@ -174,7 +174,7 @@ func (c *Config) validate() error {
 		c.StatusInterval = 10 * time.Second
 	}
 	if c.MaxGroupDelay <= 0 {
-		c.MaxGroupDelay = 200 * time.Millisecond
+		c.MaxGroupDelay = 50 * time.Millisecond
 	}
 	if c.MaxGroupTxns <= 0 {
 		c.MaxGroupTxns = 1000
