@@ -271,15 +271,17 @@ func DropSource(ctx context.Context, conn *pgx.Conn, pipeline string, force bool
 // the WAL position just before its commit: once a transaction committed at
 // or after it is applied, everything committed before the call is applied.
 //
-// Its commit is synchronous even where the source runs with
+// Its commit is flushed locally even where the source runs with
 // synchronous_commit = off: a walsender sends only flushed WAL, and an
 // asynchronous commit waits for the WAL writer (wal_writer_delay, 200 ms
 // by default) before it, and every transaction committed before it, can
-// reach the stream. One batch: both statements run in one implicit
-// transaction, in one round trip.
+// reach the stream. "local", not "on": the commit must not wait for
+// synchronous standbys (one that does not answer would hold the heartbeat,
+// and with it --until-caught-up and cutover, forever). One batch: both
+// statements run in one implicit transaction.
 func Heartbeat(ctx context.Context, conn *pgx.Conn, pipeline string) (record.LSN, error) {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_catalog.set_config('synchronous_commit', 'on', true)`)
+	b.Queue(`SELECT pg_catalog.set_config('synchronous_commit', 'local', true)`)
 	b.Queue(`INSERT INTO sluice.heartbeat (pipeline, beat_at) VALUES ($1, now())
 		ON CONFLICT (pipeline) DO UPDATE SET beat_at = EXCLUDED.beat_at
 		RETURNING pg_catalog.pg_current_wal_insert_lsn()::text`, pipeline)
