@@ -250,10 +250,6 @@ type runner struct {
 	// mapping is what happens to the tables on the way to the sink,
 	// resolved against the source's catalog on each run.
 	mapping *mapping
-	// preDump is the source's schema as pg_dump gave it at the copy's
-	// snapshot (startSourceDump), for post-data; nil when post-data is to
-	// dump it itself.
-	preDump *postgres.SourceSchema
 	// chain is the transform stages, built for the run's tables.
 	chain *transformChain
 	// mon keeps the live status; metrics is nil unless served.

@@ -127,15 +127,6 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	})
 	r.log.Info("full copy starting", "chunks", len(jobs), "already_copied", sum.ChunksSkipped, "workers", r.cfg.Parallel)
 
-	// Post-data's dump of the source is made at the snapshot meanwhile;
-	// finish runs before the snapshot is released (defers run last first).
-	finishDump := r.startSourceDump(ctx, src, dst, tables, snap.ID)
-	dumpKept := false
-	defer func() {
-		if !dumpKept {
-			finishDump(false)
-		}
-	}()
 	var keys *keyBuilder // primary keys built as their tables are done (postkeys.go)
 	if r.cfg.Schema {
 		if keys, err = r.newKeyBuilder(ctx, src, dst, jobs); err != nil {
@@ -155,8 +146,6 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if err != nil {
 		return err
 	}
-	dumpKept = true
-	finishDump(true)
 	sum.Rows, sum.Bytes = prog.totals()
 	return nil
 }

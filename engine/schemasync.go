@@ -85,8 +85,7 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if r.mapping != nil {
 		mapped = r.mappedTables(tables)
 	}
-	plan, err := postgres.PlanPostDataFrom(ctx, src, dst, r.preDump, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
-	r.preDump = nil
+	plan, err := postgres.PlanPostDataMapped(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
 	if err != nil {
 		if postgres.IsConnectionError(err) {
 			return err

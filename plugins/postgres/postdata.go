@@ -224,36 +224,20 @@ func PlanPostDataMapped(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN 
 	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePostData, mapped)
 }
 
-// PlanPostDataFrom is PlanPostDataMapped with the source's schema dumped
-// beforehand (see PrepareSourceDump): pre, when not nil, stands for the
-// source dump planning would otherwise run.
-func PlanPostDataFrom(ctx context.Context, src, dst *pgx.Conn, pre *SourceSchema, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, mapped []MappedTable) (*SchemaPlan, error) {
-	if pre == nil {
-		return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePostData, mapped)
+// dumpStage is the part of the dump a plan takes: the entries that come
+// before the tables (stagePreTables) or all the rest (stagePostData).
+type dumpStage int
+
+const (
+	stagePostData dumpStage = iota
+	stagePreTables
+)
+
+// planDump plans the dump entries of one stage (see PlanPostData).
+func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
+	if target == nil {
+		target = SameName
 	}
-	return planFromSource(ctx, src, dst, pre, dstDSN, sel, tables, target, stagePostData, mapped)
-}
-
-// SourceDump is a pg_dump of the source's selection made ready to run
-// apart from planning (PrepareSourceDump): the full copy runs it at its
-// snapshot while the rows copy, so post-data does not wait for it.
-type SourceDump struct {
-	dump                  *PgDump
-	exts                  []string
-	schemaArgs, tableArgs []string
-}
-
-// SourceSchema is the source's selection as pg_dump gave it.
-type SourceSchema struct {
-	dump    *PgDump
-	exts    []string
-	entries []DumpEntry
-}
-
-// PrepareSourceDump finds pg_dump for both servers and builds the
-// arguments that dump the selection at the source (src and dst are only
-// queried here, not kept).
-func PrepareSourceDump(ctx context.Context, src, dst *pgx.Conn, sel []Selection, tables []*Table) (*SourceDump, error) {
 	srcVer, err := serverVersion(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -272,59 +256,10 @@ func PrepareSourceDump(ctx context.Context, src, dst *pgx.Conn, sel []Selection,
 	}
 	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
 	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
-	return &SourceDump{dump: dump, exts: exts, schemaArgs: schemaArgs, tableArgs: tableArgs}, nil
-}
-
-// Run dumps the source (srcDSN) as it is in the exported snapshot
-// snapshotID ("" for now). The exporting transaction must stay open
-// until pg_dump has imported it; Run touches no shared connection, so it
-// may run beside other work.
-func (d *SourceDump) Run(ctx context.Context, srcDSN, snapshotID string) (*SourceSchema, error) {
-	schemaArgs, tableArgs := d.schemaArgs, d.tableArgs
-	if snapshotID != "" {
-		at := "--snapshot=" + snapshotID
-		if len(schemaArgs) > 0 {
-			schemaArgs = append([]string{at}, schemaArgs...)
-		}
-		if len(tableArgs) > 0 {
-			tableArgs = append([]string{at}, tableArgs...)
-		}
-	}
-	entries, err := dumpSelection(ctx, d.dump, srcDSN, "source", schemaArgs, tableArgs)
+	srcEntries, err := dumpSelection(ctx, dump, srcDSN, "source", schemaArgs, tableArgs)
 	if err != nil {
 		return nil, err
 	}
-	return &SourceSchema{dump: d.dump, exts: d.exts, entries: entries}, nil
-}
-
-// dumpStage is the part of the dump a plan takes: the entries that come
-// before the tables (stagePreTables) or all the rest (stagePostData).
-type dumpStage int
-
-const (
-	stagePostData dumpStage = iota
-	stagePreTables
-)
-
-// planDump plans the dump entries of one stage (see PlanPostData).
-func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
-	d, err := PrepareSourceDump(ctx, src, dst, sel, tables)
-	if err != nil {
-		return nil, err
-	}
-	pre, err := d.Run(ctx, srcDSN, "")
-	if err != nil {
-		return nil, err
-	}
-	return planFromSource(ctx, src, dst, pre, dstDSN, sel, tables, target, stage, mapped)
-}
-
-// planFromSource is planDump once the source is dumped.
-func planFromSource(ctx context.Context, src, dst *pgx.Conn, pre *SourceSchema, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
-	if target == nil {
-		target = SameName
-	}
-	dump, exts, srcEntries := pre.dump, pre.exts, pre.entries
 	if stage == stagePreTables {
 		srcEntries = preTableEntries(srcEntries)
 	}
@@ -339,7 +274,7 @@ func planFromSource(ctx context.Context, src, dst *pgx.Conn, pre *SourceSchema, 
 	if err != nil {
 		return nil, err
 	}
-	schemaArgs, tableArgs := dumpArgs(sinkSel, sinkTables, target)
+	schemaArgs, tableArgs = dumpArgs(sinkSel, sinkTables, target)
 	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, sinkExts)
 	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
 	if err != nil {
