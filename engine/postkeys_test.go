@@ -83,12 +83,26 @@ INSERT INTO rk.t SELECT g, 'b' || g, 'c' || g, g FROM generate_series(1, 5000) g
 		{Table: record.TableName{Schema: "rk", Name: "t"}, From: "a", To: "a 2", Origin: "test"},
 		{Table: record.TableName{Schema: "rk", Name: "t"}, From: "c", To: "C", Origin: "test"},
 	}}
+	e.srcExec(`CREATE TABLE rk.plain (id int, CONSTRAINT plain_pk PRIMARY KEY (id) WITH (fillfactor = 60));
+CREATE TABLE rk.later (id int, CONSTRAINT later_pk PRIMARY KEY (id) DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO rk.plain SELECT generate_series(1, 100); INSERT INTO rk.later SELECT generate_series(1, 100);`)
+	ren.Columns = append(ren.Columns, rename.ColumnRename{Table: record.TableName{Schema: "rk", Name: "later"}, From: "id", To: "Id", Origin: "test"})
 	want := `PRIMARY KEY ("a 2", b) INCLUDE ("C", d) WITH (fillfactor='70', deduplicate_items='off')`
 	for _, full := range []bool{true, false} {
 		sink := e.newSink()
 		cfg := e.config(schemaSel("rk")...)
 		cfg.SinkDSN, cfg.Full, cfg.Rename = sink, full, ren
 		runOK(t, cfg)
+		// Not renamed: the storage parameters too (pg_get_constraintdef,
+		// which the key was once written from, leaves them out).
+		if got := queryText(t, sink, `SELECT array_to_string(ic.reloptions, ',') FROM pg_constraint con JOIN pg_class ic ON ic.oid = con.conindid
+			WHERE con.conrelid = 'rk.plain'::regclass AND con.contype = 'p'`); got != "fillfactor=60" {
+			t.Errorf("full copy %v: rk.plain's key has the storage parameters %q, want fillfactor=60", full, got)
+		}
+		// Deferrable, renamed.
+		if got := queryText(t, sink, `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'rk.later'::regclass AND contype = 'p'`); got != `PRIMARY KEY ("Id") DEFERRABLE INITIALLY DEFERRED` {
+			t.Errorf("full copy %v: rk.later's key is %s", full, got)
+		}
 		// pg_get_constraintdef leaves the storage parameters out.
 		got := queryText(t, sink, `SELECT pg_get_constraintdef(con.oid) || ' WITH (' || array_to_string(ic.reloptions, ', ') || ')'
 			FROM pg_constraint con JOIN pg_class ic ON ic.oid = con.conindid WHERE con.conrelid = 'rk.t'::regclass AND con.contype = 'p'`)

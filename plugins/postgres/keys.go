@@ -93,14 +93,9 @@ func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 		if hasKey {
 			continue
 		}
-		def := k.def
-		if columns != nil && len(k.t.Key) > 0 && k.t.KeyKind == "primary" {
-			// The source's definition names the source's columns: write
-			// it again with the sink's, keeping every option.
-			var err error
-			if def, err = k.renamed(k.t, columns); err != nil {
-				return nil, err
-			}
+		def, err := k.sinkDef(k.t, columns)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, KeyBuild{Table: tn, Name: k.name, Bytes: size,
 			SQL: "ALTER TABLE ONLY " + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(k.name) + " " + def})
@@ -205,6 +200,8 @@ type keyDef struct {
 	name, def            string
 	inherited            bool // a partition's key, created by its parent's
 	deferrable, deferred bool
+	period               bool     // WITHOUT OVERLAPS (PostgreSQL 18)
+	keyCols              []string // key columns, source names, in order
 	include              []string // INCLUDE columns, source names
 	options              string   // the index's storage parameters as name='value', ...
 	tablespace           string   // the index's tablespace, quoted; empty for the default
@@ -214,6 +211,11 @@ type keyDef struct {
 func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]keyDef, error) {
 	rows, err := src.Query(ctx, `SELECT con.conrelid, con.conname::text, pg_catalog.pg_get_constraintdef(con.oid),
 			con.conparentid <> 0, con.condeferrable, con.condeferred,
+			-- conperiod exists from PostgreSQL 18: read through jsonb
+			COALESCE((pg_catalog.to_jsonb(con) ->> 'conperiod')::boolean, false),
+			ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+				JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+				WHERE k.ord <= i.indnkeyatts ORDER BY k.ord),
 			ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
 				JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 				WHERE k.ord > i.indnkeyatts ORDER BY k.ord),
@@ -233,7 +235,7 @@ func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]
 	for rows.Next() {
 		var rel uint32
 		var k keyDef
-		if err := rows.Scan(&rel, &k.name, &k.def, &k.inherited, &k.deferrable, &k.deferred, &k.include, &k.options, &k.tablespace); err != nil {
+		if err := rows.Scan(&rel, &k.name, &k.def, &k.inherited, &k.deferrable, &k.deferred, &k.period, &k.keyCols, &k.include, &k.options, &k.tablespace); err != nil {
 			return nil, fmt.Errorf("source: read primary keys: %w", err)
 		}
 		out[rel] = k
@@ -244,43 +246,55 @@ func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]
 	return out, nil
 }
 
-// renamed is the key's definition for the sink under column renames: the
-// key columns (t.Key) and INCLUDE columns by their sink names, then the
-// source's storage parameters, index tablespace and deferrability.
-func (k keyDef) renamed(t *Table, columns ColumnName) (string, error) {
-	include, options, tablespace, deferrable, deferred := k.include, k.options, k.tablespace, k.deferrable, k.deferred
+// sinkDef is the key's definition at the sink: the key and INCLUDE
+// columns by their sink names (columns nil: as they are), the index's
+// storage parameters and tablespace, and deferrability, all of which
+// pg_get_constraintdef leaves out or names as at the source.
+func (k keyDef) sinkDef(t *Table, columns ColumnName) (string, error) {
+	if columns == nil {
+		columns = func(_ record.TableName, c string) (string, bool) { return c, false }
+	}
+	renamed := false
 	sinkNames := func(cols []string, what string) ([]string, error) {
 		out := make([]string, len(cols))
 		for i, c := range cols {
 			n, dropped := columns(t.Name, c)
 			if dropped {
-				return nil, fmt.Errorf("columns: table %s: %s column %s is dropped by the pipeline; the primary key needs it (keep the column, or drop the key at the source's side of the mapping)", t.Name, what, record.QuoteIdent(c))
+				return nil, fmt.Errorf("columns: table %s: %s column %s of primary key %s is dropped by the pipeline; keep it (remove its `null` rule under columns:)", t.Name, what, record.QuoteIdent(c), record.QuoteIdent(k.name))
 			}
+			renamed = renamed || n != c
 			out[i] = record.QuoteIdent(n)
 		}
 		return out, nil
 	}
-	key, err := sinkNames(t.Key, "key")
+	key, err := sinkNames(k.keyCols, "key")
 	if err != nil {
 		return "", err
 	}
-	def := "PRIMARY KEY (" + strings.Join(key, ", ") + ")"
-	if len(include) > 0 {
-		inc, err := sinkNames(include, "INCLUDE")
-		if err != nil {
-			return "", err
+	inc, err := sinkNames(k.include, "INCLUDE")
+	if err != nil {
+		return "", err
+	}
+	if k.period {
+		// A key WITHOUT OVERLAPS is not written from parts here.
+		if renamed {
+			return "", fmt.Errorf("columns: table %s: primary key %s is WITHOUT OVERLAPS; renaming its columns is not supported: keep their names", t.Name, record.QuoteIdent(k.name))
 		}
+		return k.def, nil
+	}
+	def := "PRIMARY KEY (" + strings.Join(key, ", ") + ")"
+	if len(inc) > 0 {
 		def += " INCLUDE (" + strings.Join(inc, ", ") + ")"
 	}
-	if options != "" {
-		def += " WITH (" + options + ")"
+	if k.options != "" {
+		def += " WITH (" + k.options + ")"
 	}
-	if tablespace != "" {
-		def += " USING INDEX TABLESPACE " + tablespace
+	if k.tablespace != "" {
+		def += " USING INDEX TABLESPACE " + k.tablespace
 	}
-	if deferrable {
+	if k.deferrable {
 		def += " DEFERRABLE"
-		if deferred {
+		if k.deferred {
 			def += " INITIALLY DEFERRED"
 		}
 	}

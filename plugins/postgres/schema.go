@@ -502,7 +502,7 @@ type tableDeps struct {
 }
 
 type pkInfo struct {
-	Name, Def string
+	Name      string
 	Inherited bool // a partition's key, created by its parent's
 	key       keyDef
 }
@@ -517,7 +517,7 @@ func (p *planner) loadDeps(oids []uint32) (*tableDeps, error) {
 		return nil, err
 	}
 	for rel, k := range keys {
-		d.pk[rel] = pkInfo{Name: k.name, Def: k.def, Inherited: k.inherited, key: k}
+		d.pk[rel] = pkInfo{Name: k.name, Inherited: k.inherited, key: k}
 	}
 
 	var seqOIDs []uint32
@@ -699,17 +699,6 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 					return fmt.Errorf("columns: table %s has the generated column %s: renaming or dropping columns of such a table is not supported yet", t.Name, dispIdent(c.Name))
 				}
 			}
-			if pk, ok := deps.pk[t.OID]; ok {
-				if t.KeyKind != "primary" {
-					return fmt.Errorf("columns: table %s has a deferrable primary key: renaming or dropping its columns is not supported yet", t.Name)
-				}
-				def, err := pk.key.renamed(t, p.columns)
-				if err != nil {
-					return err
-				}
-				pk.Def = def
-				deps.pk[t.OID] = pk
-			}
 		}
 	}
 	var elems []string
@@ -794,7 +783,11 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 	}
 	plain := parent == nil && attachTo == nil && t.Parent == nil && !t.Partitioned
 	if pk, ok := deps.pk[t.OID]; ok && !((parent != nil || attachTo != nil) && pk.Inherited) && !(p.deferKeys && plain) {
-		elems = append(elems, "CONSTRAINT "+record.QuoteIdent(pk.Name)+" "+pk.Def)
+		def, err := pk.key.sinkDef(t, p.columns)
+		if err != nil {
+			return err
+		}
+		elems = append(elems, "CONSTRAINT "+record.QuoteIdent(pk.Name)+" "+def)
 	}
 	var b strings.Builder
 	b.WriteString("CREATE ")
