@@ -68,7 +68,7 @@ func CheckNames() []string {
 	return []string{
 		CheckConfig, CheckIgnoreChecks, CheckSourceConnection, CheckSinkConnection, CheckEncryption, CheckDistinctDatabases,
 		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
-		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
+		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckToastCompression, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
 		CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts, CheckDDLCapture,
 	}
@@ -263,6 +263,7 @@ func (c *checker) run(ctx context.Context) {
 			c.checkSchemaTools(ctx)
 			c.checkConflicting(ctx)
 			c.checkDiskSpace(ctx)
+			c.checkToastCompression(ctx)
 		}
 	}
 	c.checkPartitions()

@@ -108,8 +108,6 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 	kb.total--
 	b, ok := kb.builds[oid]
 	start := ok && kb.left[oid] == 0
-	// Other tables' chunks still copying keep the sink's cores busy.
-	b.Serial = kb.total > 0
 	kb.mu.Unlock()
 	if !start {
 		return
@@ -123,6 +121,11 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 			return
 		}
 		defer func() { <-kb.sem }()
+		// Decided as the build starts (it may have waited for another):
+		// chunks of other tables still copying keep the sink's cores busy.
+		kb.mu.Lock()
+		b.Serial = kb.total > 0
+		kb.mu.Unlock()
 		t0 := time.Now()
 		if err := postgres.BuildKeys(kb.ctx, kb.r.cfg.SinkDSN, kb.r.cfg.Name, []postgres.KeyBuild{b}, 1, nil); err != nil {
 			kb.mu.Lock()

@@ -41,6 +41,9 @@ func setToastCompression(ctx context.Context, conn *pgx.Conn, mode string) error
 		return nil
 	case ToastServer:
 		return nil
+	case "lz4", "pglz":
+	default:
+		return fmt.Errorf("sink: copy.toast_compression %q is not a compression mode: use auto, lz4, pglz or server", mode)
 	}
 	var ok bool
 	err := conn.QueryRow(ctx, `SELECT $1 = ANY (enumvals) FROM pg_catalog.pg_settings WHERE name = 'default_toast_compression'`, mode).Scan(&ok)
