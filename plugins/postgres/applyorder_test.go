@@ -301,3 +301,79 @@ INSERT INTO app.nk VALUES (1, 'a'), (1, 'a'), (2, 'b');`, []string{"x", "y"}, ma
 		t.Errorf("app.nk = %v, want [1|a 1|c]", got)
 	}
 }
+
+// TestApplyRunsUniqueCheck: whether a table's changes may go in runs is
+// decided by the sink's unique indexes themselves, not by their number.
+// The old check (unique and exclusion indexes plus triggers, minus one)
+// was wrong both ways: a sink table whose only unique index is not the
+// key's (the key has none) or that has no unique index but a trigger, got
+// runs; a table with its key indexed twice, or with a wider unique index
+// that includes the key, did not. The first way is a failure: a swap of
+// unique values that the row-at-a-time order applies fails as a run.
+func TestApplyRunsUniqueCheck(t *testing.T) {
+	e := newApplyEnv(t, `CREATE SCHEMA app;
+CREATE TABLE app.other_only (id integer NOT NULL, email text NOT NULL UNIQUE, n integer);
+CREATE TABLE app.trig_only (id integer NOT NULL, email text, n integer);
+CREATE FUNCTION app.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER t BEFORE UPDATE ON app.trig_only FOR EACH ROW EXECUTE FUNCTION app.noop();
+ALTER TABLE app.trig_only ENABLE ALWAYS TRIGGER t;
+CREATE TABLE app.twice (id integer PRIMARY KEY, email text, n integer);
+CREATE UNIQUE INDEX twice_id ON app.twice (id);
+CREATE TABLE app.wider (id integer PRIMARY KEY, email text, n integer, UNIQUE (id, email));
+CREATE TABLE app.include (id integer PRIMARY KEY, email text, n integer);
+CREATE UNIQUE INDEX include_email ON app.include (email) INCLUDE (id);
+CREATE TABLE app.plain (id integer PRIMARY KEY, email text, n integer);
+CREATE TABLE app.second (id integer PRIMARY KEY, email text UNIQUE, n integer);
+CREATE TABLE app.ident (id integer PRIMARY KEY, email text NOT NULL, n integer);
+CREATE UNIQUE INDEX ident_email ON app.ident (email);
+CREATE TABLE app.partial (id integer PRIMARY KEY, email text, n integer);
+CREATE UNIQUE INDEX partial_email ON app.partial (id, email) WHERE n > 0;
+INSERT INTO app.other_only SELECT g, 'e' || g, 0 FROM generate_series(1, 10) g;`,
+		[]string{"id", "email", "n"}, map[string][]string{
+			"other_only": {"id"}, "trig_only": {"id"}, "twice": {"id"}, "wider": {"id"}, "include": {"id"},
+			"plain": {"id"}, "second": {"id"}, "ident": {"email"}, "partial": {"id"},
+		})
+	want := map[string]bool{
+		"other_only": false, "trig_only": false, "include": false, "second": false, "partial": false,
+		// app.ident: the key is the replica identity index on email, and
+		// the table also has a primary key on id, which runs could violate.
+		"ident": false,
+		"twice": true, "wider": true, "plain": true,
+	}
+	for name, ok := range want {
+		rel := e.rels[name]
+		info, err := e.a.tableBatchInfo(t.Context(), e.tables[rel.ID], rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.ok != ok {
+			t.Errorf("app.%s: runs allowed %v, want %v", name, info.ok, ok)
+		}
+	}
+
+	// What runs would break on app.other_only: a swap of two e-mails,
+	// then an update of every row, in one group. As a run, the unique
+	// index on email sees the swapped rows one at a time and fails.
+	upd := func(id int, email string, n int, lsn record.LSN) {
+		e.change("other_only", record.Update, nil, vals(strconv.Itoa(id), email, strconv.Itoa(n)), lsn)
+	}
+	upd(1, "tmp", 0, 100)
+	upd(2, "e1", 0, 100)
+	upd(1, "e2", 0, 100)
+	for id := 1; id <= 10; id++ {
+		email := "e" + strconv.Itoa(id)
+		switch id {
+		case 1:
+			email = "e2"
+		case 2:
+			email = "e1"
+		}
+		upd(id, email, 1, 100)
+	}
+	if err := e.commit(100); err != nil {
+		t.Fatalf("swap of unique values: %v", err)
+	}
+	if got := e.rows(`SELECT id::text, email FROM app.other_only AS o WHERE id <= 2 ORDER BY o.id`); !slices.Equal(got, []string{"1|e2", "2|e1"}) {
+		t.Errorf("app.other_only = %v, want [1|e2 2|e1]", got)
+	}
+}
