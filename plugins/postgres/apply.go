@@ -434,7 +434,7 @@ func keyText(t *ApplyTable, rec *record.Record) string {
 		return "(none: table without a key)"
 	}
 	var parts []string
-	for _, k := range t.Key {
+	for _, k := range matchKey(t, rec.Rel) {
 		i := rec.Rel.ColumnIndex(k)
 		if i < 0 || i >= len(vals) {
 			continue
@@ -575,16 +575,17 @@ func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Re
 // this change; where builds the clause's text (once per shape).
 func (a *Applier) rowMatch(t *ApplyTable, rec *record.Record, old []record.Value, offset int) (params [][]byte, mask string, where func() string, err error) {
 	if len(t.Key) > 0 {
-		for _, k := range t.Key {
+		key := matchKey(t, rec.Rel)
+		for _, k := range key {
 			i := rec.Rel.ColumnIndex(k)
 			if i < 0 || i >= len(old) || old[i].Unchanged {
 				return nil, "", nil, fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(k))
 			}
 			params = append(params, valueParam(old[i]))
 		}
-		return params, "k", func() string {
-			conds := make([]string, len(t.Key))
-			for i, k := range t.Key {
+		return params, matchMask(t, key), func() string {
+			conds := make([]string, len(key))
+			for i, k := range key {
 				conds[i] = record.QuoteIdent(k) + " = $" + strconv.Itoa(offset+i+1)
 			}
 			return " WHERE " + strings.Join(conds, " AND ")
@@ -643,14 +644,15 @@ func presentColumns(rel *record.Relation, vals []record.Value) ([]int, [][]byte,
 	return present, params, string(mask)
 }
 
-// withoutSameKey removes from an UPDATE's present columns the key columns
-// whose new value equals the old one; their mask letter becomes 'k'.
+// withoutSameKey removes from an UPDATE's present columns the columns the
+// row is found by (matchKey) whose new value equals the old one; their
+// mask letter becomes 'k'.
 func withoutSameKey(t *ApplyTable, rec *record.Record, old []record.Value, present []int, params [][]byte, mask string) ([]int, [][]byte, string) {
 	if len(t.Key) == 0 {
 		return present, params, mask
 	}
 	same := map[int]bool{}
-	for _, k := range t.Key {
+	for _, k := range matchKey(t, rec.Rel) { // the columns WHERE pins
 		i := rec.Rel.ColumnIndex(k)
 		if i < 0 || i >= len(old) || i >= len(rec.New) {
 			continue

@@ -24,6 +24,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -77,6 +78,11 @@ func (a *Applier) runnable(ctx context.Context, t *ApplyTable, rec *record.Recor
 		if rec.Rel.ColumnIndex(k) < 0 {
 			return 0, nil // the single-row path reports the missing key column
 		}
+	}
+	if !slices.Equal(matchKey(t, rec.Rel), t.Key) {
+		// The source's replica identity is another index than the key:
+		// an update without an old key may still have changed the key.
+		return 0, nil
 	}
 	var kind runKind
 	switch rec.Op {

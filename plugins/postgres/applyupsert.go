@@ -56,12 +56,13 @@ func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Re
 }
 
 // setPositions returns the indexes into present of the columns an UPDATE
-// sets: all but the key columns that keep their value (the WHERE already
-// pins them, and an identity column GENERATED ALWAYS may not be set at
-// all), unless that leaves none (SET needs a column).
+// sets: all but the columns the row is found by (matchKey) that keep
+// their value (the WHERE already pins them, and an identity column
+// GENERATED ALWAYS may not be set at all), unless that leaves none (SET
+// needs a column).
 func setPositions(t *ApplyTable, rec *record.Record, old []record.Value, present []int) []int {
 	same := map[int]bool{}
-	for _, k := range t.Key {
+	for _, k := range matchKey(t, rec.Rel) { // the columns WHERE pins
 		i := rec.Rel.ColumnIndex(k)
 		if i < 0 || i >= len(old) || i >= len(rec.New) {
 			continue
