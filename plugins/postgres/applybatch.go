@@ -326,7 +326,7 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 		update := "UPDATE " + t.Target.Quoted() + " AS sluice_t SET " + strings.Join(set, ", ") + " FROM " + from + " WHERE " + keyMatch("sluice_t")
 		// Rows the sink lacks are inserted by the same statement, in order
 		// with the statements around it (applyupsert.go).
-		notThere := " WHERE NOT EXISTS (SELECT FROM " + t.Target.Quoted() + " AS sluice_t WHERE " + keyMatch("sluice_t") + ")"
+		notThere := "NOT EXISTS (SELECT FROM " + t.Target.Quoted() + " AS sluice_t WHERE " + keyMatch("sluice_t") + ")"
 		return upsertRunSQL(update, insertSQL(""), notThere)
 	}
 	return a.queueRun(ctx, fmt.Sprintf("ru/%d/%p", rel.ID, rel), build, params,
