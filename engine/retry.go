@@ -88,6 +88,9 @@ func (p retryPolicy) run(ctx context.Context, attempt func() (progressed bool, e
 		if rejectedRow(err) {
 			return parked(err)
 		}
+		if postgres.IsDiverged(err) {
+			return divergedParked(err)
+		}
 		cls := errorClass(err)
 		if progressed || incident.IsZero() || cls != class {
 			incident, class, backoff = time.Now(), cls, time.Second

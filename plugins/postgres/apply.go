@@ -47,9 +47,10 @@ type Applier struct {
 	batch    *pgconn.Batch
 	checks   []check
 	inTx     bool
-	// mayFallBack is set when a queued statement of the open transaction
-	// may need a fallback insert.
-	mayFallBack bool
+	// mustFind is set when a queued statement of the open transaction
+	// must find its row (a change of a table without a key): COMMIT then
+	// waits for its result, so a miss stops the group (diverged.go).
+	mustFind bool
 	// Runs of inserts or updates per table not yet queued (applybatch.go).
 	runs        map[*ApplyTable]*applyRun
 	runOrder    []*applyRun
@@ -65,17 +66,18 @@ type Applier struct {
 // check remembers what one queued statement was, to verify how many rows it
 // touched and to name it in errors.
 type check struct {
-	rec      *record.Record
-	table    *ApplyTable
-	lenient  bool // 0 rows is fine (idempotent replay)
-	commit   bool // the COMMIT closing the group
-	fallback func() error
+	rec     *record.Record
+	table   *ApplyTable
+	lenient bool // 0 rows is fine (idempotent replay)
+	commit  bool // the COMMIT closing the group
+	// upsert: an update that inserts the rows it does not find
+	// (applyupsert.go); its command tag counts those.
+	upsert bool
+	// mustFind: 0 rows means the sink diverged (a table without a key).
+	mustFind bool
 	stmt     byte // 'i', 'u' or 'd': the statement's kind, to name a failing parameter's column
-	// run is the number of rows of a run's statement (0: one row), expect
-	// how many it must touch (an update run; fewer means rows the sink
-	// lacks, which fallback inserts).
-	run    int
-	expect int64
+	// run is the number of rows of a run's statement (0: one row).
+	run int
 }
 
 // OpenApplier connects to the sink for applying changes.
@@ -305,11 +307,11 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 	if err := a.emitRuns(ctx); err != nil {
 		return err
 	}
-	// When statements found no row and must fall back to an insert, the
-	// fallbacks run first, inside the transaction; only then do the
-	// position and COMMIT follow. Without fallbacks, the data, the position
-	// and COMMIT share one round trip.
-	if a.mayFallBack {
+	// When a statement must find its row (a table without a key), its
+	// result is checked before COMMIT is sent: a miss must stop the
+	// group. Otherwise the data, the position and COMMIT share one round
+	// trip (updates that may find no row insert it in the same statement).
+	if a.mustFind {
 		if err := a.flush(ctx); err != nil {
 			return err
 		}
@@ -325,7 +327,7 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
-	a.inTx, a.mayFallBack, a.joinsSet = false, false, false
+	a.inTx, a.mustFind, a.joinsSet = false, false, false
 	return nil
 }
 
@@ -333,7 +335,7 @@ func (a *Applier) Commit(ctx context.Context, commitLSN, endLSN record.LSN) erro
 func (a *Applier) Rollback(ctx context.Context) {
 	a.batch = &pgconn.Batch{}
 	a.checks = nil
-	a.mayFallBack, a.joinsSet = false, false
+	a.mustFind, a.joinsSet = false, false
 	clear(a.runs)
 	a.runOrder, a.runRows, a.runBytes = nil, 0, 0
 	if a.inTx {
@@ -356,7 +358,6 @@ func (a *Applier) flush(ctx context.Context) error {
 	batch, checks := a.batch, a.checks
 	a.batch, a.checks = &pgconn.Batch{}, nil
 	mrr := a.conn.PgConn().ExecBatch(ctx, batch)
-	var fallbacks []func() error
 	i := 0
 	for mrr.NextResult() {
 		tag, err := mrr.ResultReader().Close()
@@ -369,21 +370,9 @@ func (a *Applier) flush(ctx context.Context) error {
 			return fmt.Errorf("sink: the transaction was rolled back instead of committed (%s)", tag)
 		}
 		if i < len(checks) {
-			c := checks[i]
-			if c.run > 0 && tag.RowsAffected() < c.expect {
-				if c.fallback != nil {
-					fallbacks = append(fallbacks, c.fallback)
-				}
-				a.log.Warn("sink: streamed updates found no row to change; the sink had diverged from the source",
-					"table", c.table.Target.String(), "rows", c.expect-tag.RowsAffected(), "of", c.run, "lsn", c.rec.Position.String(),
-					"action", "inserted the new rows")
-			} else if c.run == 0 && tag.RowsAffected() == 0 && !c.lenient && c.rec != nil {
-				if c.fallback != nil {
-					fallbacks = append(fallbacks, c.fallback)
-				}
-				a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
-					"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
-					"action", map[bool]string{true: "inserted the new row", false: "nothing to do"}[c.fallback != nil])
+			if err := a.checkRows(checks[i], tag.RowsAffected()); err != nil {
+				_ = mrr.Close()
+				return err
 			}
 		}
 		i++
@@ -391,13 +380,31 @@ func (a *Applier) flush(ctx context.Context) error {
 	if err := mrr.Close(); err != nil {
 		return a.statementError(checks, i, err)
 	}
-	for _, f := range fallbacks {
-		if err := f(); err != nil {
-			return err
-		}
-	}
-	if len(fallbacks) > 0 {
-		return a.flush(ctx)
+	return nil
+}
+
+// checkRows looks at how many rows a statement touched: an update that
+// inserted rows it did not find, or a change that found no row, is
+// logged; a change of a table without a key that found no row is a
+// DivergedError (diverged.go says why).
+func (a *Applier) checkRows(c check, rows int64) error {
+	switch {
+	case c.rec == nil:
+	case c.upsert && c.run > 0 && rows > 0:
+		a.log.Warn("sink: streamed updates found no row to change; the sink had diverged from the source",
+			"table", c.table.Target.String(), "rows", rows, "of", c.run, "lsn", c.rec.Position.String(),
+			"action", "inserted the new rows")
+	case c.upsert && rows > 0:
+		a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
+			"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
+			"action", "inserted the new row")
+	case rows > 0 || c.lenient || c.run > 0:
+	case c.mustFind:
+		return diverged(c.table, c.rec)
+	default:
+		a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
+			"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
+			"action", "nothing to do")
 	}
 	return nil
 }
@@ -427,7 +434,7 @@ func keyText(t *ApplyTable, rec *record.Record) string {
 		return "(none: table without a key)"
 	}
 	var parts []string
-	for _, k := range t.Key {
+	for _, k := range matchKey(t, rec.Rel) {
 		i := rec.Rel.ColumnIndex(k)
 		if i < 0 || i >= len(vals) {
 			continue
@@ -518,6 +525,9 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 	if old == nil {
 		old = rec.New // the key did not change
 	}
+	if complete && len(t.Key) > 0 {
+		return a.queueUpsert(ctx, t, rec, old)
+	}
 	present, params, mask := presentColumns(rec.Rel, rec.New)
 	// Key columns that keep their value are left out of SET: the WHERE
 	// already pins them, and an identity column GENERATED ALWAYS may not
@@ -536,9 +546,8 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 		return "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where()
 	}
 	c := check{rec: rec, table: t, lenient: replay, stmt: 'u'}
-	if complete && !replay {
-		c.fallback = func() error { return a.queueInsert(ctx, t, rec) }
-		a.mayFallBack = true
+	if len(t.Key) == 0 && !replay {
+		c.mustFind, a.mustFind = true, true
 	}
 	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), build, params, c)
 }
@@ -552,7 +561,11 @@ func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Re
 		return err
 	}
 	build := func() string { return "DELETE FROM " + t.Target.Quoted() + where() }
-	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), build, params, check{rec: rec, table: t, lenient: lenient, stmt: 'd'})
+	c := check{rec: rec, table: t, lenient: lenient, stmt: 'd'}
+	if len(t.Key) == 0 && !lenient {
+		c.mustFind, a.mustFind = true, true
+	}
+	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), build, params, c)
 }
 
 // rowMatch finds the changed row: by key columns, or for a table without a
@@ -562,16 +575,17 @@ func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Re
 // this change; where builds the clause's text (once per shape).
 func (a *Applier) rowMatch(t *ApplyTable, rec *record.Record, old []record.Value, offset int) (params [][]byte, mask string, where func() string, err error) {
 	if len(t.Key) > 0 {
-		for _, k := range t.Key {
+		key := matchKey(t, rec.Rel)
+		for _, k := range key {
 			i := rec.Rel.ColumnIndex(k)
 			if i < 0 || i >= len(old) || old[i].Unchanged {
 				return nil, "", nil, fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(k))
 			}
 			params = append(params, valueParam(old[i]))
 		}
-		return params, "k", func() string {
-			conds := make([]string, len(t.Key))
-			for i, k := range t.Key {
+		return params, matchMask(t, key), func() string {
+			conds := make([]string, len(key))
+			for i, k := range key {
 				conds[i] = record.QuoteIdent(k) + " = $" + strconv.Itoa(offset+i+1)
 			}
 			return " WHERE " + strings.Join(conds, " AND ")
@@ -630,14 +644,15 @@ func presentColumns(rel *record.Relation, vals []record.Value) ([]int, [][]byte,
 	return present, params, string(mask)
 }
 
-// withoutSameKey removes from an UPDATE's present columns the key columns
-// whose new value equals the old one; their mask letter becomes 'k'.
+// withoutSameKey removes from an UPDATE's present columns the columns the
+// row is found by (matchKey) whose new value equals the old one; their
+// mask letter becomes 'k'.
 func withoutSameKey(t *ApplyTable, rec *record.Record, old []record.Value, present []int, params [][]byte, mask string) ([]int, [][]byte, string) {
 	if len(t.Key) == 0 {
 		return present, params, mask
 	}
 	same := map[int]bool{}
-	for _, k := range t.Key {
+	for _, k := range matchKey(t, rec.Rel) { // the columns WHERE pins
 		i := rec.Rel.ColumnIndex(k)
 		if i < 0 || i >= len(old) || i >= len(rec.New) {
 			continue

@@ -13,8 +13,9 @@ package postgres
 // observes it, so runs are used only when session_replication_role =
 // replica holds (no foreign-key checks, no ordinary triggers) and the sink
 // table has no trigger that fires under it, and no unique or exclusion
-// index besides its key (a row-by-row unique check could fail on a batch
-// that the row-at-a-time order passes). Within an update run a key
+// index besides its key's (a row-by-row unique check could fail on a batch
+// that the row-at-a-time order passes; applyunique.go says which indexes
+// count). Within an update run a key
 // updated twice keeps its last image: every image is the whole row and the
 // key does not change inside a run, so that is the row the sink must end
 // with.
@@ -23,6 +24,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -77,6 +79,11 @@ func (a *Applier) runnable(ctx context.Context, t *ApplyTable, rec *record.Recor
 			return 0, nil // the single-row path reports the missing key column
 		}
 	}
+	if !slices.Equal(matchKey(t, rec.Rel), t.Key) {
+		// The source's replica identity is another index than the key:
+		// an update without an old key may still have changed the key.
+		return 0, nil
+	}
 	var kind runKind
 	switch rec.Op {
 	case record.Insert:
@@ -128,16 +135,9 @@ func (a *Applier) tableBatchInfo(ctx context.Context, t *ApplyTable, rel *record
 	if err := a.flush(ctx); err != nil {
 		return nil, err
 	}
-	var blockers int
-	err := a.conn.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion))
-			+ (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND g.tgenabled IN ('A', 'R') AND NOT g.tgisinternal)
-			+ CASE WHEN c.relkind = 'p' THEN 1 ELSE 0 END -- a partitioned target: its partitions' triggers and indexes are not seen here
-			- 1
-		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2`, t.Target.Schema, t.Target.Name).Scan(&blockers)
+	blockers, err := runBlockers(ctx, a.conn, t.Target, t.Key)
 	if err != nil {
-		return nil, fmt.Errorf("sink: read the indexes and triggers of %s: %w", t.Target, err)
+		return nil, err
 	}
 	rows, err := a.conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -156,7 +156,10 @@ func (a *Applier) tableBatchInfo(ctx context.Context, t *ApplyTable, rel *record
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sink: read the column types of %s: %w", t.Target, err)
 	}
-	info.ok = blockers <= 0
+	info.ok = len(blockers) == 0
+	if !info.ok {
+		a.log.Debug("sink: changes go row by row, not in runs", "table", t.Target.String(), "because", blockers)
+	}
 	for _, c := range rel.Columns {
 		if _, ok := info.types[c.Name]; !ok {
 			info.ok = false
@@ -320,18 +323,14 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 				set = append(set, record.QuoteIdent(c.Name)+" = "+val(i))
 			}
 		}
-		return "UPDATE " + t.Target.Quoted() + " AS sluice_t SET " + strings.Join(set, ", ") + " FROM " + from + " WHERE " + keyMatch("sluice_t")
+		update := "UPDATE " + t.Target.Quoted() + " AS sluice_t SET " + strings.Join(set, ", ") + " FROM " + from + " WHERE " + keyMatch("sluice_t")
+		// Rows the sink lacks are inserted by the same statement, in order
+		// with the statements around it (applyupsert.go).
+		notThere := "NOT EXISTS (SELECT FROM " + t.Target.Quoted() + " AS sluice_t WHERE " + keyMatch("sluice_t") + ")"
+		return upsertRunSQL(update, insertSQL(""), notThere)
 	}
-	c := check{rec: r.recs[0], table: t, run: len(r.recs), expect: int64(len(r.recs))}
-	c.fallback = func() error {
-		// Rows the sink lacks: insert them (as a single update's fallback
-		// does), inside the same transaction.
-		notThere := " WHERE NOT EXISTS (SELECT 1 FROM " + t.Target.Quoted() + " AS sluice_t WHERE " + keyMatch("sluice_t") + ")"
-		return a.queueRun(ctx, fmt.Sprintf("rf/%d/%p", rel.ID, rel), func() string { return insertSQL(notThere) }, params,
-			check{rec: r.recs[0], table: t, lenient: true, run: len(r.recs)})
-	}
-	a.mayFallBack = true
-	return a.queueRun(ctx, fmt.Sprintf("ru/%d/%p", rel.ID, rel), build, params, c)
+	return a.queueRun(ctx, fmt.Sprintf("ru/%d/%p", rel.ID, rel), build, params,
+		check{rec: r.recs[0], table: t, lenient: true, upsert: true, run: len(r.recs)})
 }
 
 // queueRun queues a run's statement, preparing it without sending what is

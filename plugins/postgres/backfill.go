@@ -669,7 +669,7 @@ func (a *Applier) CommitBackfill(ctx context.Context) error {
 	if err := a.begin(ctx); err != nil {
 		return err
 	}
-	if a.mayFallBack {
+	if a.mustFind {
 		if err := a.flush(ctx); err != nil {
 			return err
 		}
@@ -679,6 +679,6 @@ func (a *Applier) CommitBackfill(ctx context.Context) error {
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
-	a.inTx, a.mayFallBack = false, false
+	a.inTx, a.mustFind = false, false
 	return nil
 }

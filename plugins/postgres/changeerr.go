@@ -67,8 +67,8 @@ func paramColumn(c check, n int) string {
 		}
 		n -= len(present)
 	}
-	if c.stmt != 'i' && n <= len(c.table.Key) {
-		return c.table.Key[n-1]
+	if key := matchKey(c.table, rel); c.stmt != 'i' && n <= len(key) {
+		return key[n-1]
 	}
 	return ""
 }
