@@ -64,6 +64,9 @@ var errDivisionByZero = errors.New("division by zero")
 // ParseNumeric reads a numeric value in PostgreSQL's text form
 // ("-12.50", "1e3", "NaN", "Infinity", "-Infinity").
 func ParseNumeric(s string) (Numeric, error) {
+	if d, ok := parseShort(s); ok {
+		return Numeric{d}, nil
+	}
 	d := new(apd.Decimal)
 	if _, _, err := exact.SetString(d, s); err != nil || d.Form == apd.NaNSignaling || strings.TrimSpace(s) != s || s == "" {
 		return Numeric{}, fmt.Errorf("%q is not a numeric value", s)
@@ -71,12 +74,37 @@ func ParseNumeric(s string) (Numeric, error) {
 	return Numeric{d}, nil
 }
 
-func mustNumeric(s string) Numeric {
-	n, err := ParseNumeric(s)
-	if err != nil {
-		panic(err)
+// parseShort reads the common case of ParseNumeric, a plain decimal of
+// at most 18 digits, without apd's general parser.
+func parseShort(s string) (*apd.Decimal, bool) {
+	i, neg := 0, false
+	if len(s) > 0 && s[0] == '-' {
+		i, neg = 1, true
 	}
-	return n
+	var coeff int64
+	var exp int32
+	digits, dot := 0, false
+	for ; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '.' && !dot:
+			dot = true
+		case ch >= '0' && ch <= '9' && digits < 18:
+			coeff = coeff*10 + int64(ch-'0')
+			digits++
+			if dot {
+				exp--
+			}
+		default:
+			return nil, false
+		}
+	}
+	if digits == 0 {
+		return nil, false
+	}
+	d := new(apd.Decimal).SetFinite(coeff, exp)
+	d.Negative = neg && coeff != 0
+	return d, true
 }
 
 // String returns the value as PostgreSQL prints it: plain notation with
