@@ -343,3 +343,22 @@ func TestParseNumeric(t *testing.T) {
 		}
 	}
 }
+
+// TestNumericIn: `in` compares a numeric by value, not by representation.
+func TestNumericIn(t *testing.T) {
+	for src, want := range map[string]bool{
+		"after.a in [0.3, 1]":          true,
+		"after.a in [0.31, 1]":         false,
+		"after.a not in [1, 2]":        true,
+		"after.b in [1, 2, 3]":         true,
+		"after.q in [3, 4]":            true,
+		"after['a' + ''] in [0.3]":     true,
+		"after.a in [after.b * 0.1]":   true,
+		"after.s in ['x', 'y']":        true,
+		"(after.a ?? 0) in [0.300, 2]": true,
+	} {
+		if got := keep(t, src, numRecord("0.30", "3.00", "3", "1")); got != want {
+			t.Errorf("filter %s gave %v, want %v", src, got, want)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func ours(n *ast.CallNode) bool {
 	if !ok {
 		return false
 	}
-	if id.Value == "__sluice_neg" {
+	if id.Value == "__sluice_neg" || id.Value == "__sluice_in" {
 		return true
 	}
 	for _, fn := range binaryFuncs {
@@ -196,6 +196,10 @@ func (p *numericPatcher) Visit(node *ast.Node) {
 			n.SetType(anyType)
 		}
 	case *ast.BinaryNode:
+		if n.Operator == "in" {
+			p.visitIn(node, n)
+			return
+		}
 		fn, ok := binaryFuncs[n.Operator]
 		if !ok {
 			return
@@ -232,6 +236,20 @@ func (p *numericPatcher) Visit(node *ast.Node) {
 	}
 }
 
+// visitIn rewrites `x in list` over a numeric (or unknown) x, which
+// expr-lang would compare with reflect.DeepEqual (0.30 is not 0.3 there).
+func (p *numericPatcher) visitIn(node *ast.Node, n *ast.BinaryNode) {
+	if p.pending[n.Left] || p.pending[n.Right] {
+		p.applied = true
+		return
+	}
+	l, r := p.typeOf(n.Left), p.typeOf(n.Right)
+	if (l != numericType && !unknownType(l)) || !(unknownType(r) || r.Kind() == reflect.Slice || r.Kind() == reflect.Array) {
+		return
+	}
+	p.patch(node, "__sluice_in", n.Left, n.Right)
+}
+
 // numericLiteral turns an int or float literal (or its negation) into a
 // numeric constant; other nodes are returned as they are.
 func numericLiteral(n ast.Node) ast.Node {
@@ -264,7 +282,7 @@ func numericOptions() []expr.Option {
 	for op, name := range binaryFuncs {
 		opts = append(opts, function(binaryFunction(op, name)))
 	}
-	for _, f := range []*builtin.Function{negFunction(), absFunction(), roundFunction("round", false), roundFunction("trunc", true),
+	for _, f := range []*builtin.Function{negFunction(), inFunction(), absFunction(), roundFunction("round", false), roundFunction("trunc", true),
 		ceilFloorFunction("ceil"), ceilFloorFunction("floor"), intFunction(), floatFunction(), numericFunction()} {
 		opts = append(opts, function(f))
 	}
@@ -402,6 +420,33 @@ func negFunction() *builtin.Function {
 				return n.neg(), nil
 			}
 			return runtime.Negate(args[0]), nil
+		},
+	}
+}
+
+// inFunction is `x in list` where x may be a numeric: an element equals
+// x as == has it.
+func inFunction() *builtin.Function {
+	return &builtin.Function{
+		Name: "__sluice_in",
+		Validate: func(args []reflect.Type) (reflect.Type, error) {
+			if len(args) != 2 {
+				return anyType, fmt.Errorf("invalid number of arguments for in (expected 2, got %d)", len(args))
+			}
+			return boolType, nil
+		},
+		Func: func(args ...any) (any, error) {
+			x, ok := args[0].(Numeric)
+			list := reflect.ValueOf(args[1])
+			if !ok || (list.Kind() != reflect.Slice && list.Kind() != reflect.Array) {
+				return runtime.In(args[0], args[1]), nil
+			}
+			for i := range list.Len() {
+				if y, ok := toNumeric(list.Index(i).Interface()); ok && x.cmp(y) == 0 {
+					return true, nil
+				}
+			}
+			return false, nil
 		},
 	}
 }
