@@ -43,7 +43,7 @@ objects:
 transforms:
   - filter: "after.price * 3 != 59.97 && after.price + 0.2 != 0.3"
   - set:
-      tot: "after.price * after.qty * 1.1"
+      tot: "after.price * after.qty * 1.10"
       per: "after.qty == 0 ? nil : after.price / after.qty"
       big2: "after.big == nil ? nil : after.big + 1"
       rnd: "round(after.price * 1.0825, 2)"
@@ -56,7 +56,7 @@ state_dir: state
 		t.Fatalf("sluice check refuses the numeric stages:\n%s", r)
 	}
 	// The same computation in SQL at the source.
-	want := `SELECT id, price, qty, big, price * qty * 1.1, CASE WHEN qty = 0 THEN NULL ELSE price / qty END, big + 1,
+	want := `SELECT id, price, qty, big, price * qty * 1.10, CASE WHEN qty = 0 THEN NULL ELSE price / qty END, big + 1,
 		round(price * 1.0825, 2), (price / 3)::double precision, (price * 100 - qty)::bigint
 		FROM ` + tbl + ` WHERE price * 3 <> 59.97 AND price + 0.2 <> 0.3`
 	got := `SELECT id, price, qty, big, tot, per, big2, rnd, fl, cents FROM ` + tbl

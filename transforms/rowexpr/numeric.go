@@ -33,11 +33,17 @@ import (
 //     (PostgreSQL's order); NaN in arithmetic gives NaN; Infinity -
 //     Infinity and Infinity * 0 give NaN; x / ±Infinity is 0.
 //
-// An int operand is converted exactly. A float64 operand (a float
-// literal such as 0.3, or a real/double precision column) is converted
-// through its shortest decimal text, the digits Go and PostgreSQL print
-// for it: 0.3 is exactly 0.3, so after.amount == 0.3 holds for a column
-// holding 0.3. A float NaN or ±Inf becomes numeric NaN or ±Infinity.
+// An int operand is converted exactly. A number literal written beside a
+// numeric is read as written, as SQL reads a numeric literal: 0.3 is
+// exactly 0.3 (after.amount == 0.3 holds for a column holding 0.3) and
+// 1.50 has two fraction digits. Any other float64 operand (a real/double
+// precision column, a float computed at run time) is converted through
+// its shortest decimal text, the digits Go and PostgreSQL print for it;
+// a float NaN or ±Inf becomes numeric NaN or ±Infinity.
+//
+// Limits: values up to apd's exponent range (about 1e±100000; PostgreSQL
+// allows up to 131072 digits before the point), beyond which reading
+// the value or an operation is an error rather than a rounded result.
 type Numeric struct{ d *apd.Decimal }
 
 var numericType = reflect.TypeOf(Numeric{})
@@ -185,6 +191,13 @@ func scaleOf(d *apd.Decimal) int64 {
 }
 
 func pow10(n int64) *apd.BigInt {
+	if n <= 18 {
+		p := int64(1)
+		for range n {
+			p *= 10
+		}
+		return apd.NewBigInt(p)
+	}
 	return new(apd.BigInt).Exp(apd.NewBigInt(10), apd.NewBigInt(n), nil)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -137,6 +138,7 @@ func binaryType(op string, l, r reflect.Type) (reflect.Type, error) {
 // checker gave each of these calls and marks the call untyped again, and
 // the final check re-checks it whole.
 type numericPatcher struct {
+	src     []rune // the expression, for the text of number literals
 	applied bool
 	pending map[ast.Node]bool         // calls made in this pass, not typed yet
 	types   map[ast.Node]reflect.Type // calls' types as the last check had them
@@ -216,10 +218,10 @@ func (p *numericPatcher) Visit(node *ast.Node) {
 		// A number literal beside a numeric becomes a numeric constant
 		// once, at compile time, rather than at every evaluation.
 		if l == numericType {
-			right = numericLiteral(right)
+			right = p.numericLiteral(right)
 		}
 		if r == numericType {
-			left = numericLiteral(left)
+			left = p.numericLiteral(left)
 		}
 		p.patch(node, fn, left, right)
 	case *ast.UnaryNode:
@@ -251,8 +253,10 @@ func (p *numericPatcher) visitIn(node *ast.Node, n *ast.BinaryNode) {
 }
 
 // numericLiteral turns an int or float literal (or its negation) into a
-// numeric constant; other nodes are returned as they are.
-func numericLiteral(n ast.Node) ast.Node {
+// numeric constant; other nodes are returned as they are. The constant is
+// the literal as written when that is a plain decimal, so 1.50 keeps its
+// scale of 2 as a numeric literal does in SQL (19.99 * 1.50 is 29.9850).
+func (p *numericPatcher) numericLiteral(n ast.Node) ast.Node {
 	neg := false
 	x := n
 	if u, ok := x.(*ast.UnaryNode); ok && (u.Operator == "-" || u.Operator == "+") {
@@ -264,6 +268,11 @@ func numericLiteral(n ast.Node) ast.Node {
 		v = numericFromInt(int64(lit.Value))
 	case *ast.FloatNode:
 		v = numericFromFloat(lit.Value)
+		if text, ok := p.literalText(lit); ok {
+			if w, err := ParseNumeric(text); err == nil && w.toFloat() == lit.Value {
+				v = w
+			}
+		}
 	default:
 		return n
 	}
@@ -276,9 +285,19 @@ func numericLiteral(n ast.Node) ast.Node {
 	return c
 }
 
-// numericOptions are the expr-lang options that make numeric work.
-func numericOptions() []expr.Option {
-	opts := []expr.Option{expr.Patch(&numericPatcher{})}
+// literalText is the text of a literal node in the expression.
+func (p *numericPatcher) literalText(n ast.Node) (string, bool) {
+	loc := n.Location()
+	if loc.From < 0 || loc.To > len(p.src) || loc.From >= loc.To {
+		return "", false
+	}
+	return strings.ReplaceAll(string(p.src[loc.From:loc.To]), "_", ""), true
+}
+
+// numericOptions are the expr-lang options that make numeric work for
+// the expression src.
+func numericOptions(src string) []expr.Option {
+	opts := []expr.Option{expr.Patch(&numericPatcher{src: []rune(src)})}
 	for op, name := range binaryFuncs {
 		opts = append(opts, function(binaryFunction(op, name)))
 	}

@@ -266,7 +266,7 @@ func compile(src string, t Table) (*program, error) {
 		"commit_time": types.TypeOf(time.Time{}),
 		"lsn":         types.String,
 	}
-	prog, err := expr.Compile(src, append([]expr.Option{expr.Env(env)}, numericOptions()...)...)
+	prog, err := expr.Compile(src, append([]expr.Option{expr.Env(env)}, numericOptions(src)...)...)
 	if err != nil {
 		return nil, compileError(err)
 	}
