@@ -14,7 +14,8 @@ import (
 // sums and products of money-like values, divisions (PostgreSQL's result
 // scale), rounding, values beyond 2^63, NaN and ±Infinity, and numeric
 // results written into numeric, double precision and bigint columns.
-// With float64 arithmetic the filter keeps rows it must drop (19.99 * 3
+// A numeric division by zero parks the pipeline like any expression
+// error. With float64 arithmetic the filter keeps rows it must drop (19.99 * 3
 // is 59.970000000000006, 0.1 + 0.2 is 0.30000000000000004) and the
 // computed columns lose digits, so the checksums differ.
 func TestTransformNumericExact(t *testing.T) {
@@ -34,7 +35,8 @@ INSERT INTO `+tbl+` (id, price, qty, big) VALUES (1001, 19.99, 3, 1), (1002, 0.1
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	p := writePipeline(t, dir, "numeric.yaml", `name: numeric_exact
+	pipeline := func(per string) string {
+		return `name: numeric_exact
 source: {dsn: "${SRC_DSN}"}
 sink: {dsn: "${DST_DSN}"}
 sync: {schema: true, full: true, incremental: true}
@@ -44,13 +46,16 @@ transforms:
   - filter: "after.price * 3 != 59.97 && after.price + 0.2 != 0.3"
   - set:
       tot: "after.price * after.qty * 1.10"
-      per: "after.qty == 0 ? nil : after.price / after.qty"
+      per: "` + per + `"
       big2: "after.big == nil ? nil : after.big + 1"
       rnd: "round(after.price * 1.0825, 2)"
       fl: "after.price / 3"
       cents: "after.price * 100 - after.qty"
 state_dir: state
-`)
+`
+	}
+	const guarded = "after.qty == 0 ? nil : after.price / after.qty"
+	p := writePipeline(t, dir, "numeric.yaml", pipeline(guarded))
 	env := dsnEnv(srcDSN, dstDSN)
 	if r := sluice(t, dir, env, "check", p); strings.Contains(r.stdout+r.stderr, "position") {
 		t.Fatalf("sluice check refuses the numeric stages:\n%s", r)
@@ -85,4 +90,20 @@ DELETE FROM `+tbl+` WHERE id BETWEEN 300 AND 320;`); err != nil {
 	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM `+tbl+` WHERE id BETWEEN 2001 AND 2020`); n != 0 {
 		t.Errorf("the sink holds %d rows updated to 19.99, which the filter drops", n)
 	}
+
+	// A numeric division by zero parks the pipeline naming the stage, the
+	// table and the key; with the expression fixed it resumes.
+	writePipeline(t, dir, "numeric.yaml", pipeline("after.price / after.qty"))
+	if err := src.Exec(ctx, dbOf(t, srcDSN), `INSERT INTO `+tbl+` (id, price, qty, big) VALUES (5000, 1.23, 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	r := startSluice(t, dir, env, "run", "--until-caught-up", p).wait(2 * time.Minute)
+	for _, want := range []string{"numeric.yaml:9 (transforms[1])", `table public."Pri ces"`, `key ("id")=(5000)`, `set "per": position 13: division by zero`} {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("a numeric division by zero: want exit 1 and %q in stderr:\n%s", want, r)
+		}
+	}
+	writePipeline(t, dir, "numeric.yaml", pipeline(guarded))
+	runCaughtUp(t, dir, env, p, 2*time.Minute)
+	assertSameRows(t, ctx, srcDSN, want, dstDSN, got)
 }
