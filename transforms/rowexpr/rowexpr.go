@@ -18,7 +18,7 @@
 // smallint, integer, bigint and oid are int; real and double precision
 // are float64; numeric is Numeric, an exact decimal that also holds NaN
 // and ±Infinity (numeric.go says how +, -, *, /, %, comparisons and
-// mixing with int and float work, ops.go how they reach expr-lang);
+// mixing with int and float work, operators.go how they reach expr-lang);
 // boolean is bool; every other type is its PostgreSQL text form as a
 // string. A NULL is nil.
 //
