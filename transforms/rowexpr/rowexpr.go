@@ -15,10 +15,19 @@
 //	             "0/16B3748" (nil for snapshot rows)
 //
 // Column values have the expression type of their column's type:
-// smallint, integer, bigint and oid are int; real, double precision and
-// numeric are float64 (numeric is approximated in expressions; a column
-// no `set` writes keeps its exact value); boolean is bool; every other
-// type is its PostgreSQL text form as a string. A NULL is nil.
+// smallint, integer, bigint and oid are int; real and double precision
+// are float64; numeric is Numeric, an exact decimal that also holds NaN
+// and ±Infinity (numeric.go says how +, -, *, /, %, comparisons and
+// mixing with int and float work, operators.go how they reach expr-lang);
+// boolean is bool; every other type is its PostgreSQL text form as a
+// string. A NULL is nil.
+//
+// Numeric functions: abs, ceil, floor, round(x[, digits]) (half away from
+// zero), trunc(x[, digits]) (toward zero), int(x) (truncates), float(x),
+// numeric(x) (from an int, a float through its shortest decimal text, or
+// a text such as "12.50" or "NaN"); `x in [...]` compares numerically.
+// Other builtins (max, min, sum, **) do not know numeric: convert with
+// float(...) where an approximation is fine.
 //
 // Compile errors are *Error values with the position (1-based character
 // in the expression) and the reason: a syntax error, an unknown column
@@ -106,6 +115,7 @@ const (
 	kindInt
 	kindFloat
 	kindBool
+	kindNumeric
 )
 
 func (k kind) String() string {
@@ -116,6 +126,8 @@ func (k kind) String() string {
 		return "float64"
 	case kindBool:
 		return "bool"
+	case kindNumeric:
+		return "numeric"
 	}
 	return "string"
 }
@@ -138,8 +150,10 @@ func kindOf(oid uint32) kind {
 		return kindBool
 	case oidInt2, oidInt4, oidInt8, oidOID:
 		return kindInt
-	case oidFloat4, oidFloat8, oidNumeric:
+	case oidFloat4, oidFloat8:
 		return kindFloat
+	case oidNumeric:
+		return kindNumeric
 	}
 	return kindString
 }
@@ -152,6 +166,8 @@ func (k kind) typ() types.Type {
 		return types.Float64
 	case kindBool:
 		return types.Bool
+	case kindNumeric:
+		return types.TypeOf(Numeric{})
 	}
 	return types.String
 }
@@ -172,17 +188,23 @@ func Parse(src string) error {
 func compileError(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return &Error{Pos: fe.Column + 1, Msg: fe.Message}
+		return &Error{Pos: fe.Column + 1, Msg: numericNames(fe.Message)}
 	}
-	return &Error{Msg: err.Error()}
+	return &Error{Msg: numericNames(err.Error())}
+}
+
+// numericNames writes numeric for the Go name of its type in expr-lang's
+// messages.
+func numericNames(msg string) string {
+	return strings.ReplaceAll(msg, numericType.String(), "numeric")
 }
 
 func evalError(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return &EvalError{Pos: fe.Column + 1, Msg: fe.Message}
+		return &EvalError{Pos: fe.Column + 1, Msg: numericNames(fe.Message)}
 	}
-	return &EvalError{Msg: err.Error()}
+	return &EvalError{Msg: numericNames(err.Error())}
 }
 
 // program is one compiled expression for one table.
@@ -212,34 +234,12 @@ type env struct {
 	after, before map[string]any
 }
 
-// divide is the / operator: expr-lang's own gives ±Inf on a zero
-// divisor, which would slip into the data; here it is an error, as in
-// PostgreSQL.
-var divide = expr.Function("__sluice_div", func(p ...any) (any, error) {
-	a, ok1 := toFloat(p[0])
-	b, ok2 := toFloat(p[1])
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("invalid operation: %s / %s", typeName(p[0]), typeName(p[1]))
-	}
-	if b == 0 {
-		return nil, errors.New("division by zero")
-	}
-	return a / b, nil
-}, new(func(int, int) float64), new(func(int, float64) float64), new(func(float64, int) float64), new(func(float64, float64) float64))
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
-}
-
 func typeName(v any) string {
 	if v == nil {
 		return "nil"
+	}
+	if _, ok := v.(Numeric); ok {
+		return "numeric"
 	}
 	return reflect.TypeOf(v).String()
 }
@@ -266,7 +266,7 @@ func compile(src string, t Table) (*program, error) {
 		"commit_time": types.TypeOf(time.Time{}),
 		"lsn":         types.String,
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.Operator("/", "__sluice_div"), divide)
+	prog, err := expr.Compile(src, append([]expr.Option{expr.Env(env)}, numericOptions(src)...)...)
 	if err != nil {
 		return nil, compileError(err)
 	}
@@ -475,6 +475,12 @@ func decode(k kind, v record.Value) (any, error) {
 			return nil, fmt.Errorf("%q is not a number", s)
 		}
 		return f, nil
+	case kindNumeric:
+		n, err := ParseNumeric(s)
+		if err != nil {
+			return nil, err
+		}
+		return n, nil
 	case kindBool:
 		switch s {
 		case "t":
@@ -499,7 +505,7 @@ func CompileFilter(src string, t Table) (*Filter, error) {
 		return nil, err
 	}
 	if rt := p.prog.Node().Type(); rt != nil && rt.Kind() != reflect.Bool && rt.Kind() != reflect.Interface {
-		return nil, &Error{Msg: fmt.Sprintf("a filter must be a boolean expression, but this one gives %s", rt)}
+		return nil, &Error{Msg: fmt.Sprintf("a filter must be a boolean expression, but this one gives %s", typeString(rt))}
 	}
 	return &Filter{p}, nil
 }
@@ -544,8 +550,10 @@ type target struct {
 
 // CompileSet compiles the expressions of a set stage (column → expression)
 // over t and checks that each result fits its column: int for integer
-// columns, int or float64 for real, double precision and numeric, bool
-// for boolean, string for every other type; nil always fits. A target
+// columns (or numeric, when integral at run time), int or float64 for
+// real and double precision, int, float64 or numeric for numeric and the
+// float types, bool for boolean, string for every other type; nil always
+// fits. A numeric result written to a numeric column keeps every digit. A target
 // that is not a column of t, or is one of its key columns, is refused
 // (the sink finds streamed rows by their key). Errors name the column.
 func CompileSet(exprs map[string]string, t Table) (*Set, error) {
@@ -578,7 +586,7 @@ func CompileSet(exprs map[string]string, t Table) (*Set, error) {
 		}
 		k := kindOf(t.Columns[ci].TypeOID)
 		if rt := p.prog.Node().Type(); rt != nil && !fits(k, rt) {
-			errs = append(errs, fmt.Errorf("set %s: %w", record.QuoteIdent(col), &Error{Msg: fmt.Sprintf("the expression gives %s but column %s is %s (an expression of type %s)%s", rt, record.QuoteIdent(col), typeLabel(t.Columns[ci]), k, conversionHint(k, rt))}))
+			errs = append(errs, fmt.Errorf("set %s: %w", record.QuoteIdent(col), &Error{Msg: fmt.Sprintf("the expression gives %s but column %s is %s (an expression of type %s)%s", typeString(rt), record.QuoteIdent(col), typeLabel(t.Columns[ci]), k, conversionHint(k, rt))}))
 			continue
 		}
 		s.targets = append(s.targets, target{col: col, kind: k, prog: p})
@@ -604,18 +612,23 @@ func conversionHint(k kind, rt reflect.Type) string {
 		return "; convert with string(...)"
 	case k == kindFloat && rt.Kind() == reflect.String:
 		return "; convert with float(...)"
+	case k == kindNumeric && rt.Kind() == reflect.String:
+		return "; convert with numeric(...)"
 	}
 	return ""
 }
 
 func fits(k kind, rt reflect.Type) bool {
+	if rt == numericType {
+		return k == kindNumeric || k == kindFloat || k == kindInt
+	}
 	switch rt.Kind() {
 	case reflect.Interface:
 		return true
 	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Int16, reflect.Int8:
-		return k == kindInt || k == kindFloat
+		return k == kindInt || k == kindFloat || k == kindNumeric
 	case reflect.Float64, reflect.Float32:
-		return k == kindFloat
+		return k == kindFloat || k == kindNumeric
 	case reflect.Bool:
 		return k == kindBool
 	case reflect.String:
@@ -732,7 +745,7 @@ func encode(k kind, v any) (record.Value, error) {
 	var s string
 	switch x := v.(type) {
 	case int:
-		if k != kindInt && k != kindFloat {
+		if k != kindInt && k != kindFloat && k != kindNumeric {
 			return record.Value{}, fmt.Errorf("the result %d is an int but the column takes %s", x, k)
 		}
 		s = strconv.Itoa(x)
@@ -743,7 +756,7 @@ func encode(k kind, v any) (record.Value, error) {
 				return record.Value{}, fmt.Errorf("the result %v is not an integer but the column takes int; round it with int(...)", x)
 			}
 			s = strconv.FormatFloat(x, 'f', -1, 64)
-		case k != kindFloat:
+		case k != kindFloat && k != kindNumeric:
 			return record.Value{}, fmt.Errorf("the result %v is a float64 but the column takes %s", x, k)
 		case math.IsNaN(x):
 			s = "NaN"
@@ -753,6 +766,19 @@ func encode(k kind, v any) (record.Value, error) {
 			s = "-Infinity"
 		default:
 			s = strconv.FormatFloat(x, 'g', -1, 64)
+		}
+	case Numeric:
+		switch k {
+		case kindNumeric, kindFloat:
+			// The float types read the decimal text correctly rounded.
+			s = x.String()
+		case kindInt:
+			var ok bool
+			if s, ok = x.integerText(); !ok {
+				return record.Value{}, fmt.Errorf("the result %s is not an integer but the column takes int; round it with round(...) or trunc(...)", x)
+			}
+		default:
+			return record.Value{}, fmt.Errorf("the result %s is a numeric but the column takes %s", x, k)
 		}
 	case bool:
 		if k != kindBool {

@@ -123,7 +123,7 @@ func TestFilterAndSet(t *testing.T) {
 	for _, v := range rec.New {
 		got = append(got, string(v.Data))
 	}
-	if strings.Join(got, "|") != "1|x@example.com|2.5|42|t" {
+	if strings.Join(got, "|") != "1|x@example.com|2.5000000000000000|42|t" {
 		t.Errorf("set gave %q", got)
 	}
 	if string(orig[1].Data) != "jo@example.com" {
