@@ -78,6 +78,8 @@ func opBit(op record.Op) uint8 {
 type tableOptions struct {
 	filter *where.Filter
 	ops    uint8
+	// origin names the objects item the options come from, for messages.
+	origin string
 }
 
 // mapping is what the pipeline does to the source's tables on the way to
@@ -233,15 +235,15 @@ func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*p
 			problems = append(problems, fmt.Errorf("%s: operations: %w", o.Origin, err))
 			continue
 		}
-		to := &tableOptions{ops: ops}
+		to := &tableOptions{ops: ops, origin: o.Origin}
 		if o.Where != "" && own {
 			wcols, err := whereColumns(ctx, src, t)
 			if err != nil {
 				return nil, err
 			}
-			f, err := where.Compile(o.Where, wcols)
+			f, err := compileWhere(o.Origin, o.Where, t.Name, wcols)
 			if err != nil {
-				problems = append(problems, fmt.Errorf("%s: where on table %s: %w", o.Origin, t.Name, err))
+				problems = append(problems, err)
 				continue
 			}
 			to.filter = f
@@ -276,9 +278,9 @@ func optionsFor(opts []ObjectOptions, name record.TableName) (o *ObjectOptions, 
 // whereColumns reads what where.Compile needs to know about a table's
 // columns: base types of domains and what their collations do.
 func whereColumns(ctx context.Context, conn *pgx.Conn, t *postgres.Table) ([]where.Column, error) {
-	var dbC bool
-	if err := conn.QueryRow(ctx, `SELECT datcollate IN ('C', 'POSIX') AND datctype IN ('C', 'POSIX') FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()`).Scan(&dbC); err != nil {
-		return nil, fmt.Errorf("source: read the database's collation: %w", err)
+	dbC, err := databaseC(ctx, conn)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := conn.Query(ctx, `
 		WITH RECURSIVE base(attnum, typid, typtype, depth) AS (
@@ -312,18 +314,35 @@ func whereColumns(ctx context.Context, conn *pgx.Conn, t *postgres.Table) ([]whe
 		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeName, &coll, &deterministic, &byteOrder); err != nil {
 			return nil, fmt.Errorf("source: read the columns of %s: %w", t.Name, err)
 		}
-		c.Nondeterministic = !deterministic
-		switch {
-		case coll == "":
-		case coll == "default" && dbC, byteOrder:
-			c.Collation = "C"
-		default:
-			c.Collation = coll
-		}
+		setCollation(&c, coll, deterministic, byteOrder, dbC)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("source: read the columns of %s: %w", t.Name, err)
 	}
 	return out, nil
+}
+
+// databaseC reports whether the database's default collation orders
+// strings by bytes (datcollate and datctype both C or POSIX).
+func databaseC(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var dbC bool
+	if err := conn.QueryRow(ctx, `SELECT datcollate IN ('C', 'POSIX') AND datctype IN ('C', 'POSIX') FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()`).Scan(&dbC); err != nil {
+		return false, fmt.Errorf("source: read the database's collation: %w", err)
+	}
+	return dbC, nil
+}
+
+// setCollation says what a column's collation (its name, "" for a type
+// without one) does to a where condition: "C" for byte order (the
+// database default under C, or a libc C/POSIX collation), else its name.
+func setCollation(c *where.Column, coll string, deterministic, byteOrder, dbC bool) {
+	c.Nondeterministic = !deterministic
+	switch {
+	case coll == "":
+	case coll == "default" && dbC, byteOrder:
+		c.Collation = "C"
+	default:
+		c.Collation = coll
+	}
 }
