@@ -400,6 +400,7 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 		}
 		to := &tableOptions{ops: ops, origin: o.Origin}
 		if o.Where != "" && own {
+			to.cond = o.Where
 			cols, err := whereColumnsAt(ctx, src, t, state)
 			if err != nil {
 				return err
@@ -410,7 +411,7 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 			}
 			to.filter = f
 		}
-		if to.filter != nil || to.ops != opAll {
+		if to.cond != "" || to.ops != opAll {
 			d.r.mapping.opts[t.OID] = to
 		}
 	}

@@ -78,8 +78,12 @@ func opBit(op record.Op) uint8 {
 type tableOptions struct {
 	filter *where.Filter
 	ops    uint8
-	// origin names the objects item the options come from, for messages.
+	// origin names the objects item the options come from, for messages;
+	// cond is its where condition as written ("": none). A condition
+	// with no filter yet is compiled at the table's first streamed change
+	// (see resolveMappingAt).
 	origin string
+	cond   string
 }
 
 // mapping is what the pipeline does to the source's tables on the way to
@@ -180,6 +184,17 @@ func (m *mapping) renames(tables []*postgres.Table) bool {
 // columns and WHERE conditions the engine cannot evaluate exactly fail
 // here, before any data is touched.
 func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table) (*mapping, error) {
+	return resolveMappingAt(ctx, src, cfg, tables, false)
+}
+
+// resolveMappingAt is resolveMapping for a run that resumes streaming
+// with DDL capture when resume is set: the source's catalog may then be
+// ahead of the stream (DDL not applied yet), so a where condition that
+// does not fit the catalog is not an error yet; it is compiled for the
+// table as the stream has it, at the table's first change or DDL event
+// (whereChange, whereAltered), and stops the pipeline there if it does
+// not fit.
+func resolveMappingAt(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table, resume bool) (*mapping, error) {
 	rules, err := rename.New(cfg.Rename)
 	if err != nil {
 		return nil, permanent(err)
@@ -237,19 +252,24 @@ func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*p
 		}
 		to := &tableOptions{ops: ops, origin: o.Origin}
 		if o.Where != "" && own {
+			to.cond = o.Where
 			wcols, err := whereColumns(ctx, src, t)
 			if err != nil {
 				return nil, err
 			}
 			f, err := compileWhere(o.Origin, o.Where, t.Name, wcols)
-			if err != nil {
+			switch {
+			case err != nil && resume:
+				cfg.Log.Warn("where condition does not fit the table as the source's catalog has it now; the stream may be behind the catalog (DDL not applied yet), so it is compiled for the table as the stream has it, at its first change", "table", t.Name.String(), "error", err.Error())
+			case err != nil:
 				problems = append(problems, err)
 				continue
+			default:
+				to.filter = f
+				t.Filter = f.SQL()
 			}
-			to.filter = f
-			t.Filter = f.SQL()
 		}
-		if to.filter != nil || to.ops != opAll {
+		if to.cond != "" || to.ops != opAll {
 			m.opts[t.OID] = to
 		}
 	}

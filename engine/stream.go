@@ -387,6 +387,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			win = &stageWindow{raw: evs}
 			evs, hows, stageErr = r.stageNext(ctx, win, skipping, applied)
 		}
+		evs, hows, stageErr = r.whereStop(ctx, evs, hows, stageErr, skipping, applied)
 		for i := 0; ; i++ {
 			if i == len(evs) {
 				// Staging stopped after a change that may change the
@@ -395,6 +396,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					break
 				}
 				evs, hows, stageErr = r.stageNext(ctx, win, skipping, applied)
+				evs, hows, stageErr = r.whereStop(ctx, evs, hows, stageErr, skipping, applied)
 				i = -1
 				continue
 			}
@@ -553,7 +555,7 @@ func (r *runner) applyChange(ctx context.Context, applier *postgres.Applier, rec
 	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
 		return applier.Apply(ctx, rec, commitLSN)
 	}
-	it, ok, err := r.whereChange(rec, commitLSN)
+	it, ok, err := r.whereChange(ctx, rec, commitLSN)
 	if !ok {
 		return err
 	}
