@@ -15,6 +15,10 @@ import (
 // lock behind DDL that itself waits for the copy's snapshot transaction.
 const sourceDumpGrace = 2 * time.Second
 
+// fpSourceDump is reached as the dump at the copy's snapshot begins; its
+// error makes the dump fail (post-data then dumps the source anew).
+const fpSourceDump = "copy.source_dump"
+
 // startSourceDump starts dumping the source's schema (pg_dump) at the
 // copy's snapshot while the rows copy, so post-data, which needs it,
 // does not wait for it after the copy. finish must be called once the
@@ -43,6 +47,10 @@ func (r *runner) startSourceDump(ctx context.Context, src, dst *pgx.Conn, tables
 	}
 	done := make(chan result, 1)
 	go func() {
+		if err := r.hit(fpSourceDump); err != nil {
+			done <- result{nil, err}
+			return
+		}
 		s, err := d.Run(dumpCtx, r.cfg.SourceDSN, snapshotID)
 		done <- result{s, err}
 	}()

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -241,6 +242,11 @@ type SourceDump struct {
 	dump                  *PgDump
 	exts                  []string
 	schemaArgs, tableArgs []string
+	// schemas are the whole schemas selected and oids the pipeline's
+	// tables: the other tables of those schemas are left out of the dump
+	// (see dumpsnap.go).
+	schemas []string
+	oids    []uint32
 }
 
 // SourceSchema is the source's selection as pg_dump gave it.
@@ -272,15 +278,33 @@ func PrepareSourceDump(ctx context.Context, src, dst *pgx.Conn, sel []Selection,
 	}
 	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
 	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
-	return &SourceDump{dump: dump, exts: exts, schemaArgs: schemaArgs, tableArgs: tableArgs}, nil
+	var schemas []string
+	for _, s := range sel {
+		if s.Schema != "" && !slices.Contains(schemas, s.Schema) {
+			schemas = append(schemas, s.Schema)
+		}
+	}
+	return &SourceDump{dump: dump, exts: exts, schemaArgs: schemaArgs, tableArgs: tableArgs, schemas: schemas, oids: tableOIDs(tables)}, nil
 }
 
 // Run dumps the source (srcDSN) as it is in the exported snapshot
-// snapshotID ("" for now). The exporting transaction must stay open
-// until pg_dump has imported it; Run touches no shared connection, so it
-// may run beside other work.
+// snapshotID ("" for now: at a snapshot exported for the dump), leaving
+// out the tables of selected schemas that are not the pipeline's (created
+// since its tables were discovered: the stream brings them) as that
+// snapshot sees them. The exporting transaction must stay open until
+// pg_dump has imported it; Run touches no shared connection, so it may
+// run beside other work.
 func (d *SourceDump) Run(ctx context.Context, srcDSN, snapshotID string) (*SourceSchema, error) {
 	schemaArgs, tableArgs := d.schemaArgs, d.tableArgs
+	if len(d.schemas) > 0 && len(schemaArgs) > 0 {
+		pin, err := pinSource(ctx, srcDSN, snapshotID, d.schemas, d.oids)
+		if err != nil {
+			return nil, err
+		}
+		defer pin.close(ctx)
+		snapshotID = pin.snapshot
+		schemaArgs = append(slices.Clone(schemaArgs), pin.exclude...)
+	}
 	if snapshotID != "" {
 		at := "--snapshot=" + snapshotID
 		if len(schemaArgs) > 0 {

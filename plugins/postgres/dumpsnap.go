@@ -1,0 +1,111 @@
+package postgres
+
+// The source dump and tables that the pipeline does not hold: a table
+// created in a selected schema after the pipeline's tables were
+// discovered is not copied and not created at the sink by the schema
+// sync; the stream creates it from its CREATE TABLE event. Post-data
+// must then not build its key, indexes, foreign keys, defaults or owned
+// sequences at the sink, where the table does not exist (yet). The dump
+// therefore leaves out, at the very snapshot pg_dump reads, every table of
+// a selected schema that is not one of the pipeline's, and the sequences
+// such a table owns.
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// snapshotIDRe is the shape of an exported snapshot's name.
+var snapshotIDRe = regexp.MustCompile(`^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$`)
+
+// pinnedDump holds the source at one snapshot while pg_dump reads it: the
+// snapshot given (the copy's), or one exported here, and the tables of the
+// dumped schemas the pipeline does not hold, as that snapshot sees them.
+type pinnedDump struct {
+	conn     *pgx.Conn
+	tx       pgx.Tx
+	snapshot string
+	exclude  []string // pg_dump --exclude-table arguments
+}
+
+// pinSource opens a transaction at the source at snapshotID (or exports
+// a new snapshot when it is "") and finds there the tables of schemas that
+// are not among oids, and the sequences they own. close must be called
+// once pg_dump has read the snapshot.
+func pinSource(ctx context.Context, srcDSN, snapshotID string, schemas []string, oids []uint32) (*pinnedDump, error) {
+	if snapshotID != "" && !snapshotIDRe.MatchString(snapshotID) {
+		return nil, fmt.Errorf("source: %q is not an exported snapshot's name", snapshotID)
+	}
+	conn, err := Connect(ctx, srcDSN, "source")
+	if err != nil {
+		return nil, err
+	}
+	p := &pinnedDump{conn: conn, snapshot: snapshotID}
+	p.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		p.close(ctx)
+		return nil, fmt.Errorf("source: begin the schema dump's transaction: %w", err)
+	}
+	if snapshotID != "" {
+		if _, err := p.tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshotID+"'"); err != nil {
+			p.close(ctx)
+			return nil, fmt.Errorf("source: take the copy's snapshot for the schema dump: %w", err)
+		}
+	} else if err := p.tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&p.snapshot); err != nil {
+		p.close(ctx)
+		return nil, fmt.Errorf("source: export a snapshot for the schema dump: %w", err)
+	}
+	rows, err := p.tx.Query(ctx, `
+		WITH other AS (
+			SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+			AND c.oid <> ALL($2::oid[])
+		)
+		SELECT n.nspname, c.relname FROM other o
+		JOIN pg_catalog.pg_class c ON c.oid = o.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		UNION
+		SELECT n.nspname, s.relname FROM other o
+		JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = o.oid
+			AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')
+		JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+		JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+		ORDER BY 1, 2`, schemas, oids)
+	if err != nil {
+		p.close(ctx)
+		return nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var schema, name string
+		err := r.Scan(&schema, &name)
+		return "--exclude-table=" + quotePattern(schema) + "." + quotePattern(name), err
+	})
+	if err != nil {
+		p.close(ctx)
+		return nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
+	}
+	p.exclude = names
+	return p, nil
+}
+
+// close ends the pinned transaction and its connection.
+func (p *pinnedDump) close(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if p.tx != nil {
+		_ = p.tx.Rollback(ctx)
+	}
+	p.conn.Close(ctx)
+}
+
+// tableOIDs are the OIDs of tables.
+func tableOIDs(tables []*Table) []uint32 {
+	oids := make([]uint32, 0, len(tables))
+	for _, t := range tables {
+		oids = append(oids, t.OID)
+	}
+	slices.Sort(oids)
+	return oids
+}
