@@ -64,16 +64,19 @@ CREATE TABLE app.parts_2 PARTITION OF app.parts FOR VALUES FROM (10) TO (20);`)
 	if err := plan.Apply(ctx, dstConn); err != nil {
 		t.Fatalf("apply post-data: %v", err)
 	}
-	for q, want := range map[string]int64{
-		`SELECT count(*) FROM pg_indexes WHERE schemaname = 'app' AND indexname IN ('t_pkey', 't_v', 'parts_pkey', 'parts_1_pkey')`: 4,
-		`SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relname IN ('Late X', 'Late X_id_seq', 'Late X_n_seq', 'late_v', 'parts_2')`: 0,
+	for _, c := range []struct {
+		q    string
+		want int64
+	}{
+		{`SELECT count(*) FROM pg_indexes WHERE schemaname = 'app' AND indexname IN ('t_pkey', 't_v', 'parts_pkey', 'parts_1_pkey')`, 4},
+		{`SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relname IN ('Late X', 'Late X_id_seq', 'Late X_n_seq', 'late_v', 'parts_2')`, 0},
 	} {
 		var got int64
-		if err := dstConn.QueryRow(ctx, q).Scan(&got); err != nil {
+		if err := dstConn.QueryRow(ctx, c.q).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
-		if got != want {
-			t.Errorf("sink: %s = %d, want %d", q, got, want)
+		if got != c.want {
+			t.Errorf("sink: %s = %d, want %d", c.q, got, c.want)
 		}
 	}
 }
