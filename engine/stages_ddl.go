@@ -130,14 +130,7 @@ func (d *ddlRun) tableAltered(ctx context.Context, ev *postgres.DDLEvent, lsn re
 		if wheres && d.r.mapping.where(ev.RelID) != nil {
 			oids = append(oids, ev.RelID)
 		}
-		var parts []uint32
-		for oid := range d.tables {
-			if d.descends(oid, ev.RelID) {
-				parts = append(parts, oid)
-			}
-		}
-		slices.Sort(parts)
-		oids = append(oids, parts...)
+		oids = append(oids, d.partitionsOf(ev.RelID)...)
 	} else if d.tables[ev.RelID] != nil {
 		oids = []uint32{ev.RelID}
 	}
@@ -179,6 +172,19 @@ func (d *ddlRun) tableAltered(ctx context.Context, ev *postgres.DDLEvent, lsn re
 		}
 	}
 	return nil
+}
+
+// partitionsOf lists the pipeline's tables that are partitions of the
+// table anc, at any depth, by OID in order.
+func (d *ddlRun) partitionsOf(anc uint32) []uint32 {
+	var oids []uint32
+	for oid := range d.tables {
+		if d.descends(oid, anc) {
+			oids = append(oids, oid)
+		}
+	}
+	slices.Sort(oids)
+	return oids
 }
 
 // descends reports whether a table is a partition of the table anc, at

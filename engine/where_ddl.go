@@ -212,12 +212,7 @@ func (r *runner) whereAhead(ctx context.Context, evs []postgres.Event, skipping 
 		}
 		oids := []uint32{de.RelID}
 		if de.New.Kind == "p" {
-			for oid := range d.tables {
-				if d.descends(oid, de.RelID) {
-					oids = append(oids, oid)
-				}
-			}
-			slices.Sort(oids[1:])
+			oids = append(oids, d.partitionsOf(de.RelID)...)
 		}
 		var cols []where.Column
 		for _, oid := range oids {
