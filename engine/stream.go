@@ -445,6 +445,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					// Its table joined: it was staged without the table's
 					// options (where, operations) and stages; again.
 					evs, hows, stageErr = r.restage(ctx, win, i, len(evs), skipping, applied)
+					evs, hows, stageErr = r.whereStop(ctx, evs, hows, stageErr, skipping, applied)
 					i = -1
 					continue
 				}
