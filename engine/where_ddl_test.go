@@ -5,8 +5,10 @@ package engine_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/record"
 )
 
 // TestWhereFollowsAlter: where conditions over columns whose type changes
@@ -137,5 +139,53 @@ INSERT INTO app.o SELECT g, g - 5, chr(64 + g) FROM generate_series(1, 20) g;`)
 	}
 	if n := queryInt(t, s.dstDSN, `SELECT count(*) FROM app.o WHERE id = 104`); n != 0 {
 		t.Error("the row inserted after the collation change reached the sink: decided in byte order")
+	}
+}
+
+// TestWhereParksOnDDLWithStages: as TestWhereParksOnDDL, with a transform
+// stage on the table, so streamed changes are staged a window at a time,
+// and the DDL run while the pipeline streams: the run stops right before
+// the RENAME's transaction, the rows before it committed (and masked by
+// the stage), nothing of it or after it applied.
+func TestWhereParksOnDDLWithStages(t *testing.T) {
+	s := newStreamEnv(t, "where_park_stages")
+	s.srcExec(`CREATE SCHEMA app;
+CREATE TABLE app.o (id integer PRIMARY KEY, amount integer, note text);
+INSERT INTO app.o SELECT g, g - 5, 'n' || g FROM generate_series(1, 20) g;
+CREATE TABLE app.marker (id integer PRIMARY KEY);`)
+	s.cfg.Options = []engine.ObjectOptions{{Table: tn("app", "o"), Where: "amount > 0", Origin: "orders.yaml:9 (objects[1])"}}
+	s.cfg.Transforms = []engine.TransformStage{{Kind: "set", Set: map[string]string{"note": `"masked"`},
+		Match: func(n record.TableName) bool { return n == tn("app", "o") }, Scope: "app.o", Origin: "orders.yaml:12 (transforms[0])"}}
+	s.run(s.cfg)
+	bg := s.streamInBackground(s.cfg)
+	s.srcExec(`INSERT INTO app.o VALUES (101, 5, 'a'), (102, -5, 'b')`)
+	s.waitMarker(bg, 1, "app.marker")
+	s.srcExec(`BEGIN;
+INSERT INTO app.o VALUES (103, 6, 'c');
+COMMIT;
+BEGIN;
+INSERT INTO app.marker VALUES (2);
+ALTER TABLE app.o RENAME COLUMN amount TO total;
+INSERT INTO app.o VALUES (104, 7, 'd');
+COMMIT;
+INSERT INTO app.o VALUES (105, 8, 'e');`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if ended, err := bg.ended(); ended {
+			if err == nil || !strings.Contains(err.Error(), "orders.yaml:9 (objects[1])") || !strings.Contains(err.Error(), "RENAME COLUMN amount TO total") {
+				t.Fatalf("the run ended with %v, want the where condition's error naming the item and the RENAME", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run did not stop at the RENAME within a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := queryText(t, s.dstDSN, `SELECT string_agg(id || ':' || note, ' ' ORDER BY id) FROM app.o WHERE id > 100`); got != "101:masked 103:masked" {
+		t.Errorf("sink rows after 100: %s, want 101:masked 103:masked (committed before the RENAME's transaction, masked; nothing of it or after it)", got)
+	}
+	if n := queryInt(t, s.dstDSN, `SELECT count(*) FROM app.marker WHERE id = 2`); n != 0 {
+		t.Error("the RENAME's transaction was applied in part (its marker row is at the sink)")
 	}
 }
