@@ -554,6 +554,9 @@ func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.
 	if len(t.Key) == 0 {
 		return "", permanent(fmt.Errorf("backfill: table %s has no primary key or unique index, so its rows cannot be upserted at the sink: add a primary key, or copy it again with a new pipeline", t.Name))
 	}
+	if r.mapping != nil && r.mapping.deferred[t.OID] {
+		return "", permanent(fmt.Errorf("backfill: table %s: its objects item's where condition did not fit the table as the source's catalog had it when this run began (the stream was behind DDL), so this run has no SQL form of it to read the source with; run the backfill again once the pipeline has been restarted past that DDL", t.Name))
+	}
 	filter := t.Filter
 	if cond == "" {
 		return filter, nil

@@ -94,6 +94,11 @@ type mapping struct {
 
 	mu   sync.Mutex
 	rels map[*record.Relation]mappedRel
+
+	// deferred holds the tables whose where condition did not fit the
+	// source's catalog when the run began (resolveMappingAt): their
+	// Table.Filter is empty. Written only there, so backfills may read it.
+	deferred map[uint32]bool
 }
 
 type mappedRel struct {
@@ -260,6 +265,10 @@ func resolveMappingAt(ctx context.Context, src *pgx.Conn, cfg *Config, tables []
 			f, err := compileWhere(o.Origin, o.Where, t.Name, wcols)
 			switch {
 			case err != nil && resume:
+				if m.deferred == nil {
+					m.deferred = map[uint32]bool{}
+				}
+				m.deferred[t.OID] = true
 				cfg.Log.Warn("where condition does not fit the table as the source's catalog has it now; the stream may be behind the catalog (DDL not applied yet), so it is compiled for the table as the stream has it, at its first change", "table", t.Name.String(), "error", err.Error())
 			case err != nil:
 				problems = append(problems, err)
