@@ -11,12 +11,17 @@ import (
 	"github.com/sluicehq/sluice/engine"
 )
 
-// createDuringCopy runs the pipeline until it has caught up, creating a
+// createDuringCopy runs pipeline name over lateFixture until it has
+// caught up, with the failpoints fps (holding the copy up), creating a
 // table in app (with a key, an index, a sequence default, a foreign key
-// and rows) at the source once the copy's snapshot is taken, while the
-// copy is held up by the failpoints.
-func createDuringCopy(t *testing.T, s *streamEnv, cfg engine.Config) error {
+// and rows) at the source once the copy's snapshot is taken.
+func createDuringCopy(t *testing.T, name, fps string) *streamEnv {
 	t.Helper()
+	s := newStreamEnv(t, name)
+	s.srcExec(lateFixture)
+	cfg := s.cfg
+	cfg.ChunkRows, cfg.Parallel = 2000, 2
+	cfg.Failpoints = failpoints(t, fps)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	done := make(chan error, 1)
@@ -39,7 +44,10 @@ func createDuringCopy(t *testing.T, s *streamEnv, cfg engine.Config) error {
 	s.srcExec(`CREATE TABLE app."Late X" (id serial PRIMARY KEY, t_id integer REFERENCES app.t (id), v text);
 CREATE INDEX late_v ON app."Late X" (v);
 INSERT INTO app."Late X" (t_id, v) SELECT g, 'late ' || g FROM generate_series(1, 30) g;`)
-	return <-done
+	if err := <-done; err != nil {
+		t.Fatalf("engine.Run: %v", err)
+	}
+	return s
 }
 
 // assertLateTable checks that the table created during the copy reached
@@ -73,14 +81,7 @@ ANALYZE;`
 // copy's snapshot; it guards that path. TestTableCreatedDuringCopyLiveDump
 // is the one that failed.)
 func TestTableCreatedDuringCopy(t *testing.T) {
-	s := newStreamEnv(t, "late_snap")
-	s.srcExec(lateFixture)
-	cfg := s.cfg
-	cfg.ChunkRows, cfg.Parallel = 2000, 2
-	cfg.Failpoints = failpoints(t, "copy.chunk.batch=sleep:100ms")
-	if err := createDuringCopy(t, s, cfg); err != nil {
-		t.Fatalf("engine.Run: %v", err)
-	}
+	s := createDuringCopy(t, "late_snap", "copy.chunk.batch=sleep:100ms")
 	if strings.Contains(s.log.String(), "post-data dumps it") {
 		t.Log("the dump at the copy's snapshot was late (a loaded machine): post-data dumped the source itself")
 	}
@@ -93,14 +94,7 @@ func TestTableCreatedDuringCopy(t *testing.T) {
 // Before the fix post-data failed with relation "app.Late X" does not
 // exist, and the run with it.
 func TestTableCreatedDuringCopyLiveDump(t *testing.T) {
-	s := newStreamEnv(t, "late_live")
-	s.srcExec(lateFixture)
-	cfg := s.cfg
-	cfg.ChunkRows, cfg.Parallel = 2000, 2
-	cfg.Failpoints = failpoints(t, "copy.chunk.batch=sleep:100ms,copy.source_dump=error")
-	if err := createDuringCopy(t, s, cfg); err != nil {
-		t.Fatalf("engine.Run: %v", err)
-	}
+	s := createDuringCopy(t, "late_live", "copy.chunk.batch=sleep:100ms,copy.source_dump=error")
 	if !strings.Contains(s.log.String(), "failpoint copy.source_dump") {
 		t.Fatal("the dump at the copy's snapshot did not fail: the test proves nothing about post-data's own dump")
 	}

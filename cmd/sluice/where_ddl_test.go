@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
 
 // TestWhereParksOnDroppedColumn: a column an objects item's where
@@ -17,19 +15,7 @@ import (
 // nothing. Before the fix the run stopped only at the table's next row,
 // with an error naming neither the item nor the statement.
 func TestWhereParksOnDroppedColumn(t *testing.T) {
-	ctx := streamCtx(t, 5*time.Minute)
-	src, snk := pgtest.Source(t), pgtest.Sink(t)
-	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
-	dropSlotsAtCleanup(t, srcDSN)
-	exec := func(sql string) {
-		t.Helper()
-		if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec(`CREATE SCHEMA shop;
-CREATE TABLE shop."Or ders" (id integer PRIMARY KEY, region text, amount integer);
-INSERT INTO shop."Or ders" SELECT g, CASE WHEN g % 2 = 0 THEN 'us' ELSE 'eu' END, g FROM generate_series(1, 20) g;`)
+	ctx, srcDSN, dstDSN, exec := shopOrders(t)
 	dir := t.TempDir()
 	pipeline := func(cond string) string {
 		return `name: where_drop
