@@ -79,6 +79,9 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 		if haveStart {
 			return "", 0, release, permanent(fmt.Errorf("source: replication slot %s, created by an earlier run of this pipeline, no longer exists, so changes made since are lost: run `sluice drop` for this pipeline and start over (empty the sink tables first)", slotName))
 		}
+		if err := r.hit(fpBeforeSlot); err != nil {
+			return "", 0, release, err
+		}
 		slot, err := postgres.CreateSlot(ctx, r.cfg.SourceDSN, slotName, false)
 		if err != nil {
 			return "", 0, release, err
@@ -91,6 +94,10 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 		if !copyPending {
 			slot.Close(ctx)
 			return "", slot.ConsistentPoint, release, nil
+		}
+		if err := r.checkSnapshotTables(ctx, slot.SnapshotID, tables); err != nil {
+			slot.Close(ctx)
+			return "", 0, release, err
 		}
 		return slot.SnapshotID, slot.ConsistentPoint, func() { slot.Close(ctx) }, nil
 	}

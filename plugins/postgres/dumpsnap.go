@@ -17,6 +17,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
 )
 
 // snapshotIDRe is the shape of an exported snapshot's name.
@@ -30,6 +32,8 @@ type pinnedDump struct {
 	tx       pgx.Tx
 	snapshot string
 	exclude  []string // pg_dump --exclude-table arguments
+	// tables are the other tables (not their sequences).
+	tables []record.TableName
 }
 
 // pinSource opens a transaction at the source at snapshotID (or exports
@@ -65,10 +69,10 @@ func pinSource(ctx context.Context, srcDSN, snapshotID string, schemas []string,
 			WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 			AND c.oid <> ALL($2::oid[])
 		)
-		SELECT n.nspname, c.relname FROM other o
+		SELECT n.nspname, c.relname, true FROM other o
 		JOIN pg_catalog.pg_class c ON c.oid = o.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		UNION
-		SELECT n.nspname, s.relname FROM other o
+		SELECT n.nspname, s.relname, false FROM other o
 		JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = o.oid
 			AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')
 		JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -78,17 +82,47 @@ func pinSource(ctx context.Context, srcDSN, snapshotID string, schemas []string,
 		p.close(ctx)
 		return nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
 	}
-	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var schema, name string
-		err := r.Scan(&schema, &name)
-		return "--exclude-table=" + quotePattern(schema) + "." + quotePattern(name), err
+	var name record.TableName
+	var table bool
+	_, err = pgx.ForEachRow(rows, []any{&name.Schema, &name.Name, &table}, func() error {
+		p.exclude = append(p.exclude, "--exclude-table="+quotePattern(name.Schema)+"."+quotePattern(name.Name))
+		if table {
+			p.tables = append(p.tables, name)
+		}
+		return nil
 	})
 	if err != nil {
 		p.close(ctx)
 		return nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
 	}
-	p.exclude = names
 	return p, nil
+}
+
+// TablesSince lists the tables of the selection's whole schemas that the
+// exported snapshot snapshotID holds but tables lacks: tables created
+// after tables were discovered and before the snapshot.
+func TablesSince(ctx context.Context, srcDSN, snapshotID string, sel []Selection, tables []*Table) ([]record.TableName, error) {
+	schemas := selectedSchemas(sel)
+	if len(schemas) == 0 {
+		return nil, nil
+	}
+	p, err := pinSource(ctx, srcDSN, snapshotID, schemas, tableOIDs(tables))
+	if err != nil {
+		return nil, err
+	}
+	defer p.close(ctx)
+	return p.tables, nil
+}
+
+// selectedSchemas lists the whole schemas of a selection, once each.
+func selectedSchemas(sel []Selection) []string {
+	var schemas []string
+	for _, s := range sel {
+		if s.Schema != "" && !slices.Contains(schemas, s.Schema) {
+			schemas = append(schemas, s.Schema)
+		}
+	}
+	return schemas
 }
 
 // close ends the pinned transaction and its connection.

@@ -278,13 +278,7 @@ func PrepareSourceDump(ctx context.Context, src, dst *pgx.Conn, sel []Selection,
 	}
 	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
 	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
-	var schemas []string
-	for _, s := range sel {
-		if s.Schema != "" && !slices.Contains(schemas, s.Schema) {
-			schemas = append(schemas, s.Schema)
-		}
-	}
-	return &SourceDump{dump: dump, exts: exts, schemaArgs: schemaArgs, tableArgs: tableArgs, schemas: schemas, oids: tableOIDs(tables)}, nil
+	return &SourceDump{dump: dump, exts: exts, schemaArgs: schemaArgs, tableArgs: tableArgs, schemas: selectedSchemas(sel), oids: tableOIDs(tables)}, nil
 }
 
 // Run dumps the source (srcDSN) as it is in the exported snapshot
