@@ -11,6 +11,19 @@ import (
 	"github.com/sluicehq/sluice/engine"
 )
 
+// runAsync runs the pipeline in a goroutine (for at most 3 minutes, and
+// not past the test); done gets its error.
+func runAsync(t *testing.T, cfg engine.Config) (ctx context.Context, done chan error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	done = make(chan error, 1)
+	go func() {
+		_, err := engine.Run(ctx, cfg)
+		done <- err
+	}()
+	return ctx, done
+}
+
 // createDuringCopy runs pipeline name over lateFixture until it has
 // caught up, with the failpoints fps (holding the copy up), creating a
 // table in app (with a key, an index, a sequence default, a foreign key
@@ -22,13 +35,7 @@ func createDuringCopy(t *testing.T, name, fps string) *streamEnv {
 	cfg := s.cfg
 	cfg.ChunkRows, cfg.Parallel = 2000, 2
 	cfg.Failpoints = failpoints(t, fps)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := engine.Run(ctx, cfg)
-		done <- err
-	}()
+	ctx, done := runAsync(t, cfg)
 	// The slot (and its exported snapshot) is made as the copy begins.
 	for {
 		n, err := tryQuery[int64](ctx, s.srcDSN, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, "sluice_"+cfg.Name)
@@ -112,13 +119,7 @@ func TestTableCreatedBeforeSnapshot(t *testing.T) {
 	s.srcExec(lateFixture)
 	cfg := s.cfg
 	cfg.Failpoints = failpoints(t, "stream.before_slot=sleep:1s")
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := engine.Run(ctx, cfg)
-		done <- err
-	}()
+	_, done := runAsync(t, cfg)
 	for !strings.Contains(s.log.String(), "tables selected") {
 		select {
 		case err := <-done:
