@@ -802,6 +802,9 @@ func (r *runner) backfillFilter(ctx context.Context, src *pgx.Conn, t *postgres.
 	if err := r.mapping.backfillable(t); err != nil {
 		return "", err
 	}
+	if r.mapping.deferred[t.OID] { // set at the run's start only
+		return "", permanent(fmt.Errorf("backfill: table %s: its objects item's where condition did not fit the table as the source's catalog had it when this run began (the stream was behind DDL), so this run has no SQL form of it to read the source with; run the backfill again once the pipeline has been restarted past that DDL", t.Name))
+	}
 	if cond == "" {
 		return objFilter, nil
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
-	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // fpDDLApply is reached with DDL about to run inside an open sink
@@ -399,19 +398,20 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 		if err != nil {
 			return permanent(fmt.Errorf("%s: operations: %w", o.Origin, err))
 		}
-		to := &tableOptions{ops: ops}
+		to := &tableOptions{ops: ops, origin: o.Origin}
 		if o.Where != "" && own {
-			cols, err := whereColumns(ctx, src, t)
+			to.cond = o.Where
+			cols, err := whereColumnsAt(ctx, src, t, state)
 			if err != nil {
 				return err
 			}
-			f, err := where.Compile(o.Where, cols)
+			f, err := compileWhere(o.Origin, o.Where, t.Name, cols)
 			if err != nil {
-				return permanent(fmt.Errorf("%s: where on table %s, created at the source while streaming: %w", o.Origin, t.Name, err))
+				return permanent(fmt.Errorf("%w; table %s joined the pipeline while streaming (source transaction committed at %s) and its objects item's where condition does not fit it: the pipeline stops before the table's changes (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the where condition in the pipeline file, then run again", err, t.Name, lsn))
 			}
 			to.filter = f
 		}
-		if to.filter != nil || to.ops != opAll {
+		if to.cond != "" || to.ops != opAll {
 			d.r.mapping.setOptions(t.OID, to)
 		}
 	}
@@ -577,7 +577,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		t.Target = d.r.target(srcName)
 		t.Key = d.key(srcName, next, t.Key)
 	}
-	if err := d.stagesAltered(ctx, ev, lsn); err != nil {
+	if err := d.tableAltered(ctx, ev, lsn); err != nil {
 		return err
 	}
 	if len(stmts) > 0 || len(create) > 0 {

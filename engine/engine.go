@@ -373,7 +373,13 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if len(tables) == 0 {
 		return nil, permanent(errors.New("the selected objects contain no tables: check the objects list (schema and table names are case-sensitive)"))
 	}
-	r.mapping, err = resolveMapping(ctx, src, &r.cfg, tables)
+	phase, err := r.store.Phase()
+	if err != nil {
+		return nil, err
+	}
+	// Resuming the stream with DDL capture, where conditions are compiled
+	// for the tables as the stream has them (the catalog may be ahead).
+	r.mapping, err = resolveMappingAt(ctx, src, &r.cfg, tables, r.streamOwnsSchema(ctx, src, phase))
 	if err != nil {
 		return nil, err
 	}
@@ -385,10 +391,6 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	sum.Tables = len(tables)
 	r.log.Info("tables selected", "pipeline", r.cfg.Name, "tables", len(tables))
 
-	phase, err := r.store.Phase()
-	if err != nil {
-		return nil, err
-	}
 	r.mon.setPhase(phase)
 	if phase == checkpoint.PhaseNew {
 		if err := r.setPhase(checkpoint.PhaseSchema); err != nil {

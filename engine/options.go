@@ -78,6 +78,12 @@ func opBit(op record.Op) uint8 {
 type tableOptions struct {
 	filter *where.Filter
 	ops    uint8
+	// origin names the objects item the options come from, for messages;
+	// cond is its where condition as written ("": none). A condition
+	// with no filter yet is compiled at the table's first streamed change
+	// (see resolveMappingAt).
+	origin string
+	cond   string
 }
 
 // mapping is what the pipeline does to the source's tables on the way to
@@ -88,6 +94,11 @@ type mapping struct {
 
 	mu   sync.Mutex
 	rels map[*record.Relation]mappedRel
+
+	// deferred holds the tables whose where condition did not fit the
+	// source's catalog when the run began (resolveMappingAt): their
+	// Table.Filter is empty. Written only there, so backfills may read it.
+	deferred map[uint32]bool
 }
 
 type mappedRel struct {
@@ -178,6 +189,17 @@ func (m *mapping) renames(tables []*postgres.Table) bool {
 // columns and WHERE conditions the engine cannot evaluate exactly fail
 // here, before any data is touched.
 func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table) (*mapping, error) {
+	return resolveMappingAt(ctx, src, cfg, tables, false)
+}
+
+// resolveMappingAt is resolveMapping for a run that resumes streaming
+// with DDL capture when resume is set: the source's catalog may then be
+// ahead of the stream (DDL not applied yet), so a where condition that
+// does not fit the catalog is not an error yet; it is compiled for the
+// table as the stream has it, at the table's first change or DDL event
+// (whereChange, whereAltered), and stops the pipeline there if it does
+// not fit.
+func resolveMappingAt(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table, resume bool) (*mapping, error) {
 	rules, err := rename.New(cfg.Rename)
 	if err != nil {
 		return nil, permanent(err)
@@ -233,21 +255,30 @@ func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*p
 			problems = append(problems, fmt.Errorf("%s: operations: %w", o.Origin, err))
 			continue
 		}
-		to := &tableOptions{ops: ops}
+		to := &tableOptions{ops: ops, origin: o.Origin}
 		if o.Where != "" && own {
+			to.cond = o.Where
 			wcols, err := whereColumns(ctx, src, t)
 			if err != nil {
 				return nil, err
 			}
-			f, err := where.Compile(o.Where, wcols)
-			if err != nil {
-				problems = append(problems, fmt.Errorf("%s: where on table %s: %w", o.Origin, t.Name, err))
+			f, err := compileWhere(o.Origin, o.Where, t.Name, wcols)
+			switch {
+			case err != nil && resume:
+				if m.deferred == nil {
+					m.deferred = map[uint32]bool{}
+				}
+				m.deferred[t.OID] = true
+				cfg.Log.Warn("where condition does not fit the table as the source's catalog has it now; the stream may be behind the catalog (DDL not applied yet), so it is compiled for the table as the stream has it, at its first change", "table", t.Name.String(), "error", err.Error())
+			case err != nil:
+				problems = append(problems, err)
 				continue
+			default:
+				to.filter = f
+				t.Filter = f.SQL()
 			}
-			to.filter = f
-			t.Filter = f.SQL()
 		}
-		if to.filter != nil || to.ops != opAll {
+		if to.cond != "" || to.ops != opAll {
 			m.opts[t.OID] = to
 		}
 	}
@@ -276,9 +307,9 @@ func optionsFor(opts []ObjectOptions, name record.TableName) (o *ObjectOptions, 
 // whereColumns reads what where.Compile needs to know about a table's
 // columns: base types of domains and what their collations do.
 func whereColumns(ctx context.Context, conn *pgx.Conn, t *postgres.Table) ([]where.Column, error) {
-	var dbC bool
-	if err := conn.QueryRow(ctx, `SELECT datcollate IN ('C', 'POSIX') AND datctype IN ('C', 'POSIX') FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()`).Scan(&dbC); err != nil {
-		return nil, fmt.Errorf("source: read the database's collation: %w", err)
+	dbC, err := databaseC(ctx, conn)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := conn.Query(ctx, `
 		WITH RECURSIVE base(attnum, typid, typtype, depth) AS (
@@ -312,18 +343,35 @@ func whereColumns(ctx context.Context, conn *pgx.Conn, t *postgres.Table) ([]whe
 		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeName, &coll, &deterministic, &byteOrder); err != nil {
 			return nil, fmt.Errorf("source: read the columns of %s: %w", t.Name, err)
 		}
-		c.Nondeterministic = !deterministic
-		switch {
-		case coll == "":
-		case coll == "default" && dbC, byteOrder:
-			c.Collation = "C"
-		default:
-			c.Collation = coll
-		}
+		setCollation(&c, coll, deterministic, byteOrder, dbC)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("source: read the columns of %s: %w", t.Name, err)
 	}
 	return out, nil
+}
+
+// databaseC reports whether the database's default collation orders
+// strings by bytes (datcollate and datctype both C or POSIX).
+func databaseC(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var dbC bool
+	if err := conn.QueryRow(ctx, `SELECT datcollate IN ('C', 'POSIX') AND datctype IN ('C', 'POSIX') FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()`).Scan(&dbC); err != nil {
+		return false, fmt.Errorf("source: read the database's collation: %w", err)
+	}
+	return dbC, nil
+}
+
+// setCollation says what a column's collation (its name, "" for a type
+// without one) does to a where condition: "C" for byte order (the
+// database default under C, or a libc C/POSIX collation), else its name.
+func setCollation(c *where.Column, coll string, deterministic, byteOrder, dbC bool) {
+	c.Nondeterministic = !deterministic
+	switch {
+	case coll == "":
+	case coll == "default" && dbC, byteOrder:
+		c.Collation = "C"
+	default:
+		c.Collation = coll
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/transforms"
 	"github.com/sluicehq/sluice/transforms/plugin"
 	"github.com/sluicehq/sluice/transforms/rowexpr"
+	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // TransformStage is one stage of a pipeline's transforms list: a filter,
@@ -113,6 +114,9 @@ type tableShape struct {
 	cols   rowexpr.Table
 	// key lists the key columns (source names); empty: no key.
 	key []string
+	// where holds every column (generated ones too) as an objects item's
+	// where condition is compiled for it (base types, collations).
+	where []where.Column
 }
 
 // equal reports whether two shapes compile the same.
@@ -132,7 +136,7 @@ func catalogShape(ctx context.Context, src *pgx.Conn, t *postgres.Table) (*table
 	for _, col := range t.CopyColumns() {
 		copied[col.Name] = true
 	}
-	sh := &tableShape{oid: t.OID, name: t.Name, parent: t.Parent, key: slices.Clone(t.Key), cols: rowexpr.Table{Name: t.Name}}
+	sh := &tableShape{oid: t.OID, name: t.Name, parent: t.Parent, key: slices.Clone(t.Key), cols: rowexpr.Table{Name: t.Name}, where: wcols}
 	for _, wc := range wcols {
 		if !copied[wc.Name] {
 			continue // generated: neither copied nor streamed

@@ -9,6 +9,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/plugins/postgres"
 	"github.com/sluicehq/sluice/transforms/rowexpr"
+	"github.com/sluicehq/sluice/transforms/where"
 )
 
 // stageEpoch changes whenever changes staged before may have been staged
@@ -87,10 +89,13 @@ func (d *ddlRun) stagesJoined(ctx context.Context, src *pgx.Conn, t *postgres.Ta
 	return nil
 }
 
-// stagesAltered compiles the stages again for a table whose DDL the
-// stream applied: its own, or each of its partitions' when it is
-// partitioned (their columns are its columns).
-func (d *ddlRun) stagesAltered(ctx context.Context, ev *postgres.DDLEvent, lsn record.LSN) error {
+// tableAltered compiles the stages and the objects' where conditions
+// again for a table whose DDL the stream applied: its own, or each of its
+// partitions' when it is partitioned (their columns are its columns; the
+// partitioned table's own where, which partitions joining later take, too).
+// A stage or a where condition that no longer fits stops the pipeline
+// before the change, every problem of the table reported at once.
+func (d *ddlRun) tableAltered(ctx context.Context, ev *postgres.DDLEvent, lsn record.LSN) error {
 	next := ev.New
 	if next == nil {
 		return nil
@@ -112,7 +117,8 @@ func (d *ddlRun) stagesAltered(ctx context.Context, ev *postgres.DDLEvent, lsn r
 			d.parents[p.OID] = ev.RelID
 		}
 	}
-	if d.r.chain.empty() {
+	stages, wheres := !d.r.chain.empty(), d.r.mapping.hasWhere()
+	if !stages && !wheres {
 		return nil
 	}
 	src, err := d.source(ctx)
@@ -121,12 +127,10 @@ func (d *ddlRun) stagesAltered(ctx context.Context, ev *postgres.DDLEvent, lsn r
 	}
 	var oids []uint32
 	if next.Kind == "p" {
-		for oid := range d.tables {
-			if d.descends(oid, ev.RelID) {
-				oids = append(oids, oid)
-			}
+		if wheres && d.r.mapping.where(ev.RelID) != nil {
+			oids = append(oids, ev.RelID)
 		}
-		slices.Sort(oids)
+		oids = append(oids, d.partitionsOf(ev.RelID)...)
 	} else if d.tables[ev.RelID] != nil {
 		oids = []uint32{ev.RelID}
 	}
@@ -146,19 +150,41 @@ func (d *ddlRun) stagesAltered(ctx context.Context, ev *postgres.DDLEvent, lsn r
 		if err != nil {
 			return err
 		}
-		gained, lost, _, err := d.r.chain.track(sh)
-		if err != nil {
-			return permanent(fmt.Errorf("%w; after %s at the source (source transaction committed at %s: %s) a transform stage no longer fits table %s: the pipeline stops before this change (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the stage (its expression, or its tables: scope) in the pipeline file to fit the table's new columns, or undo the change at the source, then run again",
-				err, ev.Tag, lsn, ev.ShortStatement(200), name))
+		var problems []error
+		if stages && d.tables[oid] != nil {
+			gained, lost, _, err := d.r.chain.track(sh)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("%w; after %s at the source (source transaction committed at %s: %s) a transform stage no longer fits table %s: the pipeline stops before this change (nothing of this source transaction or after it is applied at the sink; a rerun resumes there); change the stage (its expression, or its tables: scope) in the pipeline file to fit the table's new columns, or undo the change at the source, then run again",
+					err, ev.Tag, lsn, ev.ShortStatement(200), name))
+			}
+			if len(gained) > 0 {
+				d.r.log.Info("table entered the scope of transform stages", "table", name.String(), "stages", strings.Join(gained, ", "), "tag", ev.Tag, "lsn", lsn.String())
+			}
+			if len(lost) > 0 {
+				d.r.log.Warn("table left the scope of transform stages: its changes no longer go through them", "table", name.String(), "stages", strings.Join(lost, ", "), "tag", ev.Tag, "lsn", lsn.String())
+			}
 		}
-		if len(gained) > 0 {
-			d.r.log.Info("table entered the scope of transform stages", "table", name.String(), "stages", strings.Join(gained, ", "), "tag", ev.Tag, "lsn", lsn.String())
+		if err := d.whereAltered(sh, ev, lsn); err != nil {
+			problems = append(problems, err)
 		}
-		if len(lost) > 0 {
-			d.r.log.Warn("table left the scope of transform stages: its changes no longer go through them", "table", name.String(), "stages", strings.Join(lost, ", "), "tag", ev.Tag, "lsn", lsn.String())
+		if len(problems) > 0 {
+			return permanent(errors.Join(problems...))
 		}
 	}
 	return nil
+}
+
+// partitionsOf lists the pipeline's tables that are partitions of the
+// table anc, at any depth, by OID in order.
+func (d *ddlRun) partitionsOf(anc uint32) []uint32 {
+	var oids []uint32
+	for oid := range d.tables {
+		if d.descends(oid, anc) {
+			oids = append(oids, oid)
+		}
+	}
+	slices.Sort(oids)
+	return oids
 }
 
 // descends reports whether a table is a partition of the table anc, at
@@ -197,62 +223,82 @@ func (d *ddlRun) stageKey(oid uint32, st *postgres.TableState) []string {
 
 // stateShape is a table's shape from a captured catalog state: its copied
 // columns (generated ones left out) with their types resolved at the
-// source (a domain as its base type).
+// source (a domain as its base type), and every column as a where
+// condition sees it.
 func stateShape(ctx context.Context, src *pgx.Conn, st *postgres.TableState, oid uint32, name record.TableName, parent *record.TableName, key []string) (*tableShape, error) {
 	sh := &tableShape{oid: oid, name: name, parent: parent, key: slices.Clone(key), cols: rowexpr.Table{Name: name}}
-	var typeNames []string
-	for _, c := range st.Columns {
+	wcols, err := stateColumns(ctx, src, st.Columns)
+	if err != nil {
+		return nil, fmt.Errorf("source: the columns of %s: %w", name, err)
+	}
+	sh.where = wcols
+	for i, c := range st.Columns {
 		if c.Generated != "" {
 			continue
 		}
-		typeNames = append(typeNames, c.Type)
-		sh.cols.Columns = append(sh.cols.Columns, rowexpr.Column{Name: c.Name, Key: slices.Contains(key, c.Name)})
-	}
-	oids, names, err := baseTypes(ctx, src, typeNames)
-	if err != nil {
-		return nil, fmt.Errorf("source: the column types of %s: %w", name, err)
-	}
-	for i := range sh.cols.Columns {
-		sh.cols.Columns[i].TypeOID, sh.cols.Columns[i].TypeName = oids[i], names[i]
+		sh.cols.Columns = append(sh.cols.Columns, rowexpr.Column{Name: c.Name, TypeOID: wcols[i].TypeOID, TypeName: wcols[i].TypeName, Key: slices.Contains(key, c.Name)})
 	}
 	return sh, nil
 }
 
-// baseTypes resolves type names as format_type renders them (qualified)
-// to the OID and name of their base type (a domain's, at any depth). A
-// type gone from the source since is left 0 with its own name: its
-// values are strings in expressions.
-func baseTypes(ctx context.Context, src *pgx.Conn, types []string) ([]uint32, []string, error) {
-	oids, names := make([]uint32, len(types)), slices.Clone(types)
-	if len(types) == 0 {
-		return oids, names, nil
+// stateColumns resolves captured columns (types as format_type renders
+// them, qualified; a collation when it is not the type's) at the source
+// as whereColumns reads a table's: the OID and name of the base type (a
+// domain's, at any depth) and what the collation does. A type gone from
+// the source since is left 0 with its own name: its values are strings in
+// expressions, and a where condition can only test it for NULL.
+func stateColumns(ctx context.Context, src *pgx.Conn, cols []postgres.ColumnState) ([]where.Column, error) {
+	out := make([]where.Column, len(cols))
+	if len(cols) == 0 {
+		return out, nil
+	}
+	types, colls := make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = where.Column{Name: c.Name, TypeName: c.Type}
+		types[i], colls[i] = c.Type, c.Collation
+	}
+	dbC, err := databaseC(ctx, src)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := src.Query(ctx, `
-		WITH RECURSIVE base(i, typid, typtype, depth) AS (
-			SELECT u.i, t.oid, t.typtype, 0
-			FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY u(name, i)
-			JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(u.name)
+		WITH RECURSIVE col(i, typid, collid) AS (
+			SELECT u.i, t.oid, COALESCE(pg_catalog.to_regcollation(NULLIF(u.coll, ''))::oid, t.typcollation)
+			FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) WITH ORDINALITY u(typ, coll, i)
+			JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(u.typ)
+		), base(i, typid, typtype, depth) AS (
+			SELECT c.i, t.oid, t.typtype, 0
+			FROM col c JOIN pg_catalog.pg_type t ON t.oid = c.typid
 			UNION ALL
 			SELECT b.i, t.typbasetype, bt.typtype, b.depth + 1
 			FROM base b JOIN pg_catalog.pg_type t ON t.oid = b.typid
 			JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype
 			WHERE b.typtype = 'd' AND b.depth < 32
 		)
-		SELECT i, typid, pg_catalog.format_type(typid, NULL) FROM base WHERE typtype <> 'd'`, types)
+		SELECT c.i, b.typid, pg_catalog.format_type(b.typid, NULL),
+			COALESCE(co.collname, ''),
+			COALESCE(co.collisdeterministic, true),
+			COALESCE(co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX') AND co.collctype IN ('C', 'POSIX'), false)
+		FROM col c JOIN base b ON b.i = c.i AND b.typtype <> 'd'
+		LEFT JOIN pg_catalog.pg_collation co ON co.oid = c.collid`, types, colls)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var i int64
-		var oid uint32
-		var name string
-		if err := rows.Scan(&i, &oid, &name); err != nil {
-			return nil, nil, err
+		var c where.Column
+		var coll string
+		var deterministic, byteOrder bool
+		if err := rows.Scan(&i, &c.TypeOID, &c.TypeName, &coll, &deterministic, &byteOrder); err != nil {
+			return nil, err
 		}
-		if i >= 1 && int(i) <= len(types) {
-			oids[i-1], names[i-1] = oid, name
+		if i < 1 || int(i) > len(out) {
+			continue
 		}
+		c.Name = out[i-1].Name
+		setCollation(&c, coll, deterministic, byteOrder, dbC)
+		out[i-1] = c
 	}
-	return oids, names, rows.Err()
+	return out, rows.Err()
 }

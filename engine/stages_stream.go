@@ -14,12 +14,16 @@ import (
 // (ok false) when its operations leave it out or its where condition says
 // so (where.Filter.Change, PostgreSQL's rule for updates crossing the
 // condition), else the record to go on with and what the sink does with
-// it. The result keeps source names.
-func (r *runner) whereChange(rec *record.Record, commitLSN record.LSN) (it item, ok bool, err error) {
+// it. The result keeps source names. A where condition compiled for
+// other columns than rec's relation is compiled again first (whereFor).
+func (r *runner) whereChange(ctx context.Context, rec *record.Record, commitLSN record.LSN) (it item, ok bool, err error) {
 	action := where.Update // as it is
 	if o := r.mapping.opts[rec.Rel.ID]; o != nil {
 		if o.ops&opBit(rec.Op) == 0 {
 			return item{}, false, nil
+		}
+		if o, err = r.whereFor(ctx, o, rec.Rel, commitLSN); err != nil {
+			return item{}, false, err
 		}
 		if o.filter != nil {
 			a, err := o.filter.Change(rec)
@@ -192,7 +196,7 @@ events:
 			if skipping || rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
 				break
 			}
-			it, ok, err := r.whereChange(rec, ev.CommitLSN)
+			it, ok, err := r.whereChange(ctx, rec, ev.CommitLSN)
 			if err != nil {
 				if ferr := flush(ev.CommitLSN); ferr != nil {
 					return out, hows, 0, ferr

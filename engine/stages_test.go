@@ -305,10 +305,13 @@ func TestStageEventsStopsAtBarrier(t *testing.T) {
 	}
 }
 
-// TestBaseTypes: the column types a DDL event captures (format_type,
-// qualified) resolve to their base type's OID at the source: modifiers,
-// arrays, domains over domains; a type gone since resolves to 0.
-func TestBaseTypes(t *testing.T) {
+// TestStateColumns: the columns a DDL event captures (types as
+// format_type renders them, qualified; a collation other than the type's)
+// resolve at the source to their base type's OID and to what their
+// collation does to a where condition: modifiers, arrays, domains over
+// domains, a type gone since (0), the database default under C (byte
+// order), an ICU collation (a locale) and a domain's own collation.
+func TestStateColumns(t *testing.T) {
 	src := pgtest.Source(t)
 	dsn := pgtest.NewDB(t, src)
 	conn, err := pgx.Connect(t.Context(), dsn)
@@ -316,17 +319,45 @@ func TestBaseTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA "S p"; CREATE DOMAIN "S p".d1 AS bigint; CREATE DOMAIN "S p"."D 2" AS "S p".d1 CHECK (VALUE > 0)`); err != nil {
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA "S p"; CREATE DOMAIN "S p".d1 AS bigint; CREATE DOMAIN "S p"."D 2" AS "S p".d1 CHECK (VALUE > 0);
+CREATE DOMAIN "S p".icu AS text COLLATE "und-x-icu"`); err != nil {
 		t.Fatal(err)
 	}
-	oids, names, err := baseTypes(t.Context(), conn, []string{"integer", "numeric(10,2)", "character varying(20)", `"S p"."D 2"`, "integer[]", `"char"`, "boolean", `"S p".gone`})
+	var cols []postgres.ColumnState
+	for i, typ := range []string{"integer", "numeric(10,2)", "character varying(20)", `"S p"."D 2"`, "integer[]", `"char"`, "boolean", `"S p".gone`, "text", "text", `"S p".icu`} {
+		cols = append(cols, postgres.ColumnState{Num: i + 1, Name: fmt.Sprintf("c%d", i), Type: typ})
+	}
+	cols[9].Collation = `pg_catalog."und-x-icu"`
+	got, err := stateColumns(t.Context(), conn, cols)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []uint32{23, 1700, 1043, 20, 1007, 18, 16, 0}; !slices.Equal(oids, want) {
+	var oids []uint32
+	for _, c := range got {
+		oids = append(oids, c.TypeOID)
+	}
+	if want := []uint32{23, 1700, 1043, 20, 1007, 18, 16, 0, 25, 25, 25}; !slices.Equal(oids, want) {
 		t.Errorf("oids %v, want %v", oids, want)
 	}
-	if names[3] != "bigint" || names[7] != `"S p".gone` {
-		t.Errorf("names %q", names)
+	if got[3].TypeName != "bigint" || got[7].TypeName != `"S p".gone` || got[3].Name != "c3" || got[7].Name != "c7" {
+		t.Errorf("columns %+v", got)
+	}
+	if got[9].Collation != "und-x-icu" || got[10].Collation != "und-x-icu" || got[0].Collation != "" {
+		t.Errorf("collations %q %q %q, want und-x-icu, und-x-icu and none", got[9].Collation, got[10].Collation, got[0].Collation)
+	}
+	// The oracle: the same columns read from a table's catalog.
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE "S p".t (c0 integer, c1 numeric(10,2), c2 varchar(20), c3 "S p"."D 2", c4 integer[], c5 "char", c6 boolean, c8 text, c9 text COLLATE "und-x-icu", c10 "S p".icu)`); err != nil {
+		t.Fatal(err)
+	}
+	var oid uint32
+	if err := conn.QueryRow(t.Context(), `SELECT '"S p".t'::regclass::oid`).Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	want, err := whereColumns(t.Context(), conn, &postgres.Table{OID: oid, Name: record.TableName{Schema: "S p", Name: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Delete(got, 7, 8); !slices.Equal(got, want) {
+		t.Errorf("from the captured state:\n%+v\nfrom the catalog:\n%+v", got, want)
 	}
 }

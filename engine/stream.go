@@ -79,6 +79,9 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 		if haveStart {
 			return "", 0, release, permanent(fmt.Errorf("source: replication slot %s, created by an earlier run of this pipeline, no longer exists, so changes made since are lost: run `sluice drop` for this pipeline and start over (empty the sink tables first)", slotName))
 		}
+		if err := r.hit(fpBeforeSlot); err != nil {
+			return "", 0, release, err
+		}
 		slot, err := postgres.CreateSlot(ctx, r.cfg.SourceDSN, slotName, false)
 		if err != nil {
 			return "", 0, release, err
@@ -91,6 +94,10 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 		if !copyPending {
 			slot.Close(ctx)
 			return "", slot.ConsistentPoint, release, nil
+		}
+		if err := r.checkSnapshotTables(ctx, slot.SnapshotID, tables); err != nil {
+			slot.Close(ctx)
+			return "", 0, release, err
 		}
 		return slot.SnapshotID, slot.ConsistentPoint, func() { slot.Close(ctx) }, nil
 	}
@@ -387,6 +394,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 			win = &stageWindow{raw: evs}
 			evs, hows, stageErr = r.stageNext(ctx, win, skipping, applied)
 		}
+		evs, hows, stageErr = r.whereStop(ctx, evs, hows, stageErr, skipping, applied)
 		for i := 0; ; i++ {
 			if i == len(evs) {
 				// Staging stopped after a change that may change the
@@ -395,6 +403,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					break
 				}
 				evs, hows, stageErr = r.stageNext(ctx, win, skipping, applied)
+				evs, hows, stageErr = r.whereStop(ctx, evs, hows, stageErr, skipping, applied)
 				i = -1
 				continue
 			}
@@ -444,6 +453,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 					// Its table joined: it was staged without the table's
 					// options (where, operations) and stages; again.
 					evs, hows, stageErr = r.restage(ctx, win, i, len(evs), skipping, applied)
+					evs, hows, stageErr = r.whereStop(ctx, evs, hows, stageErr, skipping, applied)
 					i = -1
 					continue
 				}
@@ -554,7 +564,7 @@ func (r *runner) applyChange(ctx context.Context, applier *postgres.Applier, rec
 	if rec.Rel == nil || rec.Rel.Table == postgres.HeartbeatTable {
 		return applier.Apply(ctx, rec, commitLSN)
 	}
-	it, ok, err := r.whereChange(rec, commitLSN)
+	it, ok, err := r.whereChange(ctx, rec, commitLSN)
 	if !ok {
 		return err
 	}

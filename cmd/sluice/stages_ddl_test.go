@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -20,19 +21,7 @@ import (
 // there and loses nothing. Before the fix the filter read the dropped
 // column as nil and let every later row through, silently.
 func TestStageParksOnDroppedColumn(t *testing.T) {
-	ctx := streamCtx(t, 5*time.Minute)
-	src, snk := pgtest.Source(t), pgtest.Sink(t)
-	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
-	dropSlotsAtCleanup(t, srcDSN)
-	exec := func(sql string) {
-		t.Helper()
-		if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec(`CREATE SCHEMA shop;
-CREATE TABLE shop."Or ders" (id integer PRIMARY KEY, region text, amount integer);
-INSERT INTO shop."Or ders" SELECT g, CASE WHEN g % 2 = 0 THEN 'us' ELSE 'eu' END, g FROM generate_series(1, 20) g;`)
+	ctx, srcDSN, dstDSN, exec := shopOrders(t)
 	dir := t.TempDir()
 	pipeline := func(filter string) string {
 		return `name: stages_drop
@@ -87,6 +76,28 @@ state_dir: state
 	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'Or ders' AND column_name = 'region'`); n != 0 {
 		t.Error("after the rerun the sink still has the dropped column")
 	}
+}
+
+// shopOrders makes a source and a sink database for a streaming test,
+// the source holding shop."Or ders" (id, region, amount): 20 rows, the
+// even ids in region 'us', the odd ones in 'eu'. exec runs SQL at the
+// source.
+func shopOrders(t *testing.T) (ctx context.Context, srcDSN, dstDSN string, exec func(sql string)) {
+	t.Helper()
+	ctx = streamCtx(t, 5*time.Minute)
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN = pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	dropSlotsAtCleanup(t, srcDSN)
+	exec = func(sql string) {
+		t.Helper()
+		if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`CREATE SCHEMA shop;
+CREATE TABLE shop."Or ders" (id integer PRIMARY KEY, region text, amount integer);
+INSERT INTO shop."Or ders" SELECT g, CASE WHEN g % 2 = 0 THEN 'us' ELSE 'eu' END, g FROM generate_series(1, 20) g;`)
+	return ctx, srcDSN, dstDSN, exec
 }
 
 // TestPluginStageCoversNewTable: a plugin stage scoped to app.* (the

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -224,20 +225,30 @@ func PlanPostDataMapped(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN 
 	return planDump(ctx, src, dst, srcDSN, dstDSN, sel, tables, target, stagePostData, mapped)
 }
 
-// dumpStage is the part of the dump a plan takes: the entries that come
-// before the tables (stagePreTables) or all the rest (stagePostData).
-type dumpStage int
+// sourceDump is a pg_dump of the source's selection made ready to run
+// (prepareSourceDump).
+type sourceDump struct {
+	dump                  *PgDump
+	exts                  []string
+	schemaArgs, tableArgs []string
+	// schemas are the whole schemas selected and oids the pipeline's
+	// tables: the other tables of those schemas are left out of the dump
+	// (see dumpsnap.go).
+	schemas []string
+	oids    []uint32
+}
 
-const (
-	stagePostData dumpStage = iota
-	stagePreTables
-)
+// sourceSchema is the source's selection as pg_dump gave it.
+type sourceSchema struct {
+	dump    *PgDump
+	exts    []string
+	entries []DumpEntry
+}
 
-// planDump plans the dump entries of one stage (see PlanPostData).
-func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
-	if target == nil {
-		target = SameName
-	}
+// prepareSourceDump finds pg_dump for both servers and builds the
+// arguments that dump the selection at the source (src and dst are only
+// queried here, not kept).
+func prepareSourceDump(ctx context.Context, src, dst *pgx.Conn, sel []Selection, tables []*Table) (*sourceDump, error) {
 	srcVer, err := serverVersion(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -256,10 +267,70 @@ func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, se
 	}
 	schemaArgs, tableArgs := dumpArgs(sel, tables, SameName)
 	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, exts)
-	srcEntries, err := dumpSelection(ctx, dump, srcDSN, "source", schemaArgs, tableArgs)
+	return &sourceDump{dump: dump, exts: exts, schemaArgs: schemaArgs, tableArgs: tableArgs, schemas: selectedSchemas(sel), oids: tableOIDs(tables)}, nil
+}
+
+// run dumps the source (srcDSN) as it is in the exported snapshot
+// snapshotID ("" for now: at a snapshot exported for the dump), leaving
+// out the tables of selected schemas that are not the pipeline's (created
+// since its tables were discovered: the stream brings them) as that
+// snapshot sees them. The exporting transaction must stay open until
+// pg_dump has imported it.
+func (d *sourceDump) run(ctx context.Context, srcDSN, snapshotID string) (*sourceSchema, error) {
+	schemaArgs, tableArgs := d.schemaArgs, d.tableArgs
+	if len(d.schemas) > 0 && len(schemaArgs) > 0 {
+		pin, err := pinSource(ctx, srcDSN, snapshotID, d.schemas, d.oids)
+		if err != nil {
+			return nil, err
+		}
+		defer pin.close(ctx)
+		snapshotID = pin.snapshot
+		schemaArgs = append(slices.Clone(schemaArgs), pin.exclude...)
+	}
+	if snapshotID != "" {
+		at := "--snapshot=" + snapshotID
+		if len(schemaArgs) > 0 {
+			schemaArgs = append([]string{at}, schemaArgs...)
+		}
+		if len(tableArgs) > 0 {
+			tableArgs = append([]string{at}, tableArgs...)
+		}
+	}
+	entries, err := dumpSelection(ctx, d.dump, srcDSN, "source", schemaArgs, tableArgs)
 	if err != nil {
 		return nil, err
 	}
+	return &sourceSchema{dump: d.dump, exts: d.exts, entries: entries}, nil
+}
+
+// dumpStage is the part of the dump a plan takes: the entries that come
+// before the tables (stagePreTables) or all the rest (stagePostData).
+type dumpStage int
+
+const (
+	stagePostData dumpStage = iota
+	stagePreTables
+)
+
+// planDump plans the dump entries of one stage (see PlanPostData).
+func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
+	d, err := prepareSourceDump(ctx, src, dst, sel, tables)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := d.run(ctx, srcDSN, "")
+	if err != nil {
+		return nil, err
+	}
+	return planFromSource(ctx, src, dst, pre, dstDSN, sel, tables, target, stage, mapped)
+}
+
+// planFromSource is planDump once the source is dumped.
+func planFromSource(ctx context.Context, src, dst *pgx.Conn, pre *sourceSchema, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
+	if target == nil {
+		target = SameName
+	}
+	dump, exts, srcEntries := pre.dump, pre.exts, pre.entries
 	if stage == stagePreTables {
 		srcEntries = preTableEntries(srcEntries)
 	}
@@ -274,7 +345,7 @@ func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, se
 	if err != nil {
 		return nil, err
 	}
-	schemaArgs, tableArgs = dumpArgs(sinkSel, sinkTables, target)
+	schemaArgs, tableArgs := dumpArgs(sinkSel, sinkTables, target)
 	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, sinkExts)
 	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
 	if err != nil {

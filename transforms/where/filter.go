@@ -217,6 +217,15 @@ func envName(i int) string {
 	return fmt.Sprintf("c%d", i)
 }
 
+// Fits reports whether rel has the columns the condition was compiled
+// for: each one it reads, under its name and with its type (a column of a
+// type the filter does not decode, such as a domain, is not checked).
+// Match fails on a relation that does not fit, with this error.
+func (f *Filter) Fits(rel *record.Relation) error {
+	_, err := f.indexes(rel)
+	return err
+}
+
 // indexes finds the referenced columns in rel (cached for the last
 // relation seen).
 func (f *Filter) indexes(rel *record.Relation) ([]int, error) {
