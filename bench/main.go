@@ -381,6 +381,18 @@ func (b *bench) buildPostData(ctx context.Context, db string, parallel bool) err
 	return errors.Join(errs...)
 }
 
+// settle makes both clusters write out their dirty buffers (CHECKPOINT)
+// before a method is measured, outside its clock, so that no method pays
+// for the writes the previous one left behind (sluice, measured first in
+// each phase, would otherwise).
+func (b *bench) settle(ctx context.Context) {
+	for _, c := range []*pgtest.Cluster{b.src, b.dst} {
+		if err := c.Exec(ctx, "postgres", "CHECKPOINT"); err != nil {
+			logf("  checkpoint before measuring: %v", err)
+		}
+	}
+}
+
 // measure times fn, verifies db and records the result.
 // prep, when not nil, runs first and outside the clock.
 func (b *bench) measure(ctx context.Context, r result, db string, prep, fn func() error) result {
@@ -390,6 +402,7 @@ func (b *bench) measure(ctx context.Context, r result, db string, prep, fn func(
 		err = prep()
 	}
 	if err == nil {
+		b.settle(ctx)
 		c0 := b.cpuNow()
 		t0 := time.Now()
 		err = fn()
@@ -791,6 +804,7 @@ func (b *bench) lag(ctx context.Context) {
 		logf("%s: %s", phase, r.Method)
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		b.settle(ctx)
 		cmd := b.sluiceCmd(cctx, "lag")
 		var errb strings.Builder
 		cmd.Stderr = &errb
@@ -823,6 +837,7 @@ func (b *bench) lag(ctx context.Context) {
 
 	r = result{Phase: phase, Method: "subscription", Native: true}
 	logf("%s: %s", phase, r.Method)
+	b.settle(ctx)
 	err = b.dst.Exec(ctx, "native", "ALTER SUBSCRIPTION "+subName+" ENABLE")
 	if err == nil {
 		r.Lag, err = b.lagRun(ctx, conn, "native")
