@@ -475,26 +475,36 @@ func builtinFast(name string) func(any) any {
 	return builtin.Builtins[builtin.Index[name]].Fast
 }
 
-func absFunction() *builtin.Function {
-	fast := builtinFast("abs")
+// unaryNumberFunction builds a one-argument function over numbers (and
+// text, with takesText) that works on numeric itself and leaves any other
+// value to expr-lang's own builtin of that name; resultOf gives the result
+// type for an argument type, onNumeric the result for a numeric.
+func unaryNumberFunction(name string, takesText bool, resultOf func(reflect.Type) reflect.Type, onNumeric func(Numeric) (any, error)) *builtin.Function {
+	fast := builtinFast(name)
 	return &builtin.Function{
-		Name: "abs",
+		Name: name,
 		Validate: func(args []reflect.Type) (reflect.Type, error) {
-			if err := oneArg("abs", args); err != nil {
+			if err := oneArg(name, args); err != nil {
 				return anyType, err
 			}
-			if t := args[0]; t == numericType || numberType(t) || unknownType(t) {
-				return t, nil
+			if t := args[0]; t == numericType || numberType(t) || unknownType(t) || (takesText && t.Kind() == reflect.String) {
+				return resultOf(t), nil
 			}
-			return anyType, fmt.Errorf("invalid argument for abs (type %s)", typeString(args[0]))
+			return anyType, fmt.Errorf("invalid argument for %s (type %s)", name, typeString(args[0]))
 		},
 		Func: func(args ...any) (any, error) {
 			if n, ok := args[0].(Numeric); ok {
-				return n.abs(), nil
+				return onNumeric(n)
 			}
 			return fast(args[0]), nil
 		},
 	}
+}
+
+// absFunction is abs(x), of the argument's type.
+func absFunction() *builtin.Function {
+	return unaryNumberFunction("abs", false, func(t reflect.Type) reflect.Type { return t },
+		func(n Numeric) (any, error) { return n.abs(), nil })
 }
 
 // roundFunction is round(x[, digits]) (half away from zero) or
@@ -550,78 +560,31 @@ func roundFunction(name string, truncate bool) *builtin.Function {
 	}
 }
 
+// ceilFloorFunction is ceil(x) or floor(x): numeric for a numeric, float
+// for another number.
 func ceilFloorFunction(name string) *builtin.Function {
-	fast := builtinFast(name)
-	return &builtin.Function{
-		Name: name,
-		Validate: func(args []reflect.Type) (reflect.Type, error) {
-			if err := oneArg(name, args); err != nil {
-				return anyType, err
-			}
-			switch t := args[0]; {
-			case t == numericType:
-				return numericType, nil
-			case numberType(t):
-				return floatType, nil
-			case unknownType(t):
-				return anyType, nil
-			}
-			return anyType, fmt.Errorf("invalid argument for %s (type %s)", name, typeString(args[0]))
-		},
-		Func: func(args ...any) (any, error) {
-			if n, ok := args[0].(Numeric); ok {
-				return n.ceilFloor(name == "ceil"), nil
-			}
-			return fast(args[0]), nil
-		},
-	}
+	return unaryNumberFunction(name, false, func(t reflect.Type) reflect.Type {
+		switch {
+		case t == numericType:
+			return numericType
+		case numberType(t):
+			return floatType
+		}
+		return anyType
+	}, func(n Numeric) (any, error) { return n.ceilFloor(name == "ceil"), nil })
 }
 
 // intFunction is int(x): numeric is truncated toward zero like a float
 // (NaN, ±Infinity and values beyond int64 are errors).
 func intFunction() *builtin.Function {
-	fast := builtinFast("int")
-	return &builtin.Function{
-		Name: "int",
-		Validate: func(args []reflect.Type) (reflect.Type, error) {
-			if err := oneArg("int", args); err != nil {
-				return anyType, err
-			}
-			if t := args[0]; t == numericType || numberType(t) || unknownType(t) || t.Kind() == reflect.String {
-				return intType, nil
-			}
-			return anyType, fmt.Errorf("invalid argument for int (type %s)", typeString(args[0]))
-		},
-		Func: func(args ...any) (any, error) {
-			if n, ok := args[0].(Numeric); ok {
-				return n.toInt()
-			}
-			return fast(args[0]), nil
-		},
-	}
+	return unaryNumberFunction("int", true, func(reflect.Type) reflect.Type { return intType },
+		func(n Numeric) (any, error) { return n.toInt() })
 }
 
 // floatFunction is float(x): numeric gives the nearest float64.
 func floatFunction() *builtin.Function {
-	fast := builtinFast("float")
-	return &builtin.Function{
-		Name: "float",
-		Validate: func(args []reflect.Type) (reflect.Type, error) {
-			if err := oneArg("float", args); err != nil {
-				return anyType, err
-			}
-			if t := args[0]; t == numericType || numberType(t) || unknownType(t) || t.Kind() == reflect.String {
-				return floatType, nil
-			}
-			return anyType, fmt.Errorf("invalid argument for float (type %s)", typeString(args[0]))
-		},
-		Func: func(args ...any) (any, error) {
-			if n, ok := args[0].(Numeric); ok {
-				return n.toFloat(), nil
-			}
-			return fast(args[0]), nil
-		},
-	}
+	return unaryNumberFunction("float", true, func(reflect.Type) reflect.Type { return floatType },
+		func(n Numeric) (any, error) { return n.toFloat(), nil })
 }
 
 // numericFunction is numeric(x): an int exactly, a float through its
