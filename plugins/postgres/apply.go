@@ -651,17 +651,7 @@ func withoutSameKey(t *ApplyTable, rec *record.Record, old []record.Value, prese
 	if len(t.Key) == 0 {
 		return present, params, mask
 	}
-	same := map[int]bool{}
-	for _, k := range matchKey(t, rec.Rel) { // the columns WHERE pins
-		i := rec.Rel.ColumnIndex(k)
-		if i < 0 || i >= len(old) || i >= len(rec.New) {
-			continue
-		}
-		o, n := old[i], rec.New[i]
-		if !o.Unchanged && !n.Unchanged && o.Null == n.Null && bytes.Equal(o.Data, n.Data) {
-			same[i] = true
-		}
-	}
+	same := sameKeyColumns(t, rec, old)
 	if len(same) == 0 {
 		return present, params, mask
 	}

@@ -61,17 +61,7 @@ func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Re
 // GENERATED ALWAYS may not be set at all), unless that leaves none (SET
 // needs a column).
 func setPositions(t *ApplyTable, rec *record.Record, old []record.Value, present []int) []int {
-	same := map[int]bool{}
-	for _, k := range matchKey(t, rec.Rel) { // the columns WHERE pins
-		i := rec.Rel.ColumnIndex(k)
-		if i < 0 || i >= len(old) || i >= len(rec.New) {
-			continue
-		}
-		o, n := old[i], rec.New[i]
-		if !o.Unchanged && !n.Unchanged && o.Null == n.Null && bytes.Equal(o.Data, n.Data) {
-			same[i] = true
-		}
-	}
+	same := sameKeyColumns(t, rec, old)
 	out := make([]int, 0, len(present))
 	for j, p := range present {
 		if !same[p] {
@@ -110,4 +100,21 @@ func setMask(set []int, n int) string {
 func upsertRunSQL(update, insert, notThere string) string {
 	return "WITH sluice_u AS (" + update + " RETURNING 1) " + insert +
 		" WHERE (SELECT count(*) FROM sluice_u) < pg_catalog.cardinality($1::text[]) AND " + notThere
+}
+
+// sameKeyColumns is the set of positions of the columns the row is found
+// by (matchKey: the columns WHERE pins) whose new value equals the old.
+func sameKeyColumns(t *ApplyTable, rec *record.Record, old []record.Value) map[int]bool {
+	same := map[int]bool{}
+	for _, k := range matchKey(t, rec.Rel) {
+		i := rec.Rel.ColumnIndex(k)
+		if i < 0 || i >= len(old) || i >= len(rec.New) {
+			continue
+		}
+		o, n := old[i], rec.New[i]
+		if !o.Unchanged && !n.Unchanged && o.Null == n.Null && bytes.Equal(o.Data, n.Data) {
+			same[i] = true
+		}
+	}
+	return same
 }
