@@ -667,14 +667,18 @@ func (b *bench) poll(ctx context.Context, limit time.Duration, done func() (bool
 	}
 }
 
+// failed records that a phase could not be measured: its setup (method)
+// failed with err.
+func (b *bench) failed(phase, method string, err error) {
+	b.results = append(b.results, result{Phase: phase, Method: method, Error: err.Error()})
+	logf("%s: FAILED: %v", phase, err)
+}
+
 // ---- change apply ----
 
 func (b *bench) changeApply(ctx context.Context) {
 	phase := "apply backlog"
-	fail := func(err error) {
-		b.results = append(b.results, result{Phase: phase, Method: "backlog", Error: err.Error()})
-		logf("%s: FAILED: %v", phase, err)
-	}
+	fail := func(err error) { b.failed(phase, "backlog", err) }
 	// Nothing consumes while the backlog builds: the subscription is
 	// disabled, sluice is not running (its slot exists), and a fresh slot
 	// for pg_recvlogical starts here.
@@ -733,10 +737,7 @@ func (b *bench) changeApply(ctx context.Context) {
 // whole), and the time, sluice versus the subscription.
 func (b *bench) bigTx(ctx context.Context) {
 	phase := "one large transaction"
-	fail := func(err error) {
-		b.results = append(b.results, result{Phase: phase, Method: "setup", Error: err.Error()})
-		logf("%s: FAILED: %v", phase, err)
-	}
+	fail := func(err error) { b.failed(phase, "setup", err) }
 	if err := b.disableSubscription(ctx); err != nil {
 		fail(err)
 		return
@@ -791,7 +792,7 @@ func (b *bench) lag(ctx context.Context) {
 	phase := fmt.Sprintf("lag, pgbench -R %d", b.rate)
 	conn, err := b.src.Connect(ctx, srcDB)
 	if err != nil {
-		b.results = append(b.results, result{Phase: phase, Method: "setup", Error: err.Error()})
+		b.failed(phase, "setup", err)
 		return
 	}
 	defer conn.Close(context.Background())
