@@ -1,10 +1,8 @@
 package engine_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,23 +12,8 @@ import (
 	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
 
-// logBuffer is a log sink safe for the engine's goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer is a log destination safe for concurrent writers.
+type logBuffer = pgtest.LogBuffer
 
 // TestRetryConnectionRecovers: the sink is down when the run starts; it
 // comes back within the connection window and the run finishes equal,

@@ -205,6 +205,25 @@ func parseBackfill(t *testing.T, r result) backfillJSON {
 	return out
 }
 
+// streamingBackfillCase loads the backfill fixture of rows rows into a
+// fresh source, writes the streaming pipeline name for it and runs it
+// until caught up; it returns what the test drives the pipeline with.
+func streamingBackfillCase(t *testing.T, name string, rows int) (ctx context.Context, srcDSN, dstDSN, dir, file string, env map[string]string) {
+	t.Helper()
+	ctx = streamCtx(t, 10*time.Minute)
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN = pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	dropSlotsAtCleanup(t, srcDSN)
+	if err := src.Exec(ctx, dbOf(t, srcDSN), backfillFixture(rows)); err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	file = writePipeline(t, dir, name+".yaml", backfillPipeline(name, true))
+	env = dsnEnv(srcDSN, dstDSN)
+	runCaughtUp(t, dir, env, file, 5*time.Minute)
+	return ctx, srcDSN, dstDSN, dir, file, env
+}
+
 // TestBackfillWhileStreaming: a live run streams while a workload updates,
 // inserts, deletes and re-keys rows of the table, and `sluice backfill
 // --where` repairs rows deleted and changed at the sink. The live run
@@ -213,18 +232,7 @@ func parseBackfill(t *testing.T, r result) backfillJSON {
 func TestBackfillWhileStreaming(t *testing.T) {
 	start := time.Now()
 	rows := backfillRows()
-	ctx := streamCtx(t, 10*time.Minute)
-	src, snk := pgtest.Source(t), pgtest.Sink(t)
-	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
-	dropSlotsAtCleanup(t, srcDSN)
-	if err := src.Exec(ctx, dbOf(t, srcDSN), backfillFixture(rows)); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	file := writePipeline(t, dir, "bf.yaml", backfillPipeline("bf", true))
-	env := dsnEnv(srcDSN, dstDSN)
-
-	runCaughtUp(t, dir, env, file, 5*time.Minute)
+	ctx, srcDSN, dstDSN, dir, file, env := streamingBackfillCase(t, "bf", rows)
 	// The live run holds each chunk's watermark window open for 100ms, so
 	// that many workload changes fall inside windows.
 	live := startSluice(t, dir, withEnv(env, "SLUICE_FAILPOINTS", "backfill.read=sleep:100ms"), "run", file)
@@ -277,17 +285,7 @@ func TestBackfillWhileStreaming(t *testing.T) {
 func TestBackfillKilledAndResumed(t *testing.T) {
 	start := time.Now()
 	rows := backfillRows()
-	ctx := streamCtx(t, 10*time.Minute)
-	src, snk := pgtest.Source(t), pgtest.Sink(t)
-	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
-	dropSlotsAtCleanup(t, srcDSN)
-	if err := src.Exec(ctx, dbOf(t, srcDSN), backfillFixture(rows)); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	file := writePipeline(t, dir, "bfk.yaml", backfillPipeline("bfk", true))
-	env := dsnEnv(srcDSN, dstDSN)
-	runCaughtUp(t, dir, env, file, 5*time.Minute)
+	ctx, srcDSN, dstDSN, dir, file, env := streamingBackfillCase(t, "bfk", rows)
 	outside := corruptSink(t, ctx, dstDSN, rows)
 
 	wctx, cancel := context.WithCancel(ctx)
