@@ -139,8 +139,15 @@ func (a *Applier) tableBatchInfo(ctx context.Context, t *ApplyTable, rel *record
 	if err != nil {
 		return nil, err
 	}
-	rows, err := a.conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+	// The column's type without its modifier (char(5) as "pg_catalog"."bpchar",
+	// not character(5)): an explicit cast to a length-limited type cuts or
+	// pads a value silently, while the INSERT or UPDATE's own assignment to
+	// the column refuses one that does not fit (22001), as the row-by-row
+	// path does. (format_type(oid, NULL) would not do: "character" and
+	// "bit" read back as length 1.)
+	rows, err := a.conn.Query(ctx, `SELECT a.attname::text, pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(ty.typname)
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''`, t.Target.Schema, t.Target.Name)
 	if err != nil {
 		return nil, fmt.Errorf("sink: read the column types of %s: %w", t.Target, err)

@@ -361,3 +361,44 @@ INSERT INTO app.other_only SELECT g, 'e' || g, 0 FROM generate_series(1, 10) g;`
 		t.Errorf("app.other_only = %v, want [1|e2 2|e1]", got)
 	}
 }
+
+// TestApplyRunsRefuseValuesTooLong: a run (≥ minRunRows rows) of inserts or
+// full-row updates into sink columns narrower than the values (a sink
+// altered by hand) fails with PostgreSQL's "value too long", as a single
+// row does, and commits nothing: the run's casts must not cut or pad the
+// values to fit. (They cast to the column's type with its length, which
+// truncates silently.) Values that fit keep their length and padding.
+func TestApplyRunsRefuseValuesTooLong(t *testing.T) {
+	e := newApplyEnv(t, `CREATE SCHEMA app;
+CREATE TABLE app.n (id integer PRIMARY KEY, c char(3), v varchar(3), b bit(4));
+INSERT INTO app.n SELECT g, 'x', 'x', B'0000' FROM generate_series(1, 10) g;`, []string{"id", "c", "v", "b"}, map[string][]string{"n": {"id"}})
+	// Values that fit, as runs of inserts and updates.
+	for id := 11; id <= 16; id++ {
+		e.change("n", record.Insert, nil, vals(strconv.Itoa(id), "ab", "abc", "1010"), 100)
+	}
+	for id := 1; id <= 6; id++ {
+		e.change("n", record.Update, nil, vals(strconv.Itoa(id), "a", "ab", "0110"), 100)
+	}
+	if err := e.commit(100); err != nil {
+		t.Fatalf("runs of values that fit: %v", err)
+	}
+	if got := e.rows(`SELECT c || '/' || octet_length(c)::text || '|' || v || '|' || b::text FROM app.n WHERE id IN (1, 11) ORDER BY id`); !slices.Equal(got, []string{"a/3|ab|0110", "ab/3|abc|1010"}) {
+		t.Errorf("runs of values that fit: the sink has %v", got)
+	}
+	for _, tc := range []struct {
+		name string
+		op   record.Op
+		from int
+	}{{"insert run", record.Insert, 21}, {"update run", record.Update, 1}} {
+		for id := tc.from; id < tc.from+6; id++ {
+			e.change("n", tc.op, nil, vals(strconv.Itoa(id), "a", "abcdef", "1010"), 200)
+		}
+		err := e.commit(200)
+		if err == nil || !strings.Contains(err.Error(), "value too long") {
+			t.Errorf("%s of values too long for varchar(3): error %v, want PostgreSQL's value too long", tc.name, err)
+		}
+		if got := e.rows(`SELECT count(*)::text FROM app.n WHERE v = 'abc' AND id NOT BETWEEN 11 AND 16`); !slices.Equal(got, []string{"0"}) {
+			t.Errorf("%s: %v rows hold the value cut to 3 characters", tc.name, got)
+		}
+	}
+}
