@@ -335,6 +335,19 @@ INSERT INTO app.other_only SELECT g, 'e' || g, 0 FROM generate_series(1, 10) g;`
 		}
 	}
 
+	// DDL at the sink (replicated, so followed by dropPrepared) that adds
+	// a unique index beside the key: runs stop on that table, though the
+	// source sent no new relation description.
+	e.exec(`CREATE UNIQUE INDEX plain_n ON app.plain (n)`)
+	if err := e.a.dropPrepared(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := e.a.tableBatchInfo(t.Context(), e.tables[e.rels["plain"].ID], e.rels["plain"]); err != nil {
+		t.Fatal(err)
+	} else if info.ok {
+		t.Error("app.plain: runs still allowed after a unique index beside its key was created at the sink")
+	}
+
 	// What runs would break on app.other_only: a swap of two e-mails,
 	// then an update of every row, in one group. As a run, the unique
 	// index on email sees the swapped rows one at a time and fails.

@@ -581,6 +581,10 @@ func (a *Applier) dropPrepared(ctx context.Context) error {
 		}
 	}
 	clear(a.prepared)
+	// What decides runs (the sink's unique indexes and triggers, its column
+	// types) may have changed with the DDL, with no new relation message
+	// from the source (CREATE INDEX sends none): read it again.
+	clear(a.batchInfo)
 	return nil
 }
 
