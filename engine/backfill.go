@@ -351,7 +351,9 @@ func (b *backfiller) current(c *bfChunk) error {
 	if c.ddl {
 		return fmt.Errorf("%w: the table's definition changed (DDL) while it was read", errChunkRetry)
 	}
-	if d := b.r.ddl; d != nil && d.tables[c.oid] == nil {
+	// Without DDL capture the run replicates only the tables it started
+	// with; with it, those the DDL has brought since.
+	if d := b.r.ddl; (d != nil && d.tables[c.oid] == nil) || (d == nil && !b.initial[c.oid]) {
 		name := fmt.Sprintf("with OID %d", c.oid)
 		c.mu.Lock()
 		if len(c.rows) > 0 {

@@ -482,6 +482,7 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 				}
 			case postgres.EventTruncate:
 				if skipping {
+					r.backfill.seen(ev) // as a skipped change is
 					continue
 				}
 				r.backfill.truncate(ev)
