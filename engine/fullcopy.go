@@ -39,7 +39,9 @@ type copyJob struct {
 // estBytes estimates the chunk's size from its table's size and rows.
 func (j copyJob) estBytes() int64 {
 	if j.table.EstRows > 0 && j.table.Bytes > 0 {
-		return j.table.Bytes / j.table.EstRows * j.chunk.EstRows
+		// In floating point: bytes per row rounds to 0 in integers when
+		// the table is smaller than its estimated row count says.
+		return int64(float64(j.table.Bytes) * float64(j.chunk.EstRows) / float64(j.table.EstRows))
 	}
 	return j.chunk.EstRows * 100
 }
