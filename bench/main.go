@@ -524,7 +524,7 @@ func (b *bench) fullCopy(ctx context.Context) {
 			return err
 		},
 		func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
-	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	b.setUsage(u)
 
 	for _, format := range []string{"text", "binary"} {
 		for _, parallel := range []bool{false, true} {
@@ -667,6 +667,12 @@ func (b *bench) poll(ctx context.Context, limit time.Duration, done func() (bool
 	}
 }
 
+// setUsage records sluice's peak RSS and CPU seconds in the last result.
+func (b *bench) setUsage(u usage) {
+	last := &b.results[len(b.results)-1]
+	last.MaxRSSKB, last.CPUSecs = u.maxRSSKB, u.cpu
+}
+
 // failed records that a phase could not be measured: its setup (method)
 // failed with err.
 func (b *bench) failed(phase, method string, err error) {
@@ -708,13 +714,13 @@ func (b *bench) changeApply(ctx context.Context) {
 	var u usage
 	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up", Rows: changes, Note: note + "; incl. start-up"}, "sluice",
 		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
-	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	b.setUsage(u)
 	// The same again with nothing left to apply: what start-up and
 	// shut-down alone cost of the figure above.
 	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up, nothing to apply", Part: true,
 		Note: "start-up and shut-down alone, part of the figure above"}, "sluice",
 		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase+" idle", &u) })
-	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	b.setUsage(u)
 
 	b.measure(ctx, result{Phase: phase, Method: "subscription enabled", Native: true, Rows: changes,
 		Note: "until confirmed_flush_lsn ≥ backlog end"}, "native", nil, func() error { return b.enableSubscription(ctx, end) })
@@ -757,7 +763,7 @@ func (b *bench) bigTx(ctx context.Context) {
 	var u usage
 	b.measure(ctx, result{Phase: phase, Method: "sluice run --until-caught-up", Rows: rows, Note: note + "; incl. start-up"}, "sluice",
 		nil, func() error { return b.sluiceUntilCaughtUp(ctx, phase, &u) })
-	b.results[len(b.results)-1].MaxRSSKB, b.results[len(b.results)-1].CPUSecs = u.maxRSSKB, u.cpu
+	b.setUsage(u)
 	b.measure(ctx, result{Phase: phase, Method: "subscription enabled", Native: true, Rows: rows,
 		Note: "until confirmed_flush_lsn ≥ the transaction's end"}, "native", nil, func() error { return b.enableSubscription(ctx, end) })
 }

@@ -697,6 +697,11 @@ func (b *backfiller) chunk(ctx context.Context, c *bfChunk, bt *bfTable, req pos
 	if err := postgres.WriteWatermark(ctx, b.src, b.r.cfg.Name, c.low); err != nil {
 		return prog, err
 	}
+	if req.ChunkRows <= 0 {
+		// A request written at the source by other means: LIMIT 0 would
+		// read nothing and call the backfill done.
+		req.ChunkRows = DefaultBackfillChunkRows
+	}
 	readStart := time.Now()
 	kc, err := postgres.ReadKeyset(ctx, b.read, bt.t, bt.rel, bt.filter, prog.LastKey, req.ChunkRows)
 	if err != nil {

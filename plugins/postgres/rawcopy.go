@@ -387,6 +387,10 @@ func (s *rawSource) Read(p []byte) (int, error) {
 						return 0, err
 					}
 				}
+				// The last batch goes back to its reader too: the next
+				// chunk reuses its buffer instead of allocating one.
+				s.last.Release()
+				s.last = RawBatch{}
 				s.done = true
 				continue
 			}
