@@ -65,9 +65,6 @@ type bench struct {
 
 	src, dst *pgtest.Cluster
 	tables   []string // public tables, schema-qualified and quoted
-	schema   string   // pg_dump --schema-only of the source
-	preData  string   // pg_dump --section=pre-data of the source (tables without keys or indexes)
-	postData string   // pg_dump --section=post-data of the source (keys and indexes)
 	srcSums  map[string]tableSum
 	// srcStatic: the source's public tables are unchanged since srcSums
 	// (true during the full copies), so verify need not sum them again.
@@ -217,7 +214,7 @@ CREATE TABLE nokey AS SELECT aid, bid, abalance, filler FROM pgbench_accounts WH
 CREATE TABLE toasted (id int PRIMARY KEY, doc text NOT NULL);
 INSERT INTO toasted SELECT i, (SELECT string_agg(md5(random()::text || j::text || i::text), '') FROM generate_series(1, 2000) j)
   FROM generate_series(1, %d) i;
-ANALYZE;`, toast)
+VACUUM (ANALYZE);`, toast)
 	if err := b.src.Exec(ctx, srcDB, sql); err != nil {
 		return err
 	}
@@ -226,15 +223,6 @@ ANALYZE;`, toast)
 		return err
 	}
 	b.tables = rows
-	if b.schema, err = b.src.DumpSchema(ctx, srcDB); err != nil {
-		return err
-	}
-	if b.preData, err = b.dumpSection(ctx, "pre-data"); err != nil {
-		return err
-	}
-	if b.postData, err = b.dumpSection(ctx, "post-data"); err != nil {
-		return err
-	}
 	if b.srcSums, err = b.sums(ctx, b.src, srcDB); err != nil {
 		return err
 	}
@@ -329,21 +317,30 @@ func (b *bench) tool(ctx context.Context, name string, args ...string) (string, 
 	return out.String(), nil
 }
 
-// freshSink (re)creates db at the sink with the source's schema: all of
-// it, or with pre-data only the tables without their keys and indexes (for
-// a method that builds those after the data, as pg_restore does).
-func (b *bench) freshSink(ctx context.Context, db string, preDataOnly bool) error {
+// emptySink (re)creates db at the sink, empty: every full-copy method
+// starts from an empty database and ends with the tables, their rows and
+// their keys, so each method's clock includes getting the schema there.
+func (b *bench) emptySink(ctx context.Context, db string) error {
 	if err := b.dst.DropDatabase(ctx, db); err != nil {
 		return err
 	}
-	if _, err := b.dst.CreateDatabase(ctx, db); err != nil {
+	_, err := b.dst.CreateDatabase(ctx, db)
+	return err
+}
+
+// copySchema dumps the source's schema (pg_dump --section=section, or
+// --schema-only for section "") and runs it in db at the sink with psql,
+// as someone copying with the native tools does.
+func (b *bench) copySchema(ctx context.Context, db, section string) error {
+	arg := "--schema-only"
+	if section != "" {
+		arg = "--section=" + section
+	}
+	sql, err := b.tool(ctx, b.src.Tool("pg_dump"), arg, "-d", b.src.DSN(srcDB))
+	if err != nil {
 		return err
 	}
-	schema := b.schema
-	if preDataOnly {
-		schema = b.preData
-	}
-	return b.psqlScript(ctx, db, "schema.sql", schema)
+	return b.psqlScript(ctx, db, "schema.sql", sql)
 }
 
 // psqlScript runs an SQL script with psql in db at the sink.
@@ -356,15 +353,15 @@ func (b *bench) psqlScript(ctx context.Context, db, name, script string) error {
 	return err
 }
 
-// buildPostData builds the source's keys and indexes in db at the sink, as
-// pg_restore does after the data: one psql for the whole post-data script,
-// or each entry on its own connection, jobs at a time, biggest table first
-// (pg_restore -j's order).
-func (b *bench) buildPostData(ctx context.Context, db string, parallel bool) error {
+// buildPostData builds the source's keys and indexes (postData, pg_dump
+// --section=post-data) in db at the sink, as pg_restore does after the
+// data: one psql for the whole script, or each entry on its own
+// connection, jobs at a time, biggest table first (pg_restore -j's order).
+func (b *bench) buildPostData(ctx context.Context, db, postData string, parallel bool) error {
 	if !parallel {
-		return b.psqlScript(ctx, db, "post-data.sql", b.postData)
+		return b.psqlScript(ctx, db, "post-data.sql", postData)
 	}
-	entries := postgres.ParseDump(b.postData)
+	entries := postgres.ParseDump(postData)
 	sem := make(chan struct{}, b.jobs)
 	var wg sync.WaitGroup
 	errs := make([]error, len(entries))
@@ -537,13 +534,30 @@ func (b *bench) fullCopy(ctx context.Context) {
 			}
 			db := "pipe"
 			b.measure(ctx, result{Phase: phase, Method: fmt.Sprintf("psql COPY %s pipe, %s", format, mode), Native: true, Rows: rows,
-				Note: "into tables without keys (pg_dump --section=pre-data), then --section=post-data"}, db,
-				func() error { return b.freshSink(ctx, db, true) },
+				Note: "pg_dump --section=pre-data | psql, the pipes, then --section=post-data (dumped while the rows copy)"}, db,
+				func() error { return b.emptySink(ctx, db) },
 				func() error {
-					if err := b.pipes(ctx, db, format, parallel); err != nil {
+					if err := b.copySchema(ctx, db, "pre-data"); err != nil {
 						return err
 					}
-					return b.buildPostData(ctx, db, parallel)
+					// The post-data dump does not need the rows: taken
+					// while they copy, off the critical path.
+					var post string
+					var postErr error
+					dumped := make(chan struct{})
+					go func() {
+						defer close(dumped)
+						post, postErr = b.dumpSection(ctx, "post-data")
+					}()
+					err := b.pipes(ctx, db, format, parallel)
+					<-dumped
+					if err != nil {
+						return err
+					}
+					if postErr != nil {
+						return postErr
+					}
+					return b.buildPostData(ctx, db, post, parallel)
 				})
 		}
 	}
@@ -557,8 +571,11 @@ func (b *bench) fullCopy(ctx context.Context) {
 		return
 	}
 	b.measure(ctx, result{Phase: phase, Method: "CREATE SUBSCRIPTION … copy_data = true", Native: true, Rows: rows,
-		Note: "into tables with their keys, until every pg_subscription_rel row is 'r'"}, "native",
-		func() error { return b.freshSink(ctx, "native", false) }, func() error {
+		Note: "pg_dump --schema-only | psql (tables with their keys), then until every pg_subscription_rel row is 'r'"}, "native",
+		func() error { return b.emptySink(ctx, "native") }, func() error {
+			if err := b.copySchema(ctx, "native", ""); err != nil {
+				return err
+			}
 			if err := b.src.Exec(ctx, srcDB, "CREATE PUBLICATION "+pubName+" FOR TABLE "+strings.Join(b.tables, ", ")); err != nil {
 				return err
 			}
