@@ -135,6 +135,9 @@ const (
 	MethodCTID = "ctid"
 	// MethodWhole copies the table in one chunk.
 	MethodWhole = "whole"
+	// MethodScan reads the table once and spreads its rows over several
+	// writers, each share a chunk without bounds.
+	MethodScan = "scan"
 )
 
 // A TablePlan is how one table's full copy was split into chunks. It is
@@ -144,7 +147,7 @@ type TablePlan struct {
 	// Table is the quoted, qualified source name, e.g. "public"."orders";
 	// it is the plan's key.
 	Table string
-	// Method is MethodKey, MethodCTID or MethodWhole.
+	// Method is MethodKey, MethodCTID, MethodWhole or MethodScan.
 	Method string
 	// KeyColumns are the columns the chunk bounds refer to (MethodKey).
 	KeyColumns []string
@@ -176,9 +179,9 @@ func (p *TablePlan) validate() error {
 		return errors.New("no table name")
 	}
 	switch p.Method {
-	case MethodKey, MethodCTID, MethodWhole:
+	case MethodKey, MethodCTID, MethodWhole, MethodScan:
 	default:
-		return fmt.Errorf("unknown method %q (want %q, %q or %q)", p.Method, MethodKey, MethodCTID, MethodWhole)
+		return fmt.Errorf("unknown method %q (want %q, %q, %q or %q)", p.Method, MethodKey, MethodCTID, MethodWhole, MethodScan)
 	}
 	seen := make(map[int]bool, len(p.Chunks))
 	for _, c := range p.Chunks {

@@ -10,6 +10,9 @@ import (
 // chunkText names a chunk of a full copy for messages: its number and the
 // key range (or pages) it covers, so that a failing row can be found.
 func chunkText(plan *postgres.Plan, c postgres.Chunk) string {
+	if plan != nil && plan.Method == postgres.MethodScan {
+		return fmt.Sprintf("share %d of %d (one scan of the table, written by %d workers)", c.ID+1, len(plan.Chunks), len(plan.Chunks))
+	}
 	if plan == nil || (c.Lo == nil && c.Hi == nil) {
 		return fmt.Sprintf("chunk %d (the whole table)", c.ID)
 	}

@@ -62,6 +62,10 @@ type Config struct {
 	// ToastCompression is copy.toast_compression: auto (or empty), lz4,
 	// pglz or server.
 	ToastCompression string
+	// SharedScanMaxBytes is the largest table read by one sequential scan
+	// shared by the copy's writers (postgres.MethodScan); 0 is the
+	// default, 4 GiB; negative turns shared scans off.
+	SharedScanMaxBytes int64
 
 	// Log receives structured logs; nil discards them.
 	Log *slog.Logger
@@ -166,6 +170,9 @@ func (c *Config) validate() error {
 	}
 	if c.ChunkRows < 1 {
 		c.ChunkRows = 100000
+	}
+	if c.SharedScanMaxBytes == 0 {
+		c.SharedScanMaxBytes = DefaultSharedScanMaxBytes
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 10 * time.Second

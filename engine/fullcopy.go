@@ -34,6 +34,8 @@ type copyJob struct {
 	plan  *postgres.Plan
 	chunk postgres.Chunk
 	prog  *tableProgress
+	// share is the table's shared scan when its plan is MethodScan.
+	share *sharedScan
 }
 
 // estBytes estimates the chunk's size from its table's size and rows.
@@ -78,7 +80,8 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 			continue // rows live in the partitions
 		}
 		key := tableKey(t.Name)
-		plan, done, reset, err := r.tablePlan(ctx, src, dst, t, key, sinkDone[key])
+		rel := t.Relation()
+		plan, done, reset, err := r.tablePlan(ctx, src, dst, copyJob{table: t, rel: rel, key: key}, sinkDone[key])
 		if err != nil {
 			return err
 		}
@@ -95,13 +98,16 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 				return err
 			}
 		}
-		rel := t.Relation()
+		var share *sharedScan
+		if plan.Method == postgres.MethodScan {
+			share = newSharedScan(r.cfg.Parallel)
+		}
 		for _, c := range plan.Chunks {
 			if _, ok := done[c.ID]; ok {
 				sum.ChunksSkipped++
 				continue
 			}
-			jobs = append(jobs, copyJob{table: t, rel: rel, key: key, plan: plan, chunk: c, prog: tp})
+			jobs = append(jobs, copyJob{table: t, rel: rel, key: key, plan: plan, chunk: c, prog: tp, share: share})
 		}
 	}
 	if err := conf.err(); err != nil {
@@ -155,7 +161,12 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 // tablePlan returns the table's chunk plan and its done chunks, reconciling
 // the local checkpoint with the sink's progress rows (the sink wins: it
 // commits the data and its progress row together).
-func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.Table, key string, sinkDone map[int]int64) (*postgres.Plan, map[int]checkpoint.ChunkDone, bool, error) {
+//
+// A new plan is a shared scan (postgres.MethodScan) of as many shares as
+// the table has chunks when sharedScanFits (job names the table; no chunk
+// yet).
+func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, job copyJob, sinkDone map[int]int64) (*postgres.Plan, map[int]checkpoint.ChunkDone, bool, error) {
+	t, key := job.table, job.key
 	saved, found, err := r.store.TablePlan(key)
 	if err != nil {
 		return nil, nil, false, err
@@ -186,7 +197,7 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 		switch {
 		case len(done) == len(plan.Chunks):
 			return plan, done, false, nil
-		case plan.Method != postgres.MethodCTID:
+		case plan.Method != postgres.MethodCTID && plan.Method != postgres.MethodScan:
 			if !r.cfg.Incremental && len(done) > 0 {
 				// Streaming would replay the changes since the first
 				// snapshot; a copy-only pipeline has nothing to replay them.
@@ -197,6 +208,9 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 		case len(done) == 0:
 			// A block-range plan belongs to the snapshot it was made in;
 			// nothing is copied yet, so plan afresh below.
+		case plan.Method == postgres.MethodScan:
+			r.log.Warn("restarting the copy of a table read by one shared scan: which rows each writer's share held does not carry over to a new snapshot", "table", t.Name.String(), "shares_done", len(done), "shares", len(plan.Chunks))
+			reset = true
 		default:
 			r.log.Warn("restarting the copy of a table without a key: block ranges of the interrupted run do not carry over to a new snapshot", "table", t.Name.String(), "chunks_done", len(done))
 			reset = true
@@ -221,8 +235,10 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, t *postgres.
 	if err := r.cfg.Throttle.Phase(throttle.PhaseFull).Query(ctx); err != nil {
 		return nil, nil, false, err
 	}
-	plan, err := postgres.PlanChunks(ctx, src, t, r.cfg.ChunkRows)
-	if err != nil {
+	var plan *postgres.Plan
+	if n, est := postgres.ChunkCount(t, r.cfg.ChunkRows); r.sharedScanFits(job, n) {
+		plan = postgres.ScanPlan(est, n) // no key sample needed
+	} else if plan, err = postgres.PlanChunks(ctx, src, t, r.cfg.ChunkRows); err != nil {
 		return nil, nil, false, err
 	}
 	if err := r.store.PutTablePlan(toSavedPlan(key, plan)); err != nil {
@@ -333,9 +349,14 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 				}
 				var err error
 				src, dst, raw := r.rawColumns(job)
-				if raw {
+				switch {
+				case job.share != nil && !raw:
+					err = fmt.Errorf("copy %s: its rows no longer pass through unchanged, which its shared-scan plan needs; run the pipeline again (the table is copied afresh)", job.table.Name)
+				case job.share != nil:
+					err = r.copyShare(ctx, rd, wr, job, src, dst)
+				case raw:
 					err = r.copyOneRaw(ctx, rd, wr, job, src, dst)
-				} else {
+				default:
 					err = r.copyOne(ctx, rd, wr, job)
 				}
 				if err != nil {

@@ -86,6 +86,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		e.srcExec(itemsFixture)
 		cfg := e.config(schemaSel("public")...)
 		cfg.ChunkRows, cfg.Parallel = 10000, 4
+		cfg.SharedScanMaxBytes = -1 // key ranges, resumed one by one (shared_scan below)
 		cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@3")
 		runErr(t, cfg)
 		committed := assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey)
@@ -127,6 +128,35 @@ func TestResumeAfterFailure(t *testing.T) {
 		if int64(sum.ChunksSkipped) != committed || int64(sum.ChunksSkipped+sum.ChunksCopied) != total {
 			t.Errorf("second run: %d chunks skipped, %d copied; want %d skipped of %d", sum.ChunksSkipped, sum.ChunksCopied, committed, total)
 		}
+		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
+		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+	})
+
+	t.Run("shared_scan", func(t *testing.T) {
+		// Four workers share one scan of the keyed table: which rows a
+		// share held depends on timing, so the second run starts the
+		// table over instead of skipping the shares committed.
+		e := newEnv(t)
+		e.srcExec(itemsFixture)
+		cfg := e.config(schemaSel("public")...)
+		cfg.ChunkRows, cfg.Parallel = 10000, 4
+		cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@3")
+		runErr(t, cfg)
+		if n := assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey); n < 3 {
+			t.Errorf("after the failed run the sink has %d shares committed, want >= 3", n)
+		}
+
+		cfg.Failpoints = nil
+		var logs logBuffer
+		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		sum := runOK(t, cfg)
+		if !strings.Contains(logs.String(), "restarting the copy of a table read by one shared scan") {
+			t.Errorf("the second run did not say why it starts the table over; log:\n%s", logs.String())
+		}
+		if sum.TablesReset != 1 || sum.ChunksSkipped != 0 {
+			t.Errorf("second run: %d tables reset, %d shares skipped; want 1 and 0", sum.TablesReset, sum.ChunksSkipped)
+		}
+		assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey)
 		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
 		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
 	})
@@ -188,6 +218,7 @@ ANALYZE public.nokey, public.small;`)
 		e.srcExec(itemsFixture)
 		cfg := e.config(schemaSel("public")...)
 		cfg.ChunkRows, cfg.Parallel = 10000, 2
+		cfg.SharedScanMaxBytes = -1 // key ranges, resumed one by one
 		cfg.Failpoints = failpoints(t, "copy.chunk.batch=sleep:60ms")
 		ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
 		defer cancel()

@@ -191,6 +191,7 @@ func TestThrottleSourceQueries(t *testing.T) {
 		ANALYZE app.t;`)
 	cfg := e.config(schemaSel("app")...)
 	cfg.ChunkRows = 1000
+	cfg.SharedScanMaxBytes = -1 // one query per chunk (a shared scan is one query for all)
 	th := throttle.New(throttle.Limits{Queries: 10}, throttle.Limits{})
 	cfg.Throttle = th
 	start := time.Now()

@@ -141,6 +141,16 @@ type Copy struct {
 	// sink's setting). lz4 compresses several times faster than pglz;
 	// values read back identical either way.
 	ToastCompression string `yaml:"toast_compression" default:"auto"`
+	// SharedScanMaxMB is the size up to which a table of several chunks
+	// whose rows pass through unchanged is read by one sequential scan,
+	// its rows shared out among the workers' writers, instead of one
+	// query per chunk: the source then reads through a small ring of
+	// buffers rather than its whole buffer pool, which costs it markedly
+	// less CPU. Its chunks still commit one by one at the sink, but an
+	// interrupted copy of such a table restarts it whole. 0 turns it off
+	// (every chunk read by its own query, resumable one by one). Default
+	// 4096 (4 GiB).
+	SharedScanMaxMB int64 `yaml:"shared_scan_max_mb" default:"4096"`
 }
 
 // Load reads, validates and returns the pipeline file at path. env looks up
@@ -303,5 +313,8 @@ func (c Copy) validate(d *decoder, path string) {
 	case "auto", "lz4", "pglz", "server":
 	default:
 		d.problem(path+".toast_compression", "%s is not valid: use auto (lz4 where the sink has it), lz4, pglz or server (the sink's default_toast_compression)", d.show(path+".toast_compression", c.ToastCompression))
+	}
+	if c.SharedScanMaxMB < 0 {
+		d.problem(path+".shared_scan_max_mb", "must be 0 (off) or a size in MiB, got %s", d.show(path+".shared_scan_max_mb", c.SharedScanMaxMB))
 	}
 }

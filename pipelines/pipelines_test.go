@@ -43,7 +43,7 @@ func TestLoadValid(t *testing.T) {
 			{Table: `"Sales"."Order Items"`, Line: 11},
 			{Table: "orders", Line: 12},
 		},
-		Copy:                Copy{Parallel: 8, ChunkRows: 50000, ToastCompression: "auto"},
+		Copy:                Copy{Parallel: 8, ChunkRows: 50000, ToastCompression: "auto", SharedScanMaxMB: 4096},
 		Stream:              Stream{Heartbeat: 10 * time.Second, SequenceSync: 30 * time.Second},
 		Retry:               Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
 		OnConflictingTables: "error",
@@ -66,7 +66,7 @@ func TestLoadDefaults(t *testing.T) {
 		Sink:                Endpoint{Type: "postgres", DSN: "host=dst dbname=db"},
 		Sync:                Sync{Schema: true, Full: true, Incremental: false},
 		Objects:             []Object{{Schema: "public", Line: 5}},
-		Copy:                Copy{Parallel: 4, ChunkRows: 100000, ToastCompression: "auto"},
+		Copy:                Copy{Parallel: 4, ChunkRows: 100000, ToastCompression: "auto", SharedScanMaxMB: 4096},
 		Stream:              Stream{Heartbeat: 10 * time.Second, SequenceSync: 30 * time.Second},
 		Retry:               Retry{Connection: 720 * time.Minute, Other: 10 * time.Minute},
 		OnConflictingTables: "error",
@@ -298,7 +298,7 @@ state_dir: $$HOME/x
 		{p.Sync, Sync{Schema: true, Full: true, Incremental: true}},
 		{p.Objects[0].Table, "x\nname: evil\nobjects: []"}, // a value never adds structure
 		{p.Objects[1].Table, "[1, 2]"},
-		{p.Copy, Copy{Parallel: 16, ChunkRows: 2000, ToastCompression: "auto"}},
+		{p.Copy, Copy{Parallel: 16, ChunkRows: 2000, ToastCompression: "auto", SharedScanMaxMB: 4096}},
 		{p.Name, "demo"},
 		{p.StateDir, "$HOME/x"},
 	} {
@@ -610,7 +610,7 @@ func TestKeysComeFromTheStructs(t *testing.T) {
 	want := map[string]any{
 		"source.type": "postgres", "sink.type": "postgres",
 		"sync.schema": true, "sync.full": true, "sync.incremental": false,
-		"copy.parallel": int64(4), "copy.chunk_rows": int64(100000), "copy.toast_compression": "auto",
+		"copy.parallel": int64(4), "copy.chunk_rows": int64(100000), "copy.toast_compression": "auto", "copy.shared_scan_max_mb": int64(4096),
 		"stream.heartbeat": "10s", "retry.connection": "720m", "retry.other": "10m",
 		"stream.sequence_sync": "30s", "on_conflicting_tables": "error",
 	}

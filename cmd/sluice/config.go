@@ -27,8 +27,9 @@ func engineConfig(p *pipelines.Pipeline) (engine.Config, error) {
 		Parallel:    p.Copy.Parallel,
 		ChunkRows:   p.Copy.ChunkRows,
 
-		ToastCompression: p.Copy.ToastCompression,
-		Heartbeat:        p.Stream.Heartbeat,
+		ToastCompression:   p.Copy.ToastCompression,
+		SharedScanMaxBytes: sharedScanMax(p.Copy.SharedScanMaxMB),
+		Heartbeat:          p.Stream.Heartbeat,
 
 		RetryConnection: p.Retry.Connection,
 		RetryOther:      p.Retry.Other,
@@ -125,4 +126,13 @@ func (a *app) load(path string, quietOnTerminal bool) (*pipelines.Pipeline, engi
 		return nil, engine.Config{}, err
 	}
 	return p, cfg, nil
+}
+
+// sharedScanMax turns copy.shared_scan_max_mb into the engine's setting,
+// where 0 is the default and a negative size turns shared scans off.
+func sharedScanMax(mb int64) int64 {
+	if mb == 0 {
+		return -1
+	}
+	return mb << 20
 }

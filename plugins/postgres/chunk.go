@@ -25,6 +25,13 @@ const (
 	// Membership depends on the snapshot, so a resumed copy of such a table
 	// restarts it whole.
 	MethodCTID = "ctid"
+	// MethodScan reads the table with one sequential scan and spreads its
+	// rows over several sink writers: each writer's share commits as one
+	// chunk. A sequential scan costs the source less than key or block
+	// ranges (it reads through a small ring of buffers instead of the
+	// whole buffer pool), but which rows a share holds depends on timing,
+	// so a resumed copy of such a table restarts it whole.
+	MethodScan = "scan"
 )
 
 // Chunk is one piece of a table's full copy. Lo is the inclusive lower
@@ -51,27 +58,37 @@ const samplePagesPerChunk = 32
 // chunks that a single worker copies while the others idle.
 const maxChunkBytes = 16 << 20
 
-// PlanChunks splits a table into chunks of about chunkRows rows: by key
-// ranges chosen from a sample of the keys, by block ranges when it has no
-// key, or as a single chunk when it is small.
-func PlanChunks(ctx context.Context, conn *pgx.Conn, t *Table, chunkRows int64) (*Plan, error) {
+// ChunkCount is how many chunks PlanChunks splits t into for chunkRows
+// (1: the table is copied whole), with the table's estimated rows, without
+// asking the source anything.
+func ChunkCount(t *Table, chunkRows int64) (n int, est int64) {
 	if chunkRows < 1 {
 		chunkRows = 1
 	}
-	est := t.EstRows
+	est = t.EstRows
 	if est < 0 { // never analyzed: guess from the size
 		est = t.Pages * 60
 	}
-	whole := &Plan{Method: MethodWhole, Chunks: []Chunk{{ID: 0, EstRows: est}}}
 	if est > 0 && t.Bytes > 0 {
 		if rows := maxChunkBytes / max(1, t.Bytes/est); rows < chunkRows {
 			chunkRows = max(1, rows)
 		}
 	}
 	if t.Partitioned || est <= chunkRows+chunkRows/2 || max(t.Pages, t.Bytes/8192) < 16 {
+		return 1, est
+	}
+	return int((est + chunkRows - 1) / chunkRows), est
+}
+
+// PlanChunks splits a table into chunks of about chunkRows rows: by key
+// ranges chosen from a sample of the keys, by block ranges when it has no
+// key, or as a single chunk when it is small.
+func PlanChunks(ctx context.Context, conn *pgx.Conn, t *Table, chunkRows int64) (*Plan, error) {
+	n, est := ChunkCount(t, chunkRows)
+	whole := &Plan{Method: MethodWhole, Chunks: []Chunk{{ID: 0, EstRows: est}}}
+	if n <= 1 {
 		return whole, nil
 	}
-	n := int((est + chunkRows - 1) / chunkRows)
 	if len(t.Key) == 0 {
 		return planCTID(t, n, est), nil
 	}
@@ -149,6 +166,19 @@ func planCTID(t *Table, n int, est int64) *Plan {
 	return plan
 }
 
+// ScanPlan is the MethodScan plan of a table of about est rows in shares
+// shares: each share's writer takes about est/shares rows, the last one
+// whatever is left.
+func ScanPlan(est int64, shares int) *Plan {
+	shares = max(1, shares)
+	plan := &Plan{Method: MethodScan}
+	per := max(1, (est+int64(shares)-1)/int64(shares))
+	for i := range shares {
+		plan.Chunks = append(plan.Chunks, Chunk{ID: i, EstRows: per})
+	}
+	return plan
+}
+
 func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -172,7 +202,7 @@ type boundValue func(col *Column, v string) string
 func chunkConds(t *Table, method string, key []string, c Chunk, value boundValue) ([]string, error) {
 	var conds []string
 	switch method {
-	case MethodWhole, "":
+	case MethodWhole, MethodScan, "":
 	case MethodCTID:
 		if c.Lo != nil {
 			conds = append(conds, "ctid >= "+value(nil, "("+c.Lo[0]+",0)"))

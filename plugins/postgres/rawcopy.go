@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -103,6 +104,22 @@ func rawChunkQuery(t *Table, method string, key []string, c Chunk, cols []string
 // about lim.Bytes bytes or lim.Rows rows. Each batch passed to emit
 // belongs to the callee from then on. The table must be t.Binary.
 func (r *Reader) ReadChunkRaw(ctx context.Context, t *Table, plan *Plan, c Chunk, cols []string, lim BatchLimits, emit func(RawBatch) error) error {
+	return r.readRaw(ctx, t, plan, c, cols, lim, emit, false)
+}
+
+// ReadScanRaw reads the whole table (its where filter applied) with one
+// sequential scan, like ReadChunkRaw, but emits bare batches: tuples only,
+// without the stream's header and trailer, so that several writers can
+// each take any of them into a COPY of their own (CopyShareRaw).
+func (r *Reader) ReadScanRaw(ctx context.Context, t *Table, cols []string, lim BatchLimits, emit func(RawBatch) error) error {
+	return r.readRaw(ctx, t, ScanPlan(0, 1), Chunk{}, cols, lim, emit, true)
+}
+
+func (r *Reader) readRaw(ctx context.Context, t *Table, plan *Plan, c Chunk, cols []string, lim BatchLimits, emit func(RawBatch) error, bare bool) error {
+	what := fmt.Sprintf("read %s chunk %d", t.Name, c.ID)
+	if bare {
+		what = fmt.Sprintf("read %s (one scan shared by several writers)", t.Name)
+	}
 	sql, names, values, err := rawChunkQuery(t, plan.Method, plan.Key, c, cols)
 	if err != nil {
 		return err
@@ -120,27 +137,30 @@ func (r *Reader) ReadChunkRaw(ctx context.Context, t *Table, plan *Plan, c Chunk
 		}
 		rr := r.conn.PgConn().ExecParams(ctx, "SELECT "+strings.Join(ph, ", "), params, oids, nil, nil)
 		if _, err := rr.Close(); err != nil {
-			return fmt.Errorf("read %s chunk %d: set its bounds: %w", t.Name, c.ID, err)
+			return fmt.Errorf("%s: set its bounds: %w", what, err)
 		}
 	}
 	if r.free == nil {
 		r.free = make(chan []byte, rawBuffers)
 	}
-	w := &rawBatcher{lim: lim, emit: emit, scan: copyScanner{ncols: len(cols)}, free: r.free}
+	w := &rawBatcher{lim: lim, emit: emit, scan: copyScanner{ncols: len(cols)}, free: r.free, bare: bare}
 	w.buf = w.newBuf()
 	_, err = r.conn.PgConn().CopyTo(ctx, w, sql)
 	switch {
 	case errors.Is(w.err, errCopyStream):
-		return fmt.Errorf("read %s chunk %d: %w", t.Name, c.ID, w.err)
+		return fmt.Errorf("%s: %w", what, w.err)
 	case w.err != nil:
 		return w.err // emit's: the consumer's failure or the context's end
 	case err != nil:
-		return fmt.Errorf("read %s chunk %d: %w", t.Name, c.ID, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if w.scan.state != scanEnd {
-		return fmt.Errorf("read %s chunk %d: the binary COPY stream ended without its trailer", t.Name, c.ID)
+		return fmt.Errorf("%s: the binary COPY stream ended without its trailer", what)
 	}
-	return w.flush()
+	if err := w.flush(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // rawBatcher is the io.Writer CopyTo writes each CopyData message to: it
@@ -154,6 +174,9 @@ type rawBatcher struct {
 	bytes int64
 	err   error // from emit or the scan: stops the copy
 	free  chan []byte
+	// bare: batches go out without the stream's header and trailer
+	// (ReadScanRaw); headerGone once the header is cut off.
+	bare, headerGone bool
 }
 
 func (w *rawBatcher) Write(p []byte) (int, error) {
@@ -175,9 +198,33 @@ func (w *rawBatcher) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	b := RawBatch{Data: w.buf, Rows: w.scan.rows - w.rows, Bytes: w.scan.bytes - w.bytes, free: w.free}
+	data := w.buf
+	if w.bare {
+		if !w.headerGone {
+			// PostgreSQL's header has no extension area; one with an
+			// area could not be cut off at a fixed length.
+			if len(data) < len(binaryCopyHeader) || !bytes.Equal(data[:len(binaryCopyHeader)], binaryCopyHeader) {
+				return fmt.Errorf("%w: a header other than PostgreSQL's plain one", errCopyStream)
+			}
+			data = data[len(binaryCopyHeader):]
+			w.headerGone = true
+		}
+		if w.scan.state == scanEnd {
+			// The trailer (a field count of -1) ends the stream, so it
+			// ends the batch that holds it.
+			if len(data) < 2 || !bytes.Equal(data[len(data)-2:], binaryCopyTrailer) {
+				return fmt.Errorf("%w: the stream does not end with its trailer", errCopyStream)
+			}
+			data = data[:len(data)-2]
+		}
+	}
+	b := RawBatch{Data: data, Rows: w.scan.rows - w.rows, Bytes: w.scan.bytes - w.bytes, free: w.free}
 	w.rows, w.bytes = w.scan.rows, w.scan.bytes
 	w.buf = w.newBuf()
+	if len(b.Data) == 0 {
+		b.Release()
+		return nil
+	}
 	return w.emit(b)
 }
 
@@ -358,8 +405,31 @@ func (w *Writer) CopyChunkRaw(ctx context.Context, target record.TableName, cols
 	return w.copyChunk(ctx, target, copyFromSQL(target, rel, record.Binary), key, chunk, src)
 }
 
+// CopyShareRaw is CopyChunkRaw for bare batches (ReadScanRaw's), which
+// several writers take from one channel: it adds the stream's header and
+// trailer around the batches this writer gets, and ends its COPY once it
+// holds quota rows (0: when the channel closes). Its share commits as
+// chunk, like any chunk.
+func (w *Writer) CopyShareRaw(ctx context.Context, target record.TableName, cols []string, key string, chunk int, quota int64, batches <-chan RawBatch, errc <-chan error) (rows, size int64, err error) {
+	rel := &record.Relation{Table: target, Columns: make([]record.Column, len(cols))}
+	for i, c := range cols {
+		rel.Columns[i] = record.Column{Name: c}
+	}
+	src := &rawSource{ctx: ctx, batches: batches, errc: errc, framed: true, cur: binaryCopyHeader, quota: quota}
+	return w.copyChunk(ctx, target, copyFromSQL(target, rel, record.Binary), key, chunk, src)
+}
+
+// binaryCopyTrailer ends a binary COPY stream: a field count of -1.
+var binaryCopyTrailer = []byte{0xff, 0xff}
+
 // rawSource is the io.Reader pgconn's CopyFrom reads a raw stream from.
 type rawSource struct {
+	// framed: the batches are bare (CopyShareRaw); the header is sent
+	// first (cur starts as it) and the trailer after the last batch.
+	framed, trailed bool
+	// quota, when above 0, ends the stream after the batch that brings
+	// rows to it, without waiting for the channel to close.
+	quota   int64
 	ctx     context.Context
 	batches <-chan RawBatch
 	errc    <-chan error
@@ -373,7 +443,17 @@ type rawSource struct {
 
 func (s *rawSource) Read(p []byte) (int, error) {
 	for len(s.cur) == 0 {
+		if !s.done && s.quota > 0 && s.rows >= s.quota {
+			s.last.Release()
+			s.last = RawBatch{}
+			s.done = true
+		}
 		if s.done {
+			if s.framed && !s.trailed {
+				s.trailed = true
+				s.cur = binaryCopyTrailer
+				continue
+			}
 			return 0, io.EOF
 		}
 		select {
