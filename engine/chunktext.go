@@ -11,7 +11,7 @@ import (
 // key range (or pages) it covers, so that a failing row can be found.
 func chunkText(plan *postgres.Plan, c postgres.Chunk) string {
 	if plan != nil && plan.Method == postgres.MethodScan {
-		return fmt.Sprintf("share %d of %d (one scan of the table, written by %d workers)", c.ID+1, len(plan.Chunks), len(plan.Chunks))
+		return fmt.Sprintf("share %d of %d of one shared scan (not a key range: the next run copies this table in key ranges, and names the chunk)", c.ID+1, len(plan.Chunks))
 	}
 	if plan == nil || (c.Lo == nil && c.Hi == nil) {
 		return fmt.Sprintf("chunk %d (the whole table)", c.ID)

@@ -171,7 +171,7 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, job copyJob,
 	if err != nil {
 		return nil, nil, false, err
 	}
-	reset := false
+	reset, noScan := false, false
 	if found {
 		plan := fromSavedPlan(saved)
 		done, err := r.store.DoneChunks(key)
@@ -197,7 +197,17 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, job copyJob,
 		switch {
 		case len(done) == len(plan.Chunks):
 			return plan, done, false, nil
-		case plan.Method != postgres.MethodCTID && plan.Method != postgres.MethodScan:
+		case plan.Method == postgres.MethodScan:
+			// A shared scan is tried once: a table whose scan did not
+			// finish is copied in key or block ranges now, resumable
+			// chunk by chunk, and a row the sink rejects is then named
+			// with its chunk's range.
+			noScan = true
+			if len(done) > 0 {
+				r.log.Warn("restarting the copy of a table read by one shared scan: which rows each writer's share held does not carry over to a new snapshot; it is copied in key or block ranges now", "table", t.Name.String(), "shares_done", len(done), "shares", len(plan.Chunks))
+				reset = true
+			}
+		case plan.Method != postgres.MethodCTID:
 			if !r.cfg.Incremental && len(done) > 0 {
 				// Streaming would replay the changes since the first
 				// snapshot; a copy-only pipeline has nothing to replay them.
@@ -208,9 +218,6 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, job copyJob,
 		case len(done) == 0:
 			// A block-range plan belongs to the snapshot it was made in;
 			// nothing is copied yet, so plan afresh below.
-		case plan.Method == postgres.MethodScan:
-			r.log.Warn("restarting the copy of a table read by one shared scan: which rows each writer's share held does not carry over to a new snapshot", "table", t.Name.String(), "shares_done", len(done), "shares", len(plan.Chunks))
-			reset = true
 		default:
 			r.log.Warn("restarting the copy of a table without a key: block ranges of the interrupted run do not carry over to a new snapshot", "table", t.Name.String(), "chunks_done", len(done))
 			reset = true
@@ -236,7 +243,7 @@ func (r *runner) tablePlan(ctx context.Context, src, dst *pgx.Conn, job copyJob,
 		return nil, nil, false, err
 	}
 	var plan *postgres.Plan
-	if n, est := postgres.ChunkCount(t, r.cfg.ChunkRows); r.sharedScanFits(job, n) {
+	if n, est := postgres.ChunkCount(t, r.cfg.ChunkRows); !noScan && r.sharedScanFits(job, n) {
 		plan = postgres.ScanPlan(est, n) // no key sample needed
 	} else if plan, err = postgres.PlanChunks(ctx, src, t, r.cfg.ChunkRows); err != nil {
 		return nil, nil, false, err
@@ -343,9 +350,22 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 		wg.Add(1)
 		go func(rd *postgres.Reader, wr *postgres.Writer) {
 			defer wg.Done()
+			// rdBusy: a shared scan this worker started still reads on rd
+			// (reading is closed when it ends).
+			var rdBusy <-chan struct{}
+			var reading *sharedScan
+			defer func() {
+				if rdBusy != nil {
+					<-rdBusy // rd is closed after the workers end
+				}
+			}()
 			for job := range queue {
 				if ctx.Err() != nil {
 					continue
+				}
+				if rdBusy != nil && job.share != reading {
+					<-rdBusy
+					rdBusy, reading = nil, nil
 				}
 				var err error
 				src, dst, raw := r.rawColumns(job)
@@ -353,7 +373,11 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 				case job.share != nil && !raw:
 					err = fmt.Errorf("copy %s: its rows no longer pass through unchanged, which its shared-scan plan needs; run the pipeline again (the table is copied afresh)", job.table.Name)
 				case job.share != nil:
-					err = r.copyShare(ctx, rd, wr, job, src, dst)
+					var done <-chan struct{}
+					done, err = r.copyShare(ctx, rd, wr, job, src, dst)
+					if done != nil {
+						rdBusy, reading = done, job.share
+					}
 				case raw:
 					err = r.copyOneRaw(ctx, rd, wr, job, src, dst)
 				default:

@@ -150,7 +150,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		var logs logBuffer
 		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 		sum := runOK(t, cfg)
-		if !strings.Contains(logs.String(), "restarting the copy of a table read by one shared scan") {
+		if !strings.Contains(logs.String(), "restarting the copy of a table read by one shared scan") || !strings.Contains(logs.String(), "copied in key or block ranges now") {
 			t.Errorf("the second run did not say why it starts the table over; log:\n%s", logs.String())
 		}
 		if sum.TablesReset != 1 || sum.ChunksSkipped != 0 {
@@ -159,6 +159,10 @@ func TestResumeAfterFailure(t *testing.T) {
 		assertChunkAtomic(t, e.dstDSN, "public.items", itemsKey)
 		assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.items"})
 		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
+		// The second run read key ranges: one index scan per chunk.
+		if n := progressRows(t, e.dstDSN, "t", itemsKey); n < 8 {
+			t.Errorf("the second run committed %d chunks, want about 10 key ranges", n)
+		}
 	})
 
 	t.Run("keyless", func(t *testing.T) {

@@ -50,12 +50,17 @@ func newSharedScan(workers int) *sharedScan {
 // it as the share's chunk: the batches it takes until it holds its
 // chunk's estimated rows (the last share: until the scan ends), so the
 // sink's transactions stay chunk-sized and commit as the copy goes.
-func (r *runner) copyShare(ctx context.Context, rd *postgres.Reader, wr *postgres.Writer, job copyJob, srcCols, dstCols []string) error {
+//
+// The first share to start runs the read on its worker's source
+// connection and returns the channel closed when the read ends
+// (readDone): the worker may copy further shares of the same scan
+// meanwhile, but must not use that connection for anything else (nor
+// close it) before.
+func (r *runner) copyShare(ctx context.Context, rd *postgres.Reader, wr *postgres.Writer, job copyJob, srcCols, dstCols []string) (readDone <-chan struct{}, err error) {
 	s := job.share
 	table := job.table.Name.String()
-	started := false
 	s.start.Do(func() {
-		started = true
+		readDone = s.done
 		s.ctx, s.cancel = context.WithCancelCause(ctx)
 		lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
 		send := func(b postgres.RawBatch) error {
@@ -88,11 +93,6 @@ func (r *runner) copyShare(ctx context.Context, rd *postgres.Reader, wr *postgre
 			close(s.done)
 		}()
 	})
-	if started {
-		// The read uses this worker's source connection: it must end
-		// before the worker goes on (or closes it).
-		defer func() { <-s.done }()
-	}
 	errc := make(chan error, 1)
 	go func() { <-s.done; errc <- s.err }()
 	quota := job.chunk.EstRows
@@ -101,14 +101,9 @@ func (r *runner) copyShare(ctx context.Context, rd *postgres.Reader, wr *postgre
 	}
 	rows, size, err := wr.CopyShareRaw(s.ctx, r.target(job.table.Name), dstCols, job.key, job.chunk.ID, quota, s.batches, errc)
 	if err != nil {
-		s.cancel(err)
-		if started {
-			for b := range s.batches { // let the read end
-				b.Release()
-			}
-		}
-		return fmt.Errorf("copy %s %s: %w", job.table.Name, chunkText(job.plan, job.chunk), err)
+		s.cancel(err) // the read and the other shares stop
+		return readDone, fmt.Errorf("copy %s %s: %w", job.table.Name, chunkText(job.plan, job.chunk), err)
 	}
 	r.log.Debug("share of a shared scan copied", "table", table, "share", job.chunk.ID, "rows", rows)
-	return r.chunkCommitted(job, rows, size)
+	return readDone, r.chunkCommitted(job, rows, size)
 }

@@ -243,7 +243,7 @@ func TestDemoPipelineFile(t *testing.T) {
 	if len(p.Objects) != 1 || p.Objects[0].Schema != "shop" {
 		t.Errorf("objects = %+v, want the schema shop", p.Objects)
 	}
-	if want := (pipelines.Copy{Parallel: 4, ChunkRows: 10000, ToastCompression: "auto"}); p.Copy != want {
+	if want := (pipelines.Copy{Parallel: 4, ChunkRows: 10000, ToastCompression: "auto", SharedScanMaxMB: 4096}); p.Copy != want {
 		t.Errorf("copy = %+v, want %+v", p.Copy, want)
 	}
 	if want := filepath.Join("..", "..", ".demo", "state", "demo"); filepath.Clean(p.StateDir) != want {

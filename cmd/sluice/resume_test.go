@@ -37,6 +37,7 @@ objects:
 copy:
   parallel: 2
   chunk_rows: 20000
+  shared_scan_max_mb: 0   # key ranges, resumed chunk by chunk
 state_dir: state
 `
 
