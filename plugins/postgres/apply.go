@@ -58,7 +58,10 @@ type Applier struct {
 	runBytes    int
 	batchInfo   map[*record.Relation]*batchInfo
 	replicaRole bool // session_replication_role = replica holds
-	joinsSet    bool // the open transaction has SET LOCAL the join methods
+	// mayLack reports whether the sink may lack rows of a source relation
+	// (a backfill of it is unfinished); nil: it may not (diverged.go).
+	mayLack  func(relID uint32) bool
+	joinsSet bool // the open transaction has SET LOCAL the join methods
 	// Statistics for the caller.
 	Rows int64
 }
@@ -73,7 +76,8 @@ type check struct {
 	// upsert: an update that inserts the rows it does not find
 	// (applyupsert.go); its command tag counts those.
 	upsert bool
-	// mustFind: 0 rows means the sink diverged (a table without a key).
+	// mustFind: 0 rows means the sink diverged (a table without a key, or
+	// a keyed UPDATE without its unchanged TOASTed values).
 	mustFind bool
 	stmt     byte // 'i', 'u' or 'd': the statement's kind, to name a failing parameter's column
 	// run is the number of rows of a run's statement (0: one row).
@@ -129,6 +133,12 @@ func (a *Applier) Position(ctx context.Context) (commit, end record.LSN, err err
 	}
 	return commit, end, nil
 }
+
+// SetMayLack tells the applier which source relations the sink may lack
+// rows of for now (a backfill of them is unfinished): an UPDATE of such a
+// keyed table without its unchanged TOASTed values that finds no row is
+// logged, not a DivergedError. f is called from the applier's goroutine.
+func (a *Applier) SetMayLack(f func(relID uint32) bool) { a.mayLack = f }
 
 // InTx reports whether a sink transaction is open.
 func (a *Applier) InTx() bool { return a.inTx }
@@ -546,7 +556,10 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 		return "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where()
 	}
 	c := check{rec: rec, table: t, lenient: replay, stmt: 'u'}
-	if len(t.Key) == 0 && !replay {
+	// Without a key the old row must be there; with one, an update
+	// lacking values finds its row or nothing can be inserted for it
+	// (diverged.go).
+	if !replay && (len(t.Key) == 0 || a.mayLack == nil || !a.mayLack(rec.Rel.ID)) {
 		c.mustFind, a.mustFind = true, true
 	}
 	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), build, params, c)
