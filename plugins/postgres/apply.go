@@ -158,20 +158,14 @@ func (a *Applier) begin(ctx context.Context) error {
 
 // Apply queues one change of a transaction committed at commitLSN.
 func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN record.LSN) error {
-	if a.skip[rec.Rel.Table] {
-		return nil
-	}
-	t := a.tables[rec.Rel.ID]
-	if t == nil {
-		return fmt.Errorf("change at %s for %s, which the pipeline does not copy (was it added to the publication by hand?)", commitLSN, rec.Rel.Table)
+	t, err := a.table(rec, commitLSN)
+	if t == nil || err != nil {
+		return err
 	}
 	if err := a.begin(ctx); err != nil {
 		return err
 	}
 	replay := commitLSN < t.CopyLSN
-	if replay && len(t.Key) == 0 {
-		return nil // already in the copied rows
-	}
 	a.Rows++
 	if !replay {
 		kind, err := a.runnable(ctx, t, rec)
@@ -182,7 +176,6 @@ func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN recor
 			return a.addToRun(ctx, t, rec, kind)
 		}
 	}
-	var err error
 	switch rec.Op {
 	case record.Insert:
 		if replay || (t.Overwrite && len(t.Key) > 0) {
@@ -402,22 +395,30 @@ func (a *Applier) checkRows(c check, rows int64) error {
 	switch {
 	case c.rec == nil:
 	case c.upsert && c.run > 0 && rows > 0:
-		a.log.Warn("sink: streamed updates found no row to change; the sink had diverged from the source",
-			"table", c.table.Target.String(), "rows", rows, "of", c.run, "lsn", c.rec.Position.String(),
-			"action", "inserted the new rows")
+		a.warnNoRow(c, rows, "inserted the new rows")
 	case c.upsert && rows > 0:
-		a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
-			"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
-			"action", "inserted the new row")
+		a.warnNoRow(c, rows, "inserted the new row")
 	case rows > 0 || c.lenient || c.run > 0:
 	case c.mustFind:
 		return diverged(c.table, c.rec)
 	default:
-		a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
-			"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
-			"action", "nothing to do")
+		a.warnNoRow(c, rows, "nothing to do")
 	}
 	return nil
+}
+
+// warnNoRow logs that a statement found no row (rows of a run's, which
+// it then inserted) and what the applier did about it.
+func (a *Applier) warnNoRow(c check, rows int64, action string) {
+	msg := "sink: a streamed change found no row to change; the sink had diverged from the source"
+	attrs := []any{"table", c.table.Target.String()}
+	if c.run > 0 {
+		msg = "sink: streamed updates found no row to change; the sink had diverged from the source"
+		attrs = append(attrs, "rows", rows, "of", c.run)
+	} else {
+		attrs = append(attrs, "op", c.rec.Op.String(), "key", keyText(c.table, c.rec))
+	}
+	a.log.Warn(msg, append(attrs, "lsn", c.rec.Position.String(), "action", action)...)
 }
 
 func (a *Applier) statementError(checks []check, i int, err error) error {
