@@ -32,16 +32,21 @@ func (a *Applier) plan(t *ApplyTable, rel *record.Relation) *relPlan {
 	if p := a.plans[rel]; p != nil && p.t == t && slices.Equal(p.key, t.Key) {
 		return p
 	}
+	p := newPlan(t, rel)
+	if len(a.plans) >= maxPlans {
+		clear(a.plans)
+	}
+	a.plans[rel] = p
+	return p
+}
+
+func newPlan(t *ApplyTable, rel *record.Relation) *relPlan {
 	match := matchKey(t, rel)
 	p := &relPlan{t: t, key: t.Key, match: match, mask: matchMask(t, match), id: strconv.FormatUint(uint64(rel.ID), 10),
 		matchIdx: make([]int, len(match))}
 	for i, k := range match {
 		p.matchIdx[i] = rel.ColumnIndex(k)
 	}
-	if len(a.plans) >= maxPlans {
-		clear(a.plans)
-	}
-	a.plans[rel] = p
 	return p
 }
 

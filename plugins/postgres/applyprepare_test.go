@@ -57,3 +57,23 @@ INSERT INTO app.j SELECT g::text::json, 'a' FROM generate_series(1, 10) g;`, []s
 		t.Errorf("changes of the failed groups were committed: %v rows changed", got)
 	}
 }
+
+// TestApplyParamColumnOfUpdate: a value the sink's column refuses, in an
+// UPDATE that keeps its key and lacks an unchanged TOASTed value, is named
+// by its column. The statement leaves the unchanged key out of SET, so
+// its first parameter is the second column; the error used to name the
+// key column.
+func TestApplyParamColumnOfUpdate(t *testing.T) {
+	e := newApplyEnv(t, `CREATE SCHEMA app;
+CREATE TABLE app.k (id integer PRIMARY KEY, n integer, doc text);
+INSERT INTO app.k VALUES (1, 1, 'big');`, []string{"id", "n", "doc"}, map[string][]string{"k": {"id"}})
+	err := e.tryChange("k", record.Update, nil, []record.Value{{Data: []byte("1")}, {Data: []byte("x1")}, {Unchanged: true}}, 100)
+	if err == nil {
+		err = e.commit(100)
+	} else {
+		e.a.Rollback(t.Context())
+	}
+	if err == nil || !strings.Contains(err.Error(), `column "n": invalid input syntax for type integer: "x1"`) {
+		t.Errorf("want an error naming column \"n\" and its value, got %v", err)
+	}
+}

@@ -66,7 +66,15 @@ func paramColumn(c check, n int) string {
 		return ""
 	}
 	if c.stmt == 'i' || c.stmt == 'u' {
-		present, _, _ := presentColumns(rel, rec.New)
+		present, params, mask := appendPresent(rel, rec.New, nil, nil, nil)
+		if c.stmt == 'u' && !c.upsert {
+			// queueUpdate leaves out the key columns that keep their value.
+			old := rec.Old
+			if old == nil {
+				old = rec.New
+			}
+			present, _ = withoutSameKey(newPlan(c.table, rel), rec, old, present, params, mask[1:])
+		}
 		if n <= len(present) {
 			return rel.Columns[present[n-1]].Name
 		}
