@@ -86,3 +86,44 @@ CREATE TABLE app.nk (id integer, v text, doc text);`, []string{"id", "v", "doc"}
 		t.Errorf("insert joining a run: %.1f allocations per change, want at most 1", n)
 	}
 }
+
+// BenchmarkApplyQueue measures queueing changes with their statements
+// prepared (no round trips: the group is rolled back before a flush).
+func BenchmarkApplyQueue(b *testing.B) {
+	e := newApplyEnv(b, `CREATE SCHEMA app;
+CREATE TABLE app.k (id integer PRIMARY KEY, v text, doc text);
+CREATE TABLE app.o (id integer PRIMARY KEY, v text, doc text);`, []string{"id", "v", "doc"},
+		map[string][]string{"k": {"id"}, "o": {"id"}})
+	for _, tb := range e.tables {
+		if tb.Target.Name == "o" {
+			tb.Overwrite = true
+		}
+	}
+	ctx := b.Context()
+	for _, c := range []struct {
+		name string
+		rec  record.Record
+	}{
+		{"update_toast", record.Record{Op: record.Update, Rel: e.rels["k"], New: []record.Value{{Data: []byte("1")}, {Data: []byte("v")}, {Unchanged: true}}}},
+		{"upsert", record.Record{Op: record.Update, Rel: e.rels["o"], New: vals("1", "v", "doc")}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if err := e.a.Apply(ctx, &c.rec, 100); err != nil {
+				b.Fatal(err)
+			}
+			e.a.Rollback(ctx)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if err := e.a.Apply(ctx, &c.rec, 100); err != nil {
+					b.Fatal(err)
+				}
+				if n++; n == 1000 {
+					e.a.Rollback(ctx)
+					n = 0
+				}
+			}
+			e.a.Rollback(ctx)
+		})
+	}
+}
