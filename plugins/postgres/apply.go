@@ -676,14 +676,6 @@ func whereSQL(p *relPlan, rec *record.Record, old []record.Value, offset int) st
 	return " WHERE ctid = (SELECT ctid FROM ONLY " + t.Target.Quoted() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
 }
 
-// presentColumns lists the positions of the columns a tuple carries a
-// value for (see appendPresent), their values as parameters, and a mask
-// naming the shape.
-func presentColumns(rel *record.Relation, vals []record.Value) ([]int, [][]byte, string) {
-	present, params, mask := appendPresent(rel, vals, nil, nil, nil)
-	return present, params, string(mask[1:])
-}
-
 // withoutSameKey removes from an UPDATE's present columns the columns the
 // row is found by (matchKey) whose new value equals the old one (in
 // place); their letter in mask (one per column) becomes 'k'.
