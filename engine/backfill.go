@@ -101,6 +101,8 @@ type backfiller struct {
 	// ddlGen counts the DDL events on tables the stream loop has seen: a
 	// chunk reads with the table's definition as of the count it saw.
 	ddlGen atomic.Int64
+	// lack: the relations of unfinished requests (backfill_lack.go).
+	lack lacking
 
 	src, read, sink *pgx.Conn // worker only
 }
@@ -510,6 +512,7 @@ func (b *backfiller) request(ctx context.Context, req postgres.BackfillRequest) 
 	if err != nil {
 		return err
 	}
+	b.lack.addParts(parts)
 	for _, p := range parts {
 		if err := b.part(ctx, req, p); err != nil {
 			return err

@@ -246,6 +246,10 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 	}
 	slotName := postgres.SlotName(r.cfg.Name)
 	st, err := postgres.ReadSlot(ctx, src, slotName)
+	if err == nil && r.backfill != nil {
+		err = r.backfill.lack.load(ctx, src, r.cfg.Name)
+		applier.SetMayLack(r.backfill.lack.has)
+	}
 	src.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return false, false, err

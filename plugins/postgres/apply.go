@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,8 +56,12 @@ type Applier struct {
 	runRows     int
 	runBytes    int
 	batchInfo   map[*record.Relation]*batchInfo
-	replicaRole bool // session_replication_role = replica holds
-	joinsSet    bool // the open transaction has SET LOCAL the join methods
+	plans       map[*record.Relation]*relPlan // applyplan.go
+	replicaRole bool                          // session_replication_role = replica holds
+	// mayLack reports whether the sink may lack rows of a source relation
+	// (a backfill of it is unfinished); nil: it may not (diverged.go).
+	mayLack  func(relID uint32) bool
+	joinsSet bool // the open transaction has SET LOCAL the join methods
 	// Statistics for the caller.
 	Rows int64
 }
@@ -73,7 +76,8 @@ type check struct {
 	// upsert: an update that inserts the rows it does not find
 	// (applyupsert.go); its command tag counts those.
 	upsert bool
-	// mustFind: 0 rows means the sink diverged (a table without a key).
+	// mustFind: 0 rows means the sink diverged (a table without a key, or
+	// a keyed UPDATE without its unchanged TOASTed values).
 	mustFind bool
 	stmt     byte // 'i', 'u' or 'd': the statement's kind, to name a failing parameter's column
 	// run is the number of rows of a run's statement (0: one row).
@@ -98,7 +102,8 @@ func OpenApplier(ctx context.Context, dsn, pipeline string, tables map[uint32]*A
 	return &Applier{conn: conn, pipeline: pipeline, log: log, tables: tables,
 		skip:     map[record.TableName]bool{HeartbeatTable: true},
 		prepared: map[string]string{}, batch: &pgconn.Batch{},
-		runs: map[*ApplyTable]*applyRun{}, batchInfo: map[*record.Relation]*batchInfo{}, replicaRole: replica}, nil
+		runs: map[*ApplyTable]*applyRun{}, batchInfo: map[*record.Relation]*batchInfo{},
+		plans: map[*record.Relation]*relPlan{}, replicaRole: replica}, nil
 }
 
 // Close closes the sink connection, rolling back an open transaction.
@@ -130,6 +135,12 @@ func (a *Applier) Position(ctx context.Context) (commit, end record.LSN, err err
 	return commit, end, nil
 }
 
+// SetMayLack tells the applier which source relations the sink may lack
+// rows of for now (a backfill of them is unfinished): an UPDATE of such a
+// keyed table without its unchanged TOASTed values that finds no row is
+// logged, not a DivergedError. f is called from the applier's goroutine.
+func (a *Applier) SetMayLack(f func(relID uint32) bool) { a.mayLack = f }
+
 // InTx reports whether a sink transaction is open.
 func (a *Applier) InTx() bool { return a.inTx }
 
@@ -147,20 +158,14 @@ func (a *Applier) begin(ctx context.Context) error {
 
 // Apply queues one change of a transaction committed at commitLSN.
 func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN record.LSN) error {
-	if a.skip[rec.Rel.Table] {
-		return nil
-	}
-	t := a.tables[rec.Rel.ID]
-	if t == nil {
-		return fmt.Errorf("change at %s for %s, which the pipeline does not copy (was it added to the publication by hand?)", commitLSN, rec.Rel.Table)
+	t, err := a.table(rec, commitLSN)
+	if t == nil || err != nil {
+		return err
 	}
 	if err := a.begin(ctx); err != nil {
 		return err
 	}
 	replay := commitLSN < t.CopyLSN
-	if replay && len(t.Key) == 0 {
-		return nil // already in the copied rows
-	}
 	a.Rows++
 	if !replay {
 		kind, err := a.runnable(ctx, t, rec)
@@ -171,7 +176,6 @@ func (a *Applier) Apply(ctx context.Context, rec *record.Record, commitLSN recor
 			return a.addToRun(ctx, t, rec, kind)
 		}
 	}
-	var err error
 	switch rec.Op {
 	case record.Insert:
 		if replay || (t.Overwrite && len(t.Key) > 0) {
@@ -391,22 +395,30 @@ func (a *Applier) checkRows(c check, rows int64) error {
 	switch {
 	case c.rec == nil:
 	case c.upsert && c.run > 0 && rows > 0:
-		a.log.Warn("sink: streamed updates found no row to change; the sink had diverged from the source",
-			"table", c.table.Target.String(), "rows", rows, "of", c.run, "lsn", c.rec.Position.String(),
-			"action", "inserted the new rows")
+		a.warnNoRow(c, rows, "inserted the new rows")
 	case c.upsert && rows > 0:
-		a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
-			"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
-			"action", "inserted the new row")
+		a.warnNoRow(c, rows, "inserted the new row")
 	case rows > 0 || c.lenient || c.run > 0:
 	case c.mustFind:
 		return diverged(c.table, c.rec)
 	default:
-		a.log.Warn("sink: a streamed change found no row to change; the sink had diverged from the source",
-			"table", c.table.Target.String(), "op", c.rec.Op.String(), "key", keyText(c.table, c.rec), "lsn", c.rec.Position.String(),
-			"action", "nothing to do")
+		a.warnNoRow(c, rows, "nothing to do")
 	}
 	return nil
+}
+
+// warnNoRow logs that a statement found no row (rows of a run's, which
+// it then inserted) and what the applier did about it.
+func (a *Applier) warnNoRow(c check, rows int64, action string) {
+	msg := "sink: a streamed change found no row to change; the sink had diverged from the source"
+	attrs := []any{"table", c.table.Target.String()}
+	if c.run > 0 {
+		msg = "sink: streamed updates found no row to change; the sink had diverged from the source"
+		attrs = append(attrs, "rows", rows, "of", c.run)
+	} else {
+		attrs = append(attrs, "op", c.rec.Op.String(), "key", keyText(c.table, c.rec))
+	}
+	a.log.Warn(msg, append(attrs, "lsn", c.rec.Position.String(), "action", action)...)
 }
 
 func (a *Applier) statementError(checks []check, i int, err error) error {
@@ -454,24 +466,35 @@ func keyText(t *ApplyTable, rec *record.Record) string {
 // prepare returns the name of the prepared statement for a shape,
 // building its SQL and preparing it the first time only: building SQL per
 // change would cost more than sending it.
-func (a *Applier) prepare(ctx context.Context, shape string, build func() string) (string, error) {
-	if name, ok := a.prepared[shape]; ok {
+func (a *Applier) prepare(ctx context.Context, shape []byte, build func() string) (string, error) {
+	return a.prepareShape(ctx, shape, build, true)
+}
+
+// prepareShape is prepare; with flush false the queued statements stay
+// queued (they keep their order: the prepared statement is only queued
+// after them).
+func (a *Applier) prepareShape(ctx context.Context, shape []byte, build func() string, flush bool) (string, error) {
+	if name, ok := a.prepared[string(shape)]; ok {
 		return name, nil
 	}
-	sql := build()
-	// Preparing needs the pipeline empty: it is a round trip of its own.
-	if err := a.flush(ctx); err != nil {
-		return "", err
+	key, sql := string(shape), build()
+	// Preparing is a round trip of its own.
+	if flush {
+		if err := a.flush(ctx); err != nil {
+			return "", err
+		}
 	}
 	name := "sluice_" + strconv.Itoa(len(a.prepared)+1)
 	if _, err := a.conn.PgConn().Prepare(ctx, name, sql, nil); err != nil {
 		return "", prepareError{fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))}
 	}
-	a.prepared[shape] = name
+	a.prepared[key] = name
 	return name, nil
 }
 
-func (a *Applier) queue(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
+// queue queues a change's statement of the given shape (prepared first
+// when new; build makes its SQL) with its parameters.
+func (a *Applier) queue(ctx context.Context, shape []byte, build func() string, params [][]byte, c check) error {
 	if c.table != nil {
 		// The table's pending run goes first: its changes came first.
 		if err := a.emitPendingRun(ctx, c.table); err != nil {
@@ -488,7 +511,10 @@ func (a *Applier) queue(ctx context.Context, shape string, build func() string, 
 }
 
 func (a *Applier) queueInsert(ctx context.Context, t *ApplyTable, rec *record.Record) error {
-	present, params, mask := presentColumns(rec.Rel, rec.New)
+	p := a.plan(t, rec.Rel)
+	var pbuf [64]int
+	var sbuf [128]byte
+	present, params, shape := appendPresent(rec.Rel, rec.New, pbuf[:0], make([][]byte, 0, len(rec.New)), p.shapeStart(sbuf[:0], "i"))
 	build := func() string {
 		cols := columnNames(rec.Rel, present)
 		ph := make([]string, len(cols))
@@ -499,7 +525,7 @@ func (a *Applier) queueInsert(ctx context.Context, t *ApplyTable, rec *record.Re
 		// takes the source's value (a no-op for other tables).
 		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE VALUES (" + strings.Join(ph, ", ") + ")"
 	}
-	return a.queue(ctx, fmt.Sprintf("i/%d/%s", rec.Rel.ID, mask), build, params, check{rec: rec, table: t, lenient: true, stmt: 'i'})
+	return a.queue(ctx, shape, build, params, check{rec: rec, table: t, lenient: true, stmt: 'i'})
 }
 
 func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Record, replay bool) error {
@@ -528,146 +554,154 @@ func (a *Applier) queueUpdate(ctx context.Context, t *ApplyTable, rec *record.Re
 	if complete && len(t.Key) > 0 {
 		return a.queueUpsert(ctx, t, rec, old)
 	}
-	present, params, mask := presentColumns(rec.Rel, rec.New)
+	p := a.plan(t, rec.Rel)
+	var pbuf [64]int
+	var sbuf [128]byte
+	shape := p.shapeStart(sbuf[:0], "u")
+	maskAt := len(shape) + 1
+	present, params, shape := appendPresent(rec.Rel, rec.New, pbuf[:0], make([][]byte, 0, len(rec.New)+len(old)), shape)
 	// Key columns that keep their value are left out of SET: the WHERE
 	// already pins them, and an identity column GENERATED ALWAYS may not
 	// be set at all.
-	present, params, mask = withoutSameKey(t, rec, old, present, params, mask)
-	wparams, wmask, where, err := a.rowMatch(t, rec, old, len(params))
+	present, params = withoutSameKey(p, rec, old, present, params, shape[maskAt:])
+	n := len(params)
+	params, shape, err := a.rowMatch(p, rec, old, params, shape)
 	if err != nil {
 		return err
 	}
-	params = append(params, wparams...)
 	build := func() string {
 		set := columnNames(rec.Rel, present)
 		for i := range set {
 			set[i] += " = $" + strconv.Itoa(i+1)
 		}
-		return "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + where()
+		return "UPDATE " + t.Target.Quoted() + " SET " + strings.Join(set, ", ") + whereSQL(p, rec, old, n)
 	}
 	c := check{rec: rec, table: t, lenient: replay, stmt: 'u'}
-	if len(t.Key) == 0 && !replay {
+	// Without a key the old row must be there; with one, an update
+	// lacking values finds its row or nothing can be inserted for it
+	// (diverged.go).
+	if !replay && (len(t.Key) == 0 || a.mayLack == nil || !a.mayLack(rec.Rel.ID)) {
 		c.mustFind, a.mustFind = true, true
 	}
-	return a.queue(ctx, fmt.Sprintf("u/%d/%s/%s", rec.Rel.ID, mask, wmask), build, params, c)
+	return a.queue(ctx, shape, build, params, c)
 }
 
 func (a *Applier) queueDelete(ctx context.Context, t *ApplyTable, rec *record.Record, old []record.Value, lenient bool) error {
 	if old == nil {
 		return fmt.Errorf("sink: %s on %s at %s carries no old key (is the source table's REPLICA IDENTITY NOTHING?)", rec.Op, t.Target, rec.Position)
 	}
-	params, wmask, where, err := a.rowMatch(t, rec, old, 0)
+	p := a.plan(t, rec.Rel)
+	var sbuf [128]byte
+	params, shape, err := a.rowMatch(p, rec, old, make([][]byte, 0, len(old)), p.shapeStart(sbuf[:0], "d"))
 	if err != nil {
 		return err
 	}
-	build := func() string { return "DELETE FROM " + t.Target.Quoted() + where() }
+	build := func() string { return "DELETE FROM " + t.Target.Quoted() + whereSQL(p, rec, old, 0) }
 	c := check{rec: rec, table: t, lenient: lenient, stmt: 'd'}
 	if len(t.Key) == 0 && !lenient {
 		c.mustFind, a.mustFind = true, true
 	}
-	return a.queue(ctx, fmt.Sprintf("d/%d/%s", rec.Rel.ID, wmask), build, params, c)
+	return a.queue(ctx, shape, build, params, c)
 }
 
 // rowMatch finds the changed row: by key columns, or for a table without a
 // key by every column of the old row (compared as text, so types without
 // an equality operator work), limited to exactly one row even when
-// duplicates exist. It returns the parameters and the shape's mask for
-// this change; where builds the clause's text (once per shape).
-func (a *Applier) rowMatch(t *ApplyTable, rec *record.Record, old []record.Value, offset int) (params [][]byte, mask string, where func() string, err error) {
+// duplicates exist. It appends this change's values to params and a '/'
+// and the mask naming how the row is found to shape; whereSQL renders the
+// clause (once per shape).
+func (a *Applier) rowMatch(p *relPlan, rec *record.Record, old []record.Value, params [][]byte, shape []byte) ([][]byte, []byte, error) {
+	t := p.t
+	shape = append(shape, '/')
 	if len(t.Key) > 0 {
-		key := matchKey(t, rec.Rel)
-		for _, k := range key {
-			i := rec.Rel.ColumnIndex(k)
+		for j, i := range p.matchIdx {
 			if i < 0 || i >= len(old) || old[i].Unchanged {
-				return nil, "", nil, fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(k))
+				return nil, nil, fmt.Errorf("sink: %s on %s at %s lacks key column %s", rec.Op, t.Target, rec.Position, record.QuoteIdent(p.match[j]))
 			}
 			params = append(params, valueParam(old[i]))
 		}
-		return params, matchMask(t, key), func() string {
-			conds := make([]string, len(key))
-			for i, k := range key {
-				conds[i] = record.QuoteIdent(k) + " = $" + strconv.Itoa(offset+i+1)
-			}
-			return " WHERE " + strings.Join(conds, " AND ")
-		}, nil
+		return params, append(shape, p.mask...), nil
 	}
-	kinds := make([]byte, len(rec.Rel.Columns))
+	found := false
 	for i := range rec.Rel.Columns {
-		switch {
-		case i >= len(old) || old[i].Unchanged:
-			kinds[i] = '-'
-		case old[i].Null:
-			kinds[i] = 'n'
-		default:
-			kinds[i] = 'v'
+		k := matchKind(old, i)
+		if k != '-' {
+			found = true
+		}
+		if k == 'v' {
 			params = append(params, old[i].Data)
 		}
+		shape = append(shape, k)
 	}
-	if !bytes.ContainsAny(kinds, "nv") {
-		return nil, "", nil, fmt.Errorf("sink: %s on %s at %s: no old values to find the row by (set REPLICA IDENTITY FULL on the source table)", rec.Op, t.Target, rec.Position)
+	if !found {
+		return nil, nil, fmt.Errorf("sink: %s on %s at %s: no old values to find the row by (set REPLICA IDENTITY FULL on the source table)", rec.Op, t.Target, rec.Position)
 	}
-	return params, string(kinds), func() string {
-		var conds []string
-		n := offset
-		for i, c := range rec.Rel.Columns {
-			switch kinds[i] {
-			case 'n':
-				conds = append(conds, record.QuoteIdent(c.Name)+" IS NULL")
-			case 'v':
-				n++
-				conds = append(conds, record.QuoteIdent(c.Name)+"::text = $"+strconv.Itoa(n)+"::text")
-			}
-		}
-		return " WHERE ctid = (SELECT ctid FROM ONLY " + t.Target.Quoted() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
-	}, nil
+	return params, shape, nil
 }
 
-// presentColumns lists the positions of the columns a tuple carries a
-// value for (unchanged TOASTed values are left out, so the sink keeps what
-// it has), their values as parameters, and a mask naming the shape.
-func presentColumns(rel *record.Relation, vals []record.Value) ([]int, [][]byte, string) {
-	present := make([]int, 0, len(vals))
-	params := make([][]byte, 0, len(vals))
-	mask := make([]byte, 0, len(vals))
-	for i, v := range vals {
-		if i >= len(rel.Columns) {
-			break
-		}
-		if v.Unchanged {
-			mask = append(mask, '-')
-			continue
-		}
-		mask = append(mask, '+')
-		present = append(present, i)
-		params = append(params, valueParam(v))
+// matchKind is how column i of a keyless table's old row finds it: 'v' by
+// its value, 'n' as NULL, '-' not at all (an unchanged TOASTed value).
+func matchKind(old []record.Value, i int) byte {
+	switch {
+	case i >= len(old) || old[i].Unchanged:
+		return '-'
+	case old[i].Null:
+		return 'n'
 	}
-	return present, params, string(mask)
+	return 'v'
+}
+
+// whereSQL is the WHERE clause of rowMatch, its parameters numbered from
+// offset+1.
+func whereSQL(p *relPlan, rec *record.Record, old []record.Value, offset int) string {
+	t := p.t
+	if len(t.Key) > 0 {
+		conds := make([]string, len(p.match))
+		for i, k := range p.match {
+			conds[i] = record.QuoteIdent(k) + " = $" + strconv.Itoa(offset+i+1)
+		}
+		return " WHERE " + strings.Join(conds, " AND ")
+	}
+	var conds []string
+	n := offset
+	for i, c := range rec.Rel.Columns {
+		switch matchKind(old, i) {
+		case 'n':
+			conds = append(conds, record.QuoteIdent(c.Name)+" IS NULL")
+		case 'v':
+			n++
+			conds = append(conds, record.QuoteIdent(c.Name)+"::text = $"+strconv.Itoa(n)+"::text")
+		}
+	}
+	return " WHERE ctid = (SELECT ctid FROM ONLY " + t.Target.Quoted() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
 }
 
 // withoutSameKey removes from an UPDATE's present columns the columns the
-// row is found by (matchKey) whose new value equals the old one; their
-// mask letter becomes 'k'.
-func withoutSameKey(t *ApplyTable, rec *record.Record, old []record.Value, present []int, params [][]byte, mask string) ([]int, [][]byte, string) {
-	if len(t.Key) == 0 {
-		return present, params, mask
+// row is found by (matchKey) whose new value equals the old one (in
+// place); their letter in mask (one per column) becomes 'k'.
+func withoutSameKey(p *relPlan, rec *record.Record, old []record.Value, present []int, params [][]byte, mask []byte) ([]int, [][]byte) {
+	if len(p.t.Key) == 0 {
+		return present, params
 	}
-	same := sameKeyColumns(t, rec, old)
-	if len(same) == 0 {
-		return present, params, mask
+	kept := 0
+	for _, i := range present {
+		if p.keeps(i, old, rec.New) {
+			kept++
+		}
 	}
-	m := []byte(mask)
-	outP, outV := present[:0:0], params[:0:0]
-	for j, p := range present {
-		if same[p] {
-			m[p] = 'k'
+	if kept == 0 || kept == len(present) {
+		return present, params // nothing to leave out, or SET needs a column
+	}
+	n := 0
+	for j, i := range present {
+		if p.keeps(i, old, rec.New) {
+			mask[i] = 'k'
 			continue
 		}
-		outP, outV = append(outP, p), append(outV, params[j])
+		present[n], params[n] = i, params[j]
+		n++
 	}
-	if len(outP) == 0 {
-		return present, params, mask // SET needs a column
-	}
-	return outP, outV, string(m)
+	return present[:n], params[:n]
 }
 
 // columnNames quotes the names of the columns at the given positions.

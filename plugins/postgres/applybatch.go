@@ -79,7 +79,7 @@ func (a *Applier) runnable(ctx context.Context, t *ApplyTable, rec *record.Recor
 			return 0, nil // the single-row path reports the missing key column
 		}
 	}
-	if !slices.Equal(matchKey(t, rec.Rel), t.Key) {
+	if !slices.Equal(a.plan(t, rec.Rel).match, t.Key) {
 		// The source's replica identity is another index than the key:
 		// an update without an old key may still have changed the key.
 		return 0, nil
@@ -344,14 +344,9 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 // queued (preparing is a round trip of its own; the queued statements keep
 // their order).
 func (a *Applier) queueRun(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
-	name, ok := a.prepared[shape]
-	if !ok {
-		sql := build()
-		name = "sluice_" + strconv.Itoa(len(a.prepared)+1)
-		if _, err := a.conn.PgConn().Prepare(ctx, name, sql, nil); err != nil {
-			return fmt.Errorf("sink: prepare %s: %w", firstLine(sql), describeRowError(err))
-		}
-		a.prepared[shape] = name
+	name, err := a.prepareShape(ctx, []byte(shape), build, false)
+	if err != nil {
+		return forChange(c, err)
 	}
 	if !a.joinsSet {
 		// A run's rows are few next to its table: find each by its key's

@@ -18,7 +18,7 @@ import (
 // applyEnv is a sink database with sluice's progress tables and an
 // Applier over the tables a test declares.
 type applyEnv struct {
-	t      *testing.T
+	t      testing.TB
 	dsn    string
 	log    *syncBuffer
 	tables map[uint32]*ApplyTable
@@ -32,7 +32,7 @@ type syncBuffer = pgtest.LogBuffer
 // newApplyEnv runs ddl in a new sink database and makes an applier for
 // the given tables of schema app: name -> key columns (nil: no key);
 // every table has the columns cols.
-func newApplyEnv(t *testing.T, ddl string, cols []string, keys map[string][]string) *applyEnv {
+func newApplyEnv(t testing.TB, ddl string, cols []string, keys map[string][]string) *applyEnv {
 	t.Helper()
 	e := &applyEnv{t: t, dsn: pgtest.NewDB(t, pgtest.Sink(t)), log: &syncBuffer{},
 		tables: map[uint32]*ApplyTable{}, rels: map[string]*record.Relation{}}

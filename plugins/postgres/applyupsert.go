@@ -14,9 +14,7 @@ package postgres
 // tag is INSERT's: the number of rows the update did not find.
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -27,16 +25,20 @@ import (
 // (no unchanged TOASTed value): found by the old key, or inserted when
 // the sink has no row with that key.
 func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Record, old []record.Value) error {
-	present, params, mask := presentColumns(rec.Rel, rec.New)
-	set := setPositions(t, rec, old, present)
+	p := a.plan(t, rec.Rel)
+	var pbuf [64]int
+	var sbuf [192]byte
 	// The parameters: the new row's columns ($1…$n, for SET and INSERT),
 	// then the old key (for WHERE).
-	wparams, wmask, where, err := a.rowMatch(t, rec, old, len(params))
+	present, params, shape := appendPresent(rec.Rel, rec.New, pbuf[:0], make([][]byte, 0, len(rec.New)+len(p.match)), p.shapeStart(sbuf[:0], "U"))
+	shape = appendSetMask(shape, p, rec, old, present)
+	n := len(params)
+	params, shape, err := a.rowMatch(p, rec, old, params, shape)
 	if err != nil {
 		return err
 	}
-	params = append(params, wparams...)
 	build := func() string {
+		set := setPositions(p, rec, old, present)
 		sets := make([]string, len(set))
 		for i, j := range set {
 			sets[i] = record.QuoteIdent(rec.Rel.Columns[present[j]].Name) + " = $" + strconv.Itoa(j+1)
@@ -47,12 +49,11 @@ func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Re
 		}
 		// OVERRIDING SYSTEM VALUE: as the plain insert, an identity column
 		// GENERATED ALWAYS takes the source's value.
-		return "WITH sluice_u AS (UPDATE " + t.Target.Quoted() + " SET " + strings.Join(sets, ", ") + where() + " RETURNING 1) " +
+		return "WITH sluice_u AS (UPDATE " + t.Target.Quoted() + " SET " + strings.Join(sets, ", ") + whereSQL(p, rec, old, n) + " RETURNING 1) " +
 			"INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(columnNames(rec.Rel, present), ", ") + ") OVERRIDING SYSTEM VALUE " +
 			"SELECT " + strings.Join(vals, ", ") + " WHERE NOT EXISTS (SELECT FROM sluice_u)"
 	}
-	return a.queue(ctx, fmt.Sprintf("U/%d/%s/%s/%s", rec.Rel.ID, mask, setMask(set, len(present)), wmask), build, params,
-		check{rec: rec, table: t, lenient: true, upsert: true, stmt: 'u'})
+	return a.queue(ctx, shape, build, params, check{rec: rec, table: t, lenient: true, upsert: true, stmt: 'u'})
 }
 
 // setPositions returns the indexes into present of the columns an UPDATE
@@ -60,11 +61,10 @@ func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Re
 // their value (the WHERE already pins them, and an identity column
 // GENERATED ALWAYS may not be set at all), unless that leaves none (SET
 // needs a column).
-func setPositions(t *ApplyTable, rec *record.Record, old []record.Value, present []int) []int {
-	same := sameKeyColumns(t, rec, old)
+func setPositions(p *relPlan, rec *record.Record, old []record.Value, present []int) []int {
 	out := make([]int, 0, len(present))
-	for j, p := range present {
-		if !same[p] {
+	for j, i := range present {
+		if !p.keeps(i, old, rec.New) {
 			out = append(out, j)
 		}
 	}
@@ -76,14 +76,25 @@ func setPositions(t *ApplyTable, rec *record.Record, old []record.Value, present
 	return out
 }
 
-// setMask names which of n present columns an UPDATE sets, for the
-// statement's shape.
-func setMask(set []int, n int) string {
-	m := bytes.Repeat([]byte{'k'}, n)
-	for _, j := range set {
-		m[j] = 's'
+// appendSetMask appends to shape a '/' and, for each present column,
+// whether the UPDATE sets it ('s') or not ('k'), as setPositions decides.
+func appendSetMask(shape []byte, p *relPlan, rec *record.Record, old []record.Value, present []int) []byte {
+	shape = append(shape, '/')
+	start, sets := len(shape), false
+	for _, i := range present {
+		if p.keeps(i, old, rec.New) {
+			shape = append(shape, 'k')
+		} else {
+			shape = append(shape, 's')
+			sets = true
+		}
 	}
-	return string(m)
+	if !sets {
+		for j := start; j < len(shape); j++ {
+			shape[j] = 's'
+		}
+	}
+	return shape
 }
 
 // upsertRunSQL is an update run's statement (see applybatch.go): the
@@ -100,21 +111,4 @@ func setMask(set []int, n int) string {
 func upsertRunSQL(update, insert, notThere string) string {
 	return "WITH sluice_u AS (" + update + " RETURNING 1) " + insert +
 		" WHERE (SELECT count(*) FROM sluice_u) < pg_catalog.cardinality($1::text[]) AND " + notThere
-}
-
-// sameKeyColumns is the set of positions of the columns the row is found
-// by (matchKey: the columns WHERE pins) whose new value equals the old.
-func sameKeyColumns(t *ApplyTable, rec *record.Record, old []record.Value) map[int]bool {
-	same := map[int]bool{}
-	for _, k := range matchKey(t, rec.Rel) {
-		i := rec.Rel.ColumnIndex(k)
-		if i < 0 || i >= len(old) || i >= len(rec.New) {
-			continue
-		}
-		o, n := old[i], rec.New[i]
-		if !o.Unchanged && !n.Unchanged && o.Null == n.Null && bytes.Equal(o.Data, n.Data) {
-			same[i] = true
-		}
-	}
-	return same
 }

@@ -25,8 +25,13 @@ func forChange(c check, err error) error {
 	if !errors.As(err, &pe) || c.rec == nil {
 		return err
 	}
-	return fmt.Errorf("sink: apply %s on %s (key %s) from the source transaction committed at %s: %w",
-		c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, pe.error)
+	const todo = "the sink's table does not take the statement that applies it: make the sink table's columns match the source's (names, types, generated or identity columns) and run the same command again"
+	if c.run > 0 {
+		return fmt.Errorf("sink: apply a batch of %d %ss on %s (first key %s) from the source transactions committed at %s and after: %s: %w",
+			c.run, c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, todo, pe.error)
+	}
+	return fmt.Errorf("sink: apply %s on %s (key %s) from the source transaction committed at %s: %s: %w",
+		c.rec.Op, c.table.Target, keyText(c.table, c.rec), c.rec.Position, todo, pe.error)
 }
 
 // paramRef finds "parameter $N" in PostgreSQL's error context.
@@ -61,7 +66,15 @@ func paramColumn(c check, n int) string {
 		return ""
 	}
 	if c.stmt == 'i' || c.stmt == 'u' {
-		present, _, _ := presentColumns(rel, rec.New)
+		present, params, mask := appendPresent(rel, rec.New, nil, nil, nil)
+		if c.stmt == 'u' && !c.upsert {
+			// queueUpdate leaves out the key columns that keep their value.
+			old := rec.Old
+			if old == nil {
+				old = rec.New
+			}
+			present, _ = withoutSameKey(newPlan(c.table, rel), rec, old, present, params, mask[1:])
+		}
 		if n <= len(present) {
 			return rel.Columns[present[n-1]].Name
 		}
