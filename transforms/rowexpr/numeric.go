@@ -275,23 +275,7 @@ func (n Numeric) quo(m Numeric) (Numeric, error) {
 	if y.IsZero() {
 		return Numeric{}, errDivisionByZero
 	}
-	rscale := divScale(x, y)
-	// round(|x| / |y| * 10^rscale), half away from zero, in integers.
-	k := int64(x.Exponent) - int64(y.Exponent) + rscale
-	num := new(apd.BigInt).Set(&x.Coeff)
-	den := new(apd.BigInt).Set(&y.Coeff)
-	if k >= 0 {
-		num.Mul(num, pow10(k))
-	} else {
-		den.Mul(den, pow10(-k))
-	}
-	q, r := new(apd.BigInt).QuoRem(num, den, new(apd.BigInt))
-	if r.Add(r, r).Cmp(den) >= 0 {
-		q.Add(q, apd.NewBigInt(1))
-	}
-	d := apd.NewWithBigInt(q, int32(-rscale))
-	d.Negative = q.Sign() != 0 && x.Negative != y.Negative
-	return Numeric{d}, nil
+	return divRound(x, y, divScale(x, y)), nil
 }
 
 // divScale is PostgreSQL's select_div_scale: enough fraction digits for

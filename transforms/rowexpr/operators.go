@@ -43,6 +43,7 @@ var (
 var binaryFuncs = map[string]string{
 	"+": "__sluice_add", "-": "__sluice_sub", "*": "__sluice_mul", "/": "__sluice_div", "%": "__sluice_mod",
 	"==": "__sluice_eq", "!=": "__sluice_ne", "<": "__sluice_lt", "<=": "__sluice_le", ">": "__sluice_gt", ">=": "__sluice_ge",
+	"**": "__sluice_pow", "^": "__sluice_pow",
 }
 
 func isComparison(op string) bool {
@@ -93,7 +94,7 @@ func patches(op string, l, r reflect.Type) bool {
 		return true
 	}
 	lu, ru := unknownType(l), unknownType(r)
-	if op == "/" {
+	if op == "/" || op == "**" || op == "^" {
 		return (numberType(l) || lu) && (numberType(r) || ru)
 	}
 	if (l == nil && r == nil) || (!lu && !ru) {
@@ -108,22 +109,28 @@ func patches(op string, l, r reflect.Type) bool {
 func binaryType(op string, l, r reflect.Type) (reflect.Type, error) {
 	ln, rn := l == numericType, r == numericType
 	lu, ru := unknownType(l), unknownType(r)
-	operand := func(t reflect.Type, n, u bool) bool { return n || u || numberType(t) }
+	operand := func(t reflect.Type, n, u bool) bool { return n || u || numberType(t) || t == floatLitType }
 	if (op == "==" || op == "!=") && (l == nil || r == nil) {
 		return boolType, nil // comparing with nil
 	}
 	if !operand(l, ln, lu) || !operand(r, rn, ru) {
 		return nil, fmt.Errorf("invalid operation: %s (mismatched types %s and %s)", op, typeString(l), typeString(r))
 	}
+	// A numeric beside a double precision value is converted to it.
+	withFloat := (ln && floatKind(r)) || (rn && floatKind(l))
 	switch {
+	case op == "%" && withFloat:
+		return nil, fmt.Errorf("invalid operation: %% (mismatched types %s and %s: PostgreSQL has no %% for double precision; convert with numeric(...) or int(...))", typeString(l), typeString(r))
 	case isComparison(op):
 		return boolType, nil
 	case lu || ru:
 		return anyType, nil
+	case withFloat:
+		return floatType, nil
 	case ln || rn:
 		return numericType, nil
 	}
-	return floatType, nil // int or float64 / int or float64
+	return floatType, nil // int or float64 / or ** int or float64
 }
 
 // numericPatcher is the expr-lang visitor that rewrites operators (see
@@ -164,7 +171,7 @@ func ours(n *ast.CallNode) bool {
 	if !ok {
 		return false
 	}
-	if id.Value == "__sluice_neg" || id.Value == "__sluice_in" {
+	if id.Value == "__sluice_neg" || id.Value == "__sluice_in" || id.Value == "__sluice_sum" {
 		return true
 	}
 	for _, fn := range binaryFuncs {
@@ -190,6 +197,7 @@ func (p *numericPatcher) ShouldRepeat() bool { return p.applied }
 func (p *numericPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.CallNode:
+		p.aggregateLiterals(n)
 		if ours(n) && !p.pending[n] {
 			if p.types == nil {
 				p.types = map[ast.Node]reflect.Type{}
@@ -223,7 +231,19 @@ func (p *numericPatcher) Visit(node *ast.Node) {
 		if r == numericType {
 			left = p.numericLiteral(left)
 		}
+		// Beside an operand whose type is known at run time only, a float
+		// literal is read as a numeric if that operand is one.
+		if l != nil && unknownType(l) {
+			right = p.floatLiteral(right)
+		}
+		if r != nil && unknownType(r) {
+			left = p.floatLiteral(left)
+		}
 		p.patch(node, fn, left, right)
+	case *ast.BuiltinNode:
+		if n.Name == "sum" && len(n.Arguments) > 0 {
+			p.patchSum(node, n)
+		}
 	case *ast.UnaryNode:
 		if n.Operator != "-" {
 			return
@@ -285,6 +305,31 @@ func (p *numericPatcher) numericLiteral(n ast.Node) ast.Node {
 	return c
 }
 
+// floatLiteral turns a float literal (or its negation) into a floatLit
+// constant; other nodes are returned as they are.
+func (p *numericPatcher) floatLiteral(n ast.Node) ast.Node {
+	c, ok := p.numericLiteral(n).(*ast.ConstantNode)
+	if !ok {
+		return n
+	}
+	x := n
+	if u, ok := x.(*ast.UnaryNode); ok {
+		x = u.Node
+	}
+	lit, ok := x.(*ast.FloatNode)
+	if !ok {
+		return n // an int literal is exact either way
+	}
+	f := lit.Value
+	if u, ok := n.(*ast.UnaryNode); ok && u.Operator == "-" {
+		f = -f
+	}
+	fl := &ast.ConstantNode{Value: floatLit{f: f, n: c.Value.(Numeric)}}
+	fl.SetType(floatLitType)
+	fl.SetLocation(n.Location())
+	return fl
+}
+
 // literalText is the text of a literal node in the expression.
 func (p *numericPatcher) literalText(n ast.Node) (string, bool) {
 	loc := n.Location()
@@ -302,7 +347,8 @@ func numericOptions(src string) []expr.Option {
 		opts = append(opts, function(binaryFunction(op, name)))
 	}
 	for _, f := range []*builtin.Function{negFunction(), inFunction(), absFunction(), roundFunction("round", false), roundFunction("trunc", true),
-		ceilFloorFunction("ceil"), ceilFloorFunction("floor"), intFunction(), floatFunction(), numericFunction()} {
+		ceilFloorFunction("ceil"), ceilFloorFunction("floor"), intFunction(), floatFunction(), numericFunction(),
+		aggregateFunction("max"), aggregateFunction("min"), aggregateFunction("mean"), aggregateFunction("median"), sumFunction()} {
 		opts = append(opts, function(f))
 	}
 	return opts
@@ -346,51 +392,68 @@ func binaryFunction(op, name string) *builtin.Function {
 			return binaryType(op, args[0], args[1])
 		},
 		Func: func(args ...any) (any, error) {
-			a, b := args[0], args[1]
-			_, an := a.(Numeric)
-			_, bn := b.(Numeric)
-			if !an && !bn {
-				if op == "/" {
-					return divideNumbers(a, b)
-				}
-				return plain(a, b), nil
-			}
-			x, okx := toNumeric(a)
-			y, oky := toNumeric(b)
-			if !okx || !oky {
-				switch op {
-				case "==":
-					return false, nil
-				case "!=":
-					return true, nil
-				}
-				return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
-			}
-			switch op {
-			case "+":
-				return x.add(y)
-			case "-":
-				return x.sub(y)
-			case "*":
-				return x.mul(y)
-			case "/":
-				return x.quo(y)
-			case "%":
-				return x.rem(y)
-			case "==":
-				return x.cmp(y) == 0, nil
-			case "!=":
-				return x.cmp(y) != 0, nil
-			case "<":
-				return x.cmp(y) < 0, nil
-			case "<=":
-				return x.cmp(y) <= 0, nil
-			case ">":
-				return x.cmp(y) > 0, nil
-			}
-			return x.cmp(y) >= 0, nil
+			return evalBinary(op, plain, args[0], args[1])
 		},
 	}
+}
+
+// evalBinary is op over a and b: numeric arithmetic when a numeric takes
+// part (float64 arithmetic when a double precision value does too),
+// plain (expr-lang's own, or divideNumbers and floatPowPlain) otherwise.
+func evalBinary(op string, plain func(a, b any) any, a, b any) (any, error) {
+	_, an := a.(Numeric)
+	_, bn := b.(Numeric)
+	a, b = resolveLit(a, bn), resolveLit(b, an)
+	if !an && !bn {
+		switch op {
+		case "/":
+			return divideNumbers(a, b)
+		case "**", "^":
+			return floatPowPlain(a, b)
+		}
+		return plain(a, b), nil
+	}
+	_, af := a.(float64)
+	_, bf := b.(float64)
+	if af || bf {
+		return floatOp(op, a, b)
+	}
+	x, okx := toNumeric(a)
+	y, oky := toNumeric(b)
+	if !okx || !oky {
+		switch op {
+		case "==":
+			return false, nil
+		case "!=":
+			return true, nil
+		}
+		return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
+	}
+	switch op {
+	case "+":
+		return x.add(y)
+	case "-":
+		return x.sub(y)
+	case "*":
+		return x.mul(y)
+	case "/":
+		return x.quo(y)
+	case "%":
+		return x.rem(y)
+	case "**", "^":
+		return x.pow(y)
+	case "==":
+		return x.cmp(y) == 0, nil
+	case "!=":
+		return x.cmp(y) != 0, nil
+	case "<":
+		return x.cmp(y) < 0, nil
+	case "<=":
+		return x.cmp(y) <= 0, nil
+	case ">":
+		return x.cmp(y) > 0, nil
+	}
+	return x.cmp(y) >= 0, nil
 }
 
 // divideNumbers is / over ints and floats: a float64, and an error on a
