@@ -41,14 +41,25 @@ func (p *numericPatcher) aggregateLiterals(n *ast.CallNode) {
 	if !ok || !slices.Contains(aggregateNames, id.Value) {
 		return
 	}
+	changed := false
+	lit := func(x ast.Node) ast.Node {
+		y := p.floatLiteral(x)
+		changed = changed || y != x
+		return y
+	}
 	for i, a := range n.Arguments {
 		if arr, ok := a.(*ast.ArrayNode); ok {
 			for j, e := range arr.Nodes {
-				arr.Nodes[j] = p.floatLiteral(e)
+				arr.Nodes[j] = lit(e)
 			}
 			continue
 		}
-		n.Arguments[i] = p.floatLiteral(a)
+		n.Arguments[i] = lit(a)
+	}
+	if changed {
+		// The checker types the call again (it keeps a type it finds,
+		// unless that is any).
+		n.SetType(anyType)
 	}
 }
 

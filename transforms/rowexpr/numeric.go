@@ -37,9 +37,11 @@ import (
 // numeric is read as written, as SQL reads a numeric literal: 0.3 is
 // exactly 0.3 (after.amount == 0.3 holds for a column holding 0.3) and
 // 1.50 has two fraction digits. Any other float64 operand (a real/double
-// precision column, a float computed at run time) is converted through
-// its shortest decimal text, the digits Go and PostgreSQL print for it;
-// a float NaN or ±Inf becomes numeric NaN or ±Infinity.
+// precision column, a float computed at run time) makes the operation a
+// double precision one, as in PostgreSQL (numeric_float.go); numeric(x)
+// converts a float64 through its shortest decimal text, the digits Go
+// and PostgreSQL print for it (a float NaN or ±Inf becomes numeric NaN
+// or ±Infinity).
 //
 // Limits: values up to apd's exponent range (about 1e±100000; PostgreSQL
 // allows up to 131072 digits before the point), beyond which reading

@@ -20,13 +20,17 @@ import (
 // whose type is only known at run time, such as `after.amount ?? 0`) into
 // a call of one of the functions below. Each function has a Validate
 // hook, so the type checker knows the result type (numeric + int is
-// numeric, numeric < float64 is bool, numeric + string is a compile error
-// at the operator's position) and a run-time part that does the exact
-// arithmetic, or expr-lang's own for plain ints and floats. The `/`
-// operator goes through the same path for ints and floats too, so that a
-// zero divisor is an error rather than ±Inf in the data.
+// numeric, numeric + float64 is float64, numeric < float64 is bool,
+// numeric + string is a compile error at the operator's position) and a
+// run-time part that does the exact arithmetic (float64 arithmetic as
+// PostgreSQL's float8 when a float64 takes part), or expr-lang's own for
+// plain ints and floats. The `/` and `**` (`^`) operators go through the
+// same path for ints and floats too, so that a zero divisor, 0 ** -1 or
+// -8 ** 0.5 is an error rather than ±Inf or NaN in the data. Calls of
+// sum are rewritten too (aggregates.go).
 //
-// The builtins abs, ceil, floor, round, int and float are replaced by
+// The builtins abs, ceil, floor, round, int, float, max, min, mean and
+// median are replaced by
 // versions that also take numeric values (delegating to expr-lang's own
 // for everything else); round and trunc take an optional number of
 // fraction digits, and numeric(x) makes a numeric from an int, a float or
