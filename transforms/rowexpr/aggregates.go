@@ -28,10 +28,13 @@ import (
 //     greatest(amount, 0.5).
 //
 // Without any numeric value they are expr-lang's own.
+//
+// greatest and least are max and min as PostgreSQL's: NULL (nil)
+// arguments are left out, and all of them nil gives nil.
 
 // aggregateNames are the builtins of several numbers replaced here (sum
 // is patched instead: its predicate form is syntax, see patchSum).
-var aggregateNames = []string{"max", "min", "mean", "median"}
+var aggregateNames = []string{"max", "min", "mean", "median", "greatest", "least"}
 
 // aggregateLiterals turns the float literals among the arguments of a
 // call of max, min, mean or median (or among the elements of an array
@@ -144,9 +147,15 @@ func aggregateType(name string, args []reflect.Type) (t reflect.Type, ok bool, e
 	return nil, false, nil
 }
 
-// aggregateFunction is max, min, mean or median (see above).
+// aggregateFunction is max, min, mean, median, greatest or least (see
+// above).
 func aggregateFunction(name string) *builtin.Function {
-	own := builtin.Builtins[builtin.Index[name]]
+	skipNil := name == "greatest" || name == "least"
+	ownName := map[string]string{"greatest": "max", "least": "min"}[name]
+	if ownName == "" {
+		ownName = name
+	}
+	own := builtin.Builtins[builtin.Index[ownName]]
 	return &builtin.Function{
 		Name: name,
 		Validate: func(args []reflect.Type) (reflect.Type, error) {
@@ -169,6 +178,12 @@ func aggregateFunction(name string) *builtin.Function {
 			vals, err := flatten(name, args, 0, nil)
 			if err != nil {
 				return nil, err
+			}
+			if skipNil {
+				vals = slices.DeleteFunc(vals, func(v any) bool { return v == nil })
+				if len(vals) == 0 {
+					return nil, nil
+				}
 			}
 			numeric, float := false, false
 			for _, v := range vals {
@@ -208,10 +223,10 @@ func numericAggregate(name string, vals []any) (any, error) {
 		ns[i] = n
 	}
 	switch name {
-	case "max", "min":
+	case "max", "min", "greatest", "least":
 		best := ns[0]
 		for _, n := range ns[1:] {
-			if c := n.cmp(best); (name == "max" && c > 0) || (name == "min" && c < 0) {
+			if c := n.cmp(best); (greater(name) && c > 0) || (!greater(name) && c < 0) {
 				best = n
 			}
 		}
@@ -227,6 +242,8 @@ func numericAggregate(name string, vals []any) (any, error) {
 	}
 	return numericMean(sorted[mid-1 : mid+1])
 }
+
+func greater(name string) bool { return name == "max" || name == "greatest" }
 
 // numericMean is avg over numerics: the exact sum divided by the count.
 func numericMean(ns []Numeric) (Numeric, error) {
@@ -255,10 +272,10 @@ func floatAggregate(name string, vals []any) (any, error) {
 		fs[i] = f
 	}
 	switch name {
-	case "max", "min":
+	case "max", "min", "greatest", "least":
 		best := fs[0]
 		for _, f := range fs[1:] {
-			if c := floatCmp(f, best); (name == "max" && c > 0) || (name == "min" && c < 0) {
+			if c := floatCmp(f, best); (greater(name) && c > 0) || (!greater(name) && c < 0) {
 				best = f
 			}
 		}

@@ -78,6 +78,11 @@ func TestNumericAggregates(t *testing.T) {
 		{"1.5", "2", "a", "mean([after.a, after.b, 3.25])", "2.2500000000000000"},
 		{"1.5", "2", "a", "median([after.a, after.b, after.q])", "2"},
 		{"1.5", "2", "a", "median([after.a, after.b])", "1.7500000000000000"},
+		// greatest and least leave nil out, as PostgreSQL leaves NULL out.
+		{"1.50", "1.5", "a", "greatest(after.a, nil, after.b)", "1.50"},
+		{"\\N", "1.5", "a", "least(after.a, after.b, 2)", "1.5"},
+		{"\\N", "1.5", "a", "least(after.a, nil)", "NULL"},
+		{"1", "2", "s", "string(greatest(1, 2, nil))", "2"},
 		// Without numerics: expr-lang's own.
 		{"1", "2", "s", "string(sum([1, 2, 3]))", "6"},
 		{"1", "2", "s", "string(max(1, 2.5))", "2.5"},
@@ -92,7 +97,7 @@ func TestNumericAggregates(t *testing.T) {
 			t.Errorf("a=%s b=%s: %s gave %q, %v; want %q", c.a, c.b, c.src, got, err, c.want)
 		}
 	}
-	for src, want := range map[string]string{"max(after.a, after.b)": "numeric", "min(after.a, 1, 0.5)": "numeric", "max(after.a, after.f)": "float64", "mean([after.a])": "interface {}"} {
+	for src, want := range map[string]string{"max(after.a, after.b)": "numeric", "min(after.a, 1, 0.5)": "numeric", "max(after.a, after.f)": "float64", "mean([after.a])": "interface {}", "greatest(after.a, after.b)": "numeric", "least(after.a, after.f)": "float64"} {
 		if p, err := compile(src, numTable); err != nil || typeString(p.prog.Node().Type()) != want {
 			t.Errorf("%s: %v; want type %s", src, err, want)
 		}

@@ -352,7 +352,8 @@ func numericOptions(src string) []expr.Option {
 	}
 	for _, f := range []*builtin.Function{negFunction(), inFunction(), absFunction(), roundFunction("round", false), roundFunction("trunc", true),
 		ceilFloorFunction("ceil"), ceilFloorFunction("floor"), intFunction(), floatFunction(), numericFunction(),
-		aggregateFunction("max"), aggregateFunction("min"), aggregateFunction("mean"), aggregateFunction("median"), sumFunction()} {
+		aggregateFunction("max"), aggregateFunction("min"), aggregateFunction("mean"), aggregateFunction("median"),
+		aggregateFunction("greatest"), aggregateFunction("least"), sumFunction()} {
 		opts = append(opts, function(f))
 	}
 	return opts

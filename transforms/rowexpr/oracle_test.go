@@ -45,6 +45,8 @@ var oracleExprs = []struct{ col, expr, sql, typ string }{
 	{"max", "max(after.a, after.b)", "greatest(a, b)::text", "numeric"},
 	{"min", "min(after.a, after.b, after.k)", "least(a, b, k)::text", "numeric"},
 	{"mxa", "max([after.a, after.b], 0.5)", "greatest(a, b, 0.5)::text", ""},
+	{"gre", "greatest(after.b, after.k, after.a)", "greatest(b, k, a)::text", "numeric"},
+	{"lea", "least(after.k, 1.5, after.a)", "least(k, 1.5, a)::text", "numeric"},
 	{"mna", "min([after.b, -0.5, after.a])", "least(b, -0.5, a)::text", ""},
 	{"sum", "sum([after.a, after.b, after.k])", "(SELECT sum(x) FROM (VALUES (a), (b), (k)) v(x))::text", ""},
 	{"sup", "sum([after.a, after.b], # * 2)", "(SELECT sum(x * 2) FROM (VALUES (a), (b)) v(x))::text", ""},

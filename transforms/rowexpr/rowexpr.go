@@ -28,7 +28,8 @@
 // a text such as "12.50" or "NaN"); `x in [...]` compares numerically;
 // ** and ^ are PostgreSQL 15's numeric power (numeric_pow.go); max, min,
 // sum, mean and median work on numerics as greatest, least, sum and avg
-// do (aggregates.go). A numeric beside a double precision value is
+// do, and greatest and least are there too, leaving nil out
+// (aggregates.go). A numeric beside a double precision value is
 // converted to double precision, as PostgreSQL does (numeric_float.go).
 //
 // Compile errors are *Error values with the position (1-based character
