@@ -329,14 +329,23 @@ func sumFunction() *builtin.Function {
 			if args[0] == nil || (v.Kind() != reflect.Slice && v.Kind() != reflect.Array) {
 				return nil, fmt.Errorf("builtin sum takes only array (got %s)", typeName(args[0]))
 			}
+			// A float literal is a numeric when a numeric is among the
+			// values, wherever it stands.
+			vals := make([]any, v.Len())
+			numeric := false
+			for i := range vals {
+				vals[i] = v.Index(i).Interface()
+				_, isNum := vals[i].(Numeric)
+				numeric = numeric || isNum
+			}
 			var acc any = 0
-			for i := range v.Len() {
+			for _, x := range vals {
 				var err error
-				if acc, err = evalBinary("+", runtime.Add, acc, v.Index(i).Interface()); err != nil {
+				if acc, err = evalBinary("+", runtime.Add, acc, resolveLit(x, numeric)); err != nil {
 					return nil, err
 				}
 			}
-			return resolveLit(acc, false), nil
+			return acc, nil
 		},
 	}
 }

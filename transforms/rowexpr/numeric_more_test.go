@@ -72,6 +72,7 @@ func TestNumericAggregates(t *testing.T) {
 		{"0.1", "0.2", "a", "min([after.a, after.b], -0.5)", "-0.5"},
 		{"0.1", "0.2", "a", "max(after.a, after.q)", "3"},
 		{"0.1", "0.2", "a", "sum([after.a, after.b, 0.30])", "0.60"},
+		{"0.1", "0.2", "a", "sum([0.2, after.a])", "0.3"},
 		{"0.1", "0.2", "a", "sum([after.a, after.b], # * 3)", "0.9"},
 		{"Infinity", "0.2", "a", "sum([after.a, numeric('-Infinity')])", "NaN"},
 		{"1", "2", "a", "mean([after.a, after.b])", "1.5000000000000000"},

@@ -30,9 +30,9 @@ import (
 // sum are rewritten too (aggregates.go).
 //
 // The builtins abs, ceil, floor, round, int, float, max, min, mean and
-// median are replaced by
-// versions that also take numeric values (delegating to expr-lang's own
-// for everything else); round and trunc take an optional number of
+// median are replaced by versions that also take numeric values
+// (delegating to expr-lang's own for everything else); greatest and least
+// are added; round and trunc take an optional number of
 // fraction digits, and numeric(x) makes a numeric from an int, a float or
 // a text.
 
