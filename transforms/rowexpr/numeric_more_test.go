@@ -37,6 +37,7 @@ func TestNumericPower(t *testing.T) {
 		{"0.5", "1", "after.a ** 3000000000", "0." + strings.Repeat("0", 1000)},
 		{"-0.5", "1", "after.a ** 3000000001", "0." + strings.Repeat("0", 1000)},
 		{"10", "1", "after.a ** 40", "10000000000000000000000000000000000000000.0000000000000000"},
+		{"1e26", "1", "after.a ** 99.5", "1" + strings.Repeat("0", 2587) + ".0"}, // beyond apd's Exp alone
 		{"2", "10", "2 ** after.a", "4.0000000000000000"},
 		// NaN and infinities, as POSIX pow.
 		{"NaN", "0", "after.a ** 0", "1"},
@@ -55,6 +56,12 @@ func TestNumericPower(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("a=%s b=%s: %s gave %.200q, %v; want %.200q", c.a, c.b, c.src, got, err, c.want)
 		}
+	}
+	// 2 ** 8000.5 has 2409 digits before the point; PostgreSQL's text is
+	// 2411 characters long and ends so.
+	got, err := setText(t, "a", "after.a ** 8000.5", numRecord("2", "1", "1", "0.5"))
+	if err != nil || len(got) != 2411 || !strings.HasSuffix(got, "8349543893225496395121482570.8") {
+		t.Errorf("2 ** 8000.5 gave %d characters ending %.40q, %v", len(got), got[max(len(got)-40, 0):], err)
 	}
 }
 

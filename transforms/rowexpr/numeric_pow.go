@@ -347,7 +347,7 @@ func (n Numeric) powReal(m Numeric) (Numeric, error) {
 	if _, err := ctx.Mul(t, ln, m.d); err != nil {
 		return Numeric{}, errNumericOverflow
 	}
-	if _, err := ctx.Exp(r, t); err != nil {
+	if err := expPrec(&ctx, r, t); err != nil {
 		return Numeric{}, errNumericOverflow
 	}
 	res := Numeric{r}.roundTo(rscale, false)
@@ -355,6 +355,53 @@ func (n Numeric) powReal(m Numeric) (Numeric, error) {
 		res = res.neg()
 	}
 	return res, nil
+}
+
+// expPrec sets d to e**x at ctx's precision. apd's Exp gives up beyond
+// about 2500 digits (too many iterations of its series); there x is
+// reduced first: e**x = 10**m * (e**(r / 2**12))**(2**12) with
+// x = m * ln(10) + r, the squarings done with guard digits.
+func expPrec(ctx *apd.Context, d, x *apd.Decimal) error {
+	if _, err := ctx.Exp(d, x); err == nil {
+		return nil
+	}
+	const halvings = 12
+	wc := *ctx
+	wc.Precision = ctx.Precision + 30
+	ln10, q, m, r := new(apd.Decimal), new(apd.Decimal), new(apd.Decimal), new(apd.Decimal)
+	if _, err := wc.Ln(ln10, apd.New(10, 0)); err != nil {
+		return err
+	}
+	if _, err := wc.Quo(q, x, ln10); err != nil {
+		return err
+	}
+	if _, err := wc.Floor(m, q); err != nil {
+		return err
+	}
+	mi, err := m.Int64()
+	if err != nil || mi > math.MaxInt32/2 || mi < math.MinInt32/2 {
+		return errNumericOverflow
+	}
+	if _, err := wc.Mul(q, m, ln10); err != nil {
+		return err
+	}
+	if _, err := wc.Sub(r, x, q); err != nil {
+		return err
+	}
+	if _, err := wc.Quo(r, r, apd.New(1<<halvings, 0)); err != nil {
+		return err
+	}
+	if _, err := wc.Exp(d, r); err != nil {
+		return err
+	}
+	for range halvings {
+		if _, err := wc.Mul(d, d, d); err != nil {
+			return err
+		}
+	}
+	d.Exponent += int32(mi)
+	_, err = ctx.Round(d, d)
+	return err
 }
 
 // lnRounded is ln(x) rounded half away from zero to scale fraction
