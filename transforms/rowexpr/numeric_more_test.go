@@ -152,6 +152,14 @@ func TestNumericWithDouble(t *testing.T) {
 			t.Errorf("a=%s f=%s: %s gave %q, %v; want %q", c.a, c.f, c.src, got, err, c.want)
 		}
 	}
+	for src, want := range map[string]bool{
+		"after.a in [0.1]": false, "after.a in [after.f]": true, "after.a in [after.f + 1, 0.10000000000000000001]": true,
+		"(after.a ?? 0) in [0.1, 2]": false, "after.q in [3.0, 4]": true,
+	} {
+		if got := keep(t, src, numRecord("0.10000000000000000001", "1", "3", "0.1")); got != want {
+			t.Errorf("filter %s gave %v, want %v", src, got, want)
+		}
+	}
 	if _, err := CompileFilter("after.a % after.f > 1", numTable); err == nil || !strings.Contains(err.Error(), "PostgreSQL has no % for double precision") {
 		t.Errorf("numeric %% double precision: %v", err)
 	}

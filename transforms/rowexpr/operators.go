@@ -273,6 +273,13 @@ func (p *numericPatcher) visitIn(node *ast.Node, n *ast.BinaryNode) {
 	if (l != numericType && !unknownType(l)) || !(unknownType(r) || r.Kind() == reflect.Slice || r.Kind() == reflect.Array) {
 		return
 	}
+	// Float literals in a written list are numeric literals, as in SQL's
+	// IN (0.1, 0.2).
+	if arr, ok := n.Right.(*ast.ArrayNode); ok {
+		for i, e := range arr.Nodes {
+			arr.Nodes[i] = p.floatLiteral(e)
+		}
+	}
 	p.patch(node, "__sluice_in", n.Left, n.Right)
 }
 
@@ -512,7 +519,8 @@ func negFunction() *builtin.Function {
 }
 
 // inFunction is `x in list` where x may be a numeric: an element equals
-// x as == has it.
+// x as == has it (exactly, or as double precision for a double precision
+// element).
 func inFunction() *builtin.Function {
 	return &builtin.Function{
 		Name: "__sluice_in",
@@ -525,11 +533,24 @@ func inFunction() *builtin.Function {
 		Func: func(args ...any) (any, error) {
 			x, ok := args[0].(Numeric)
 			list := reflect.ValueOf(args[1])
-			if !ok || (list.Kind() != reflect.Slice && list.Kind() != reflect.Array) {
+			if list.Kind() != reflect.Slice && list.Kind() != reflect.Array {
 				return runtime.In(args[0], args[1]), nil
 			}
+			if !ok {
+				elems := make([]any, list.Len())
+				for i := range elems {
+					elems[i] = resolveLit(list.Index(i).Interface(), false)
+				}
+				return runtime.In(args[0], elems), nil
+			}
 			for i := range list.Len() {
-				if y, ok := toNumeric(list.Index(i).Interface()); ok && x.cmp(y) == 0 {
+				// An element as == compares it with x: a double precision
+				// value as double precision, anything else exactly.
+				eq, err := evalBinary("==", nil, x, resolveLit(list.Index(i).Interface(), true))
+				if err != nil {
+					return nil, err
+				}
+				if eq == true {
 					return true, nil
 				}
 			}

@@ -62,6 +62,7 @@ var oracleExprs = []struct{ col, expr, sql, typ string }{
 	{"fmu", "after.a * after.f", "(a * f)::text", "float"},
 	{"fdv", "after.a / after.f", "CASE WHEN f = 0 AND a <> 'NaN' THEN 'ERR division by zero' ELSE (a / f)::text END", "float"},
 	{"fcm", "after.a < after.f ? 'lt' : (after.a == after.f ? 'eq' : 'gt')", "CASE WHEN a < f THEN 'lt' WHEN a = f THEN 'eq' ELSE 'gt' END", ""},
+	{"fin", "after.a in [after.b, 0.5, after.f] ? 'in' : 'out'", "CASE WHEN a IN (b, 0.5, f) THEN 'in' ELSE 'out' END", ""},
 	{"fmx", "max(after.a, after.f)", "greatest(a, f)::text", "float"},
 	{"fmn", "min(after.f, after.b)", "least(f, b)::text", "float"},
 	{"fpw", "after.p ** after.f", "fpw(p, f)", "float ulp"},
