@@ -12,8 +12,9 @@ import (
 // columns compute exactly, digit for digit what PostgreSQL computes for
 // the same SQL expression: in the full copy and while streaming, for
 // sums and products of money-like values, divisions (PostgreSQL's result
-// scale), rounding, values beyond 2^63, NaN and ±Infinity, and numeric
-// results written into numeric, double precision and bigint columns.
+// scale), rounding, values beyond 2^63, NaN and ±Infinity, powers (**,
+// ^) and max as PostgreSQL's ^ and greatest, and numeric results written
+// into numeric, double precision and bigint columns.
 // A numeric division by zero parks the pipeline like any expression
 // error. With float64 arithmetic the filter keeps rows it must drop (19.99 * 3
 // is 59.970000000000006, 0.1 + 0.2 is 0.30000000000000004) and the
@@ -25,7 +26,7 @@ func TestTransformNumericExact(t *testing.T) {
 	dropSlotsAtCleanup(t, srcDSN)
 	const tbl = `public."Pri ces"`
 	if err := src.Exec(ctx, dbOf(t, srcDSN), `CREATE TABLE `+tbl+` (id int PRIMARY KEY, price numeric(12,2) NOT NULL, qty int NOT NULL, big numeric,
-	tot numeric, per numeric, big2 numeric, rnd numeric(14,2), fl double precision, cents bigint);
+	tot numeric, per numeric, big2 numeric, rnd numeric(14,2), fl double precision, cents bigint, sq numeric, mx numeric);
 INSERT INTO `+tbl+` (id, price, qty, big)
 SELECT g, (ARRAY[19.99, 0.10, 0.20, 0.30, 12345678.99, 0.01, -5.55, 7.77, 1.15, 2.675])[1 + g % 10] + (g / 10) * 0.01,
 	g % 7, (ARRAY['9223372036854775809', 'NaN', 'Infinity', '-Infinity', '0.000000000000000000000000000001', NULL, '-12.5'])[1 + g % 7]::numeric
@@ -51,6 +52,8 @@ transforms:
       rnd: "round(after.price * 1.0825, 2)"
       fl: "after.price / 3"
       cents: "after.price * 100 - after.qty"
+      sq: "after.price ** 2 + abs(after.price) ^ 0.5"
+      mx: "max(after.price, after.big ?? 0, 1.5)"
 state_dir: state
 `
 	}
@@ -62,9 +65,10 @@ state_dir: state
 	}
 	// The same computation in SQL at the source.
 	want := `SELECT id, price, qty, big, price * qty * 1.10, CASE WHEN qty = 0 THEN NULL ELSE price / qty END, big + 1,
-		round(price * 1.0825, 2), (price / 3)::double precision, (price * 100 - qty)::bigint
+		round(price * 1.0825, 2), (price / 3)::double precision, (price * 100 - qty)::bigint,
+		price ^ 2 + abs(price) ^ 0.5, greatest(price, COALESCE(big, 0), 1.5)
 		FROM ` + tbl + ` WHERE price * 3 <> 59.97 AND price + 0.2 <> 0.3`
-	got := `SELECT id, price, qty, big, tot, per, big2, rnd, fl, cents FROM ` + tbl
+	got := `SELECT id, price, qty, big, tot, per, big2, rnd, fl, cents, sq, mx FROM ` + tbl
 	runCaughtUp(t, dir, env, p, 2*time.Minute)
 	assertSameRows(t, ctx, srcDSN, want, dstDSN, got)
 	if n := queryInt(t, ctx, dstDSN, `SELECT count(*) FROM `+tbl+` WHERE id IN (1001, 1002) OR price = 19.99 OR price = 0.10`); n != 0 {

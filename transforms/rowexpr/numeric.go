@@ -37,9 +37,11 @@ import (
 // numeric is read as written, as SQL reads a numeric literal: 0.3 is
 // exactly 0.3 (after.amount == 0.3 holds for a column holding 0.3) and
 // 1.50 has two fraction digits. Any other float64 operand (a real/double
-// precision column, a float computed at run time) is converted through
-// its shortest decimal text, the digits Go and PostgreSQL print for it;
-// a float NaN or ±Inf becomes numeric NaN or ±Infinity.
+// precision column, a float computed at run time) makes the operation a
+// double precision one, as in PostgreSQL (numeric_float.go); numeric(x)
+// converts a float64 through its shortest decimal text, the digits Go
+// and PostgreSQL print for it (a float NaN or ±Inf becomes numeric NaN
+// or ±Infinity).
 //
 // Limits: values up to apd's exponent range (about 1e±100000; PostgreSQL
 // allows up to 131072 digits before the point), beyond which reading
@@ -275,23 +277,7 @@ func (n Numeric) quo(m Numeric) (Numeric, error) {
 	if y.IsZero() {
 		return Numeric{}, errDivisionByZero
 	}
-	rscale := divScale(x, y)
-	// round(|x| / |y| * 10^rscale), half away from zero, in integers.
-	k := int64(x.Exponent) - int64(y.Exponent) + rscale
-	num := new(apd.BigInt).Set(&x.Coeff)
-	den := new(apd.BigInt).Set(&y.Coeff)
-	if k >= 0 {
-		num.Mul(num, pow10(k))
-	} else {
-		den.Mul(den, pow10(-k))
-	}
-	q, r := new(apd.BigInt).QuoRem(num, den, new(apd.BigInt))
-	if r.Add(r, r).Cmp(den) >= 0 {
-		q.Add(q, apd.NewBigInt(1))
-	}
-	d := apd.NewWithBigInt(q, int32(-rscale))
-	d.Negative = q.Sign() != 0 && x.Negative != y.Negative
-	return Numeric{d}, nil
+	return divRound(x, y, divScale(x, y)), nil
 }
 
 // divScale is PostgreSQL's select_div_scale: enough fraction digits for

@@ -20,15 +20,19 @@ import (
 // whose type is only known at run time, such as `after.amount ?? 0`) into
 // a call of one of the functions below. Each function has a Validate
 // hook, so the type checker knows the result type (numeric + int is
-// numeric, numeric < float64 is bool, numeric + string is a compile error
-// at the operator's position) and a run-time part that does the exact
-// arithmetic, or expr-lang's own for plain ints and floats. The `/`
-// operator goes through the same path for ints and floats too, so that a
-// zero divisor is an error rather than ±Inf in the data.
+// numeric, numeric + float64 is float64, numeric < float64 is bool,
+// numeric + string is a compile error at the operator's position) and a
+// run-time part that does the exact arithmetic (float64 arithmetic as
+// PostgreSQL's float8 when a float64 takes part), or expr-lang's own for
+// plain ints and floats. The `/` and `**` (`^`) operators go through the
+// same path for ints and floats too, so that a zero divisor, 0 ** -1 or
+// -8 ** 0.5 is an error rather than ±Inf or NaN in the data. Calls of
+// sum are rewritten too (aggregates.go).
 //
-// The builtins abs, ceil, floor, round, int and float are replaced by
-// versions that also take numeric values (delegating to expr-lang's own
-// for everything else); round and trunc take an optional number of
+// The builtins abs, ceil, floor, round, int, float, max, min, mean and
+// median are replaced by versions that also take numeric values
+// (delegating to expr-lang's own for everything else); greatest and least
+// are added; round and trunc take an optional number of
 // fraction digits, and numeric(x) makes a numeric from an int, a float or
 // a text.
 
@@ -43,6 +47,7 @@ var (
 var binaryFuncs = map[string]string{
 	"+": "__sluice_add", "-": "__sluice_sub", "*": "__sluice_mul", "/": "__sluice_div", "%": "__sluice_mod",
 	"==": "__sluice_eq", "!=": "__sluice_ne", "<": "__sluice_lt", "<=": "__sluice_le", ">": "__sluice_gt", ">=": "__sluice_ge",
+	"**": "__sluice_pow", "^": "__sluice_pow",
 }
 
 func isComparison(op string) bool {
@@ -93,7 +98,7 @@ func patches(op string, l, r reflect.Type) bool {
 		return true
 	}
 	lu, ru := unknownType(l), unknownType(r)
-	if op == "/" {
+	if op == "/" || op == "**" || op == "^" {
 		return (numberType(l) || lu) && (numberType(r) || ru)
 	}
 	if (l == nil && r == nil) || (!lu && !ru) {
@@ -108,22 +113,28 @@ func patches(op string, l, r reflect.Type) bool {
 func binaryType(op string, l, r reflect.Type) (reflect.Type, error) {
 	ln, rn := l == numericType, r == numericType
 	lu, ru := unknownType(l), unknownType(r)
-	operand := func(t reflect.Type, n, u bool) bool { return n || u || numberType(t) }
+	operand := func(t reflect.Type, n, u bool) bool { return n || u || numberType(t) || t == floatLitType }
 	if (op == "==" || op == "!=") && (l == nil || r == nil) {
 		return boolType, nil // comparing with nil
 	}
 	if !operand(l, ln, lu) || !operand(r, rn, ru) {
 		return nil, fmt.Errorf("invalid operation: %s (mismatched types %s and %s)", op, typeString(l), typeString(r))
 	}
+	// A numeric beside a double precision value is converted to it.
+	withFloat := (ln && floatKind(r)) || (rn && floatKind(l))
 	switch {
+	case op == "%" && withFloat:
+		return nil, fmt.Errorf("invalid operation: %% (mismatched types %s and %s: PostgreSQL has no %% for double precision; convert with numeric(...) or int(...))", typeString(l), typeString(r))
 	case isComparison(op):
 		return boolType, nil
 	case lu || ru:
 		return anyType, nil
+	case withFloat:
+		return floatType, nil
 	case ln || rn:
 		return numericType, nil
 	}
-	return floatType, nil // int or float64 / int or float64
+	return floatType, nil // int or float64 / or ** int or float64
 }
 
 // numericPatcher is the expr-lang visitor that rewrites operators (see
@@ -164,7 +175,7 @@ func ours(n *ast.CallNode) bool {
 	if !ok {
 		return false
 	}
-	if id.Value == "__sluice_neg" || id.Value == "__sluice_in" {
+	if id.Value == "__sluice_neg" || id.Value == "__sluice_in" || id.Value == "__sluice_sum" {
 		return true
 	}
 	for _, fn := range binaryFuncs {
@@ -190,6 +201,7 @@ func (p *numericPatcher) ShouldRepeat() bool { return p.applied }
 func (p *numericPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.CallNode:
+		p.aggregateLiterals(n)
 		if ours(n) && !p.pending[n] {
 			if p.types == nil {
 				p.types = map[ast.Node]reflect.Type{}
@@ -223,7 +235,19 @@ func (p *numericPatcher) Visit(node *ast.Node) {
 		if r == numericType {
 			left = p.numericLiteral(left)
 		}
+		// Beside an operand whose type is known at run time only, a float
+		// literal is read as a numeric if that operand is one.
+		if l != nil && unknownType(l) {
+			right = p.floatLiteral(right)
+		}
+		if r != nil && unknownType(r) {
+			left = p.floatLiteral(left)
+		}
 		p.patch(node, fn, left, right)
+	case *ast.BuiltinNode:
+		if n.Name == "sum" && len(n.Arguments) > 0 {
+			p.patchSum(node, n)
+		}
 	case *ast.UnaryNode:
 		if n.Operator != "-" {
 			return
@@ -248,6 +272,13 @@ func (p *numericPatcher) visitIn(node *ast.Node, n *ast.BinaryNode) {
 	l, r := p.typeOf(n.Left), p.typeOf(n.Right)
 	if (l != numericType && !unknownType(l)) || !(unknownType(r) || r.Kind() == reflect.Slice || r.Kind() == reflect.Array) {
 		return
+	}
+	// Float literals in a written list are numeric literals, as in SQL's
+	// IN (0.1, 0.2).
+	if arr, ok := n.Right.(*ast.ArrayNode); ok {
+		for i, e := range arr.Nodes {
+			arr.Nodes[i] = p.floatLiteral(e)
+		}
 	}
 	p.patch(node, "__sluice_in", n.Left, n.Right)
 }
@@ -285,6 +316,31 @@ func (p *numericPatcher) numericLiteral(n ast.Node) ast.Node {
 	return c
 }
 
+// floatLiteral turns a float literal (or its negation) into a floatLit
+// constant; other nodes are returned as they are.
+func (p *numericPatcher) floatLiteral(n ast.Node) ast.Node {
+	c, ok := p.numericLiteral(n).(*ast.ConstantNode)
+	if !ok {
+		return n
+	}
+	x := n
+	if u, ok := x.(*ast.UnaryNode); ok {
+		x = u.Node
+	}
+	lit, ok := x.(*ast.FloatNode)
+	if !ok {
+		return n // an int literal is exact either way
+	}
+	f := lit.Value
+	if u, ok := n.(*ast.UnaryNode); ok && u.Operator == "-" {
+		f = -f
+	}
+	fl := &ast.ConstantNode{Value: floatLit{f: f, n: c.Value.(Numeric)}}
+	fl.SetType(floatLitType)
+	fl.SetLocation(n.Location())
+	return fl
+}
+
 // literalText is the text of a literal node in the expression.
 func (p *numericPatcher) literalText(n ast.Node) (string, bool) {
 	loc := n.Location()
@@ -302,7 +358,9 @@ func numericOptions(src string) []expr.Option {
 		opts = append(opts, function(binaryFunction(op, name)))
 	}
 	for _, f := range []*builtin.Function{negFunction(), inFunction(), absFunction(), roundFunction("round", false), roundFunction("trunc", true),
-		ceilFloorFunction("ceil"), ceilFloorFunction("floor"), intFunction(), floatFunction(), numericFunction()} {
+		ceilFloorFunction("ceil"), ceilFloorFunction("floor"), intFunction(), floatFunction(), numericFunction(),
+		aggregateFunction("max"), aggregateFunction("min"), aggregateFunction("mean"), aggregateFunction("median"),
+		aggregateFunction("greatest"), aggregateFunction("least"), sumFunction()} {
 		opts = append(opts, function(f))
 	}
 	return opts
@@ -346,51 +404,68 @@ func binaryFunction(op, name string) *builtin.Function {
 			return binaryType(op, args[0], args[1])
 		},
 		Func: func(args ...any) (any, error) {
-			a, b := args[0], args[1]
-			_, an := a.(Numeric)
-			_, bn := b.(Numeric)
-			if !an && !bn {
-				if op == "/" {
-					return divideNumbers(a, b)
-				}
-				return plain(a, b), nil
-			}
-			x, okx := toNumeric(a)
-			y, oky := toNumeric(b)
-			if !okx || !oky {
-				switch op {
-				case "==":
-					return false, nil
-				case "!=":
-					return true, nil
-				}
-				return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
-			}
-			switch op {
-			case "+":
-				return x.add(y)
-			case "-":
-				return x.sub(y)
-			case "*":
-				return x.mul(y)
-			case "/":
-				return x.quo(y)
-			case "%":
-				return x.rem(y)
-			case "==":
-				return x.cmp(y) == 0, nil
-			case "!=":
-				return x.cmp(y) != 0, nil
-			case "<":
-				return x.cmp(y) < 0, nil
-			case "<=":
-				return x.cmp(y) <= 0, nil
-			case ">":
-				return x.cmp(y) > 0, nil
-			}
-			return x.cmp(y) >= 0, nil
+			return evalBinary(op, plain, args[0], args[1])
 		},
 	}
+}
+
+// evalBinary is op over a and b: numeric arithmetic when a numeric takes
+// part (float64 arithmetic when a double precision value does too),
+// plain (expr-lang's own, or divideNumbers and floatPowPlain) otherwise.
+func evalBinary(op string, plain func(a, b any) any, a, b any) (any, error) {
+	_, an := a.(Numeric)
+	_, bn := b.(Numeric)
+	a, b = resolveLit(a, bn), resolveLit(b, an)
+	if !an && !bn {
+		switch op {
+		case "/":
+			return divideNumbers(a, b)
+		case "**", "^":
+			return floatPowPlain(a, b)
+		}
+		return plain(a, b), nil
+	}
+	_, af := a.(float64)
+	_, bf := b.(float64)
+	if af || bf {
+		return floatOp(op, a, b)
+	}
+	x, okx := toNumeric(a)
+	y, oky := toNumeric(b)
+	if !okx || !oky {
+		switch op {
+		case "==":
+			return false, nil
+		case "!=":
+			return true, nil
+		}
+		return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
+	}
+	switch op {
+	case "+":
+		return x.add(y)
+	case "-":
+		return x.sub(y)
+	case "*":
+		return x.mul(y)
+	case "/":
+		return x.quo(y)
+	case "%":
+		return x.rem(y)
+	case "**", "^":
+		return x.pow(y)
+	case "==":
+		return x.cmp(y) == 0, nil
+	case "!=":
+		return x.cmp(y) != 0, nil
+	case "<":
+		return x.cmp(y) < 0, nil
+	case "<=":
+		return x.cmp(y) <= 0, nil
+	case ">":
+		return x.cmp(y) > 0, nil
+	}
+	return x.cmp(y) >= 0, nil
 }
 
 // divideNumbers is / over ints and floats: a float64, and an error on a
@@ -444,7 +519,8 @@ func negFunction() *builtin.Function {
 }
 
 // inFunction is `x in list` where x may be a numeric: an element equals
-// x as == has it.
+// x as == has it (exactly, or as double precision for a double precision
+// element).
 func inFunction() *builtin.Function {
 	return &builtin.Function{
 		Name: "__sluice_in",
@@ -457,11 +533,24 @@ func inFunction() *builtin.Function {
 		Func: func(args ...any) (any, error) {
 			x, ok := args[0].(Numeric)
 			list := reflect.ValueOf(args[1])
-			if !ok || (list.Kind() != reflect.Slice && list.Kind() != reflect.Array) {
+			if list.Kind() != reflect.Slice && list.Kind() != reflect.Array {
 				return runtime.In(args[0], args[1]), nil
 			}
+			if !ok {
+				elems := make([]any, list.Len())
+				for i := range elems {
+					elems[i] = resolveLit(list.Index(i).Interface(), false)
+				}
+				return runtime.In(args[0], elems), nil
+			}
 			for i := range list.Len() {
-				if y, ok := toNumeric(list.Index(i).Interface()); ok && x.cmp(y) == 0 {
+				// An element as == compares it with x: a double precision
+				// value as double precision, anything else exactly.
+				eq, err := evalBinary("==", nil, x, resolveLit(list.Index(i).Interface(), true))
+				if err != nil {
+					return nil, err
+				}
+				if eq == true {
 					return true, nil
 				}
 			}

@@ -25,9 +25,12 @@
 // Numeric functions: abs, ceil, floor, round(x[, digits]) (half away from
 // zero), trunc(x[, digits]) (toward zero), int(x) (truncates), float(x),
 // numeric(x) (from an int, a float through its shortest decimal text, or
-// a text such as "12.50" or "NaN"); `x in [...]` compares numerically.
-// Other builtins (max, min, sum, **) do not know numeric: convert with
-// float(...) where an approximation is fine.
+// a text such as "12.50" or "NaN"); `x in [...]` compares numerically;
+// ** and ^ are PostgreSQL 15's numeric power (numeric_pow.go); max, min,
+// sum, mean and median work on numerics as greatest, least, sum and avg
+// do, and greatest and least are there too, leaving nil out
+// (aggregates.go). A numeric beside a double precision value is
+// converted to double precision, as PostgreSQL does (numeric_float.go).
 //
 // Compile errors are *Error values with the position (1-based character
 // in the expression) and the reason: a syntax error, an unknown column
