@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 	"github.com/sluicehq/sluice/transforms/rename"
 )
@@ -87,4 +88,65 @@ INSERT INTO app.k SELECT g, 'b' || g, 'c' || g, g FROM generate_series(1, 200) g
 		}
 	}
 	assertSameData2(t, s.srcDSN, `(SELECT a, b, c, d FROM app.k)`, s.dstDSN, `(SELECT "a 2", b, "C", d FROM app.k)`)
+}
+
+// TestTablespacesMissingAtSink: indexes of the selected tables sit in
+// tablespaces the sink lacks. `sluice check` fails the tablespaces item,
+// naming each tablespace with its indexes and the CREATE TABLESPACE to
+// run; a run refuses with the same text before creating or copying
+// anything. Once the sink has them, the check passes and the run builds
+// each index in its tablespace.
+func TestTablespacesMissingAtSink(t *testing.T) {
+	src, dst := pgtest.NewCluster(t, nil), pgtest.NewCluster(t, nil)
+	makeTablespace(t, src, "fast")
+	makeTablespace(t, src, "Slow ts")
+	srcDSN, err := src.CreateDatabase(t.Context(), "ts_source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstDSN, err := dst.CreateDatabase(t.Context(), "ts_sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Exec(t.Context(), "ts_source", `CREATE SCHEMA app;
+CREATE TABLE app.t (id integer, v text, CONSTRAINT t_pk PRIMARY KEY (id) USING INDEX TABLESPACE fast);
+CREATE INDEX t_v ON app.t (v) TABLESPACE "Slow ts";
+CREATE TABLE app.u (id integer PRIMARY KEY, w text, CONSTRAINT u_w UNIQUE (w) USING INDEX TABLESPACE fast);
+CREATE TABLE app.plain (id integer PRIMARY KEY) TABLESPACE fast;
+INSERT INTO app.t SELECT g, 'v' || g FROM generate_series(1, 100) g;
+INSERT INTO app.u SELECT g, 'w' || g FROM generate_series(1, 100) g;
+INSERT INTO app.plain SELECT generate_series(1, 10);`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := engine.Config{Name: "ts", SourceDSN: srcDSN, SinkDSN: dstDSN, Schema: true, Full: true,
+		Objects: schemaSel("app"), StateDir: t.TempDir(), Parallel: 2, ChunkRows: 100000}
+	want := []string{
+		`the sink lacks tablespaces that indexes of the selected tables use at the source`,
+		`"Slow ts" (1 index: app.t_v on app.t)`,
+		`"fast" (2 indexes: app.t_pk on app.t, app.u_w on app.u)`,
+		`CREATE TABLESPACE "fast" LOCATION '<an empty directory owned by the sink server's OS user>';`,
+		`CREATE TABLESPACE "Slow ts" LOCATION`,
+	}
+	expect(t, runCheck(t, cfg, engine.CheckOptions{}), engine.CheckTablespaces, engine.Fail, want...)
+	err = runErr(t, cfg)
+	for _, w := range append(want, "nothing was created or copied") {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("run error does not say %q: %v", w, err)
+		}
+	}
+	if n := queryInt(t, dstDSN, `SELECT count(*) FROM pg_namespace WHERE nspname = 'app'`); n != 0 {
+		t.Errorf("the refused run created schema app at the sink")
+	}
+
+	makeTablespace(t, dst, "fast")
+	makeTablespace(t, dst, "Slow ts")
+	expect(t, runCheck(t, cfg, engine.CheckOptions{}), engine.CheckTablespaces, engine.Pass)
+	runOK(t, cfg)
+	const where = `SELECT string_agg(i.relname || ' ' || COALESCE(ts.spcname, '-'), ', ' ORDER BY i.relname)
+		FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+		LEFT JOIN pg_tablespace ts ON ts.oid = i.reltablespace WHERE n.nspname = 'app'`
+	if got := queryText(t, dstDSN, where); got != "plain_pkey -, t_pk fast, t_v Slow ts, u_pkey -, u_w fast" {
+		t.Errorf("sink indexes and their tablespaces: %s", got)
+	}
+	assertSameData(t, srcDSN, dstDSN, []string{"app.t", "app.u", "app.plain"})
 }
