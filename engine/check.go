@@ -67,7 +67,7 @@ const (
 func CheckNames() []string {
 	return []string{
 		CheckConfig, CheckIgnoreChecks, CheckSourceConnection, CheckSinkConnection, CheckEncryption, CheckDistinctDatabases,
-		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema,
+		CheckObjects, CheckFiltersTransforms, CheckSourcePrivileges, CheckSinkPrivileges, CheckSinkSchema, CheckTablespaces,
 		CheckSchemaTools, CheckConflictingTables, CheckSinkDiskSpace, CheckToastCompression, CheckPartitions, CheckInheritance, CheckExprUniqueIndexes,
 		CheckExtensionObjects, CheckTablesWithoutKey, CheckWalLevel, CheckSourceReplication, CheckReplicationSlots,
 		CheckWalSenders, CheckReplicaIdentity, CheckFilterIdentity, CheckLongRunningTransacts, CheckDDLCapture,
@@ -260,6 +260,7 @@ func (c *checker) run(ctx context.Context) {
 		} else {
 			c.checkSinkPrivileges(ctx)
 			c.checkSinkSchema(ctx)
+			c.checkTablespaces(ctx)
 			c.checkSchemaTools(ctx)
 			c.checkConflicting(ctx)
 			c.checkDiskSpace(ctx)

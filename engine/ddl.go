@@ -214,7 +214,7 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 		if d.ignored[id] {
 			return true, nil
 		}
-		joined, err := d.join(ctx, a, id, lsn, nil)
+		joined, err := d.join(ctx, a, id, lsn, nil, rel.Table)
 		if err != nil || !joined {
 			return !joined && d.ignored[id], err
 		}
@@ -251,8 +251,15 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 	if !exists {
 		// Created at the source after the sink's position, and its rows
 		// come before its DDL event (CREATE TABLE AS after a restart).
-		if _, err := d.join(ctx, a, id, lsn, nil); err != nil {
+		if _, err := d.join(ctx, a, id, lsn, nil, rel.Table); err != nil {
 			return false, err
+		}
+		// Joining registers the table anew: set the new entry's name.
+		if d.routed[id] {
+			return false, nil
+		}
+		if nt := d.tables[id]; nt != nil {
+			t = nt
 		}
 		t.Target = d.r.target(rel.Table)
 	}
@@ -263,8 +270,15 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 // catalog, as the schema sync does, and adds it to the pipeline, if the
 // pipeline selects it (by schema or name, or as a partition of a table it
 // replicates). It reports whether the table joined. state is the table as
-// the DDL event that brings it captured it (nil: none).
-func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn record.LSN, state *postgres.TableState) (bool, error) {
+// the DDL event that brings it captured it (nil: none); as is its name at
+// this point of the stream (empty: unknown).
+//
+// The source's catalog may be ahead of the stream (the source ran more
+// DDL since; a run resumed behind it): a table, or its partitioned table,
+// renamed since is created at the sink, and attached, under its name as
+// the stream has it here, which its later changes use until the rename's
+// own event renames it at the sink.
+func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn record.LSN, state *postgres.TableState, as record.TableName) (bool, error) {
 	src, err := d.source(ctx)
 	if err != nil {
 		return false, err
@@ -293,7 +307,15 @@ func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn 
 	if err != nil {
 		return false, err
 	}
-	plan, err := postgres.PlanMissingMapped(ctx, src, sink, loaded, d.r.target, d.r.mapping.rules.Column)
+	var parentAs record.TableName
+	if t.Parent != nil {
+		parentAs = d.parentAs(t, state)
+	}
+	target := d.streamTarget(t, as, parentAs)
+	if parentAs.Name != "" {
+		t.Parent = &parentAs
+	}
+	plan, err := postgres.PlanMissingMapped(ctx, src, sink, loaded, target, d.r.mapping.rules.Column)
 	if err != nil {
 		return false, fmt.Errorf("table %s, created at the source while streaming: %w", t.Name, err)
 	}
@@ -322,7 +344,7 @@ func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn 
 			"partition", t.Name.String(), "sink", route.String(), "lsn", lsn.String())
 		return true, nil
 	}
-	d.r.log.Info("table joined the pipeline", "table", t.Name.String(), "sink", d.r.target(t.Name).String(), "lsn", lsn.String())
+	d.r.log.Info("table joined the pipeline", "table", t.Name.String(), "sink", target(t.Name).String(), "lsn", lsn.String())
 	return true, nil
 }
 
@@ -503,7 +525,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		if !created {
 			d.warn(ev, lsn, fmt.Sprintf("table %s entered the selection by %s: it is created at the sink and its changes from now on are replicated, but the rows it held before are not copied (run `sluice verify`)", srcName, ev.Tag))
 		}
-		joined, err := d.join(ctx, a, ev.RelID, lsn, next)
+		joined, err := d.join(ctx, a, ev.RelID, lsn, next, srcName)
 		if err != nil || !joined || d.routed[ev.RelID] {
 			return err
 		}
@@ -515,7 +537,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	if sink == nil {
 		// Known but missing at the sink (dropped there by hand?): create
 		// it again from the source's catalog.
-		if _, err := d.join(ctx, a, ev.RelID, lsn, next); err != nil || d.routed[ev.RelID] {
+		if _, err := d.join(ctx, a, ev.RelID, lsn, next, srcName); err != nil || d.routed[ev.RelID] {
 			return err
 		}
 		if sink, err = d.sinkTable(ctx, a, ev.RelID, srcName, prev, knownName); err != nil {
@@ -538,7 +560,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		d.warn(ev, lsn, w)
 	}
 	stmts := plan.Statements
-	var create []uint32
+	var create []postgres.RelRef
 	for _, p := range plan.Attach {
 		pn := d.r.target(p.TableName())
 		ps, err := postgres.ReadTableState(ctx, sinkConn, pn)
@@ -547,7 +569,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 		}
 		switch {
 		case ps == nil:
-			create = append(create, p.OID)
+			create = append(create, p)
 			if _, was := d.known[p.OID]; !was && ev.Tag == "ALTER TABLE" {
 				d.warn(ev, lsn, fmt.Sprintf("partition %s was attached to %s: it is created at the sink and its changes from now on are replicated, but the rows it held before are not copied (run `sluice verify`)", p.TableName(), srcName))
 			}
@@ -564,15 +586,15 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 			return err
 		}
 	}
-	for _, oid := range create {
-		if _, err := d.join(ctx, a, oid, lsn, nil); err != nil {
+	d.known[ev.RelID] = srcName // before its partitions join: their parent's name
+	for _, p := range create {
+		if _, err := d.join(ctx, a, p.OID, lsn, nil, p.TableName()); err != nil {
 			return err
 		}
 	}
 	if len(stmts) == 0 && len(create) == 0 && ev.Tag == "ALTER TABLE" && prev != nil && reflect.DeepEqual(prev, next) {
 		d.warn(ev, lsn, "this ALTER TABLE changes nothing sluice replicates (storage parameters, tablespace, triggers, row security, statistics, ...); apply it at the sink yourself if the sink needs it")
 	}
-	d.known[ev.RelID] = srcName
 	if t := d.tables[ev.RelID]; t != nil {
 		t.Target = d.r.target(srcName)
 		t.Key = d.key(srcName, next, t.Key)

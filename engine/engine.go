@@ -411,6 +411,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if r.cfg.Schema && r.streamOwnsSchema(ctx, src, phase) {
 		r.log.Info("schema: streaming has begun with DDL capture: tables missing at the sink are created by the stream, in the order of its DDL")
 	} else if r.cfg.Schema {
+		if err := r.requireTablespaces(ctx, src, dst, tables); err != nil {
+			return nil, err
+		}
 		if err := r.preData(ctx, src, dst, tables, copyPending, sum); err != nil {
 			return nil, err
 		}

@@ -78,7 +78,8 @@ const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
 			'ref_name', (SELECT r.relname FROM pg_catalog.pg_class r WHERE r.oid = k.confrelid),
 			'ref_cols', (SELECT pg_catalog.jsonb_agg(a.attname ORDER BY u.i)
 				FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, i)
-				JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n)
+				JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n),
+			'key', ` + constraintKeySQL + `
 		) ORDER BY k.conname)
 		FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype <> 't'), '[]'),
 	'indexes', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
@@ -330,6 +331,9 @@ type ConstraintState struct {
 	RefSchema string   `json:"ref_schema"`
 	RefName   string   `json:"ref_name"`
 	RefCols   []string `json:"ref_cols"`
+	// Key holds a primary key's or unique constraint's parts (nil for
+	// other kinds, and in states captured by an older sluice).
+	Key *ConstraintKey `json:"key"`
 }
 
 // IndexState is an index of a captured table state.

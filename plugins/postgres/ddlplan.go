@@ -159,8 +159,8 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 
 	// Constraints wanted at the sink, with their sink definitions.
 	type wantCon struct {
-		c   ConstraintState
-		def string
+		c        ConstraintState
+		def, cmp string // to add it; as the sink's catalog shows it
 	}
 	var wantCons []wantCon
 	wanted := map[string]bool{}
@@ -168,7 +168,7 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 		if !c.Local {
 			continue // inherited from a parent: comes with the parent's
 		}
-		def, why := sinkConstraintDef(c, src, names, anyMapped)
+		def, cmp, why := sinkConstraintDef(c, src, names, anyMapped)
 		if why != "" {
 			warn("constraint %s of table %s is not replicated: %s", dispIdent(c.Name), src, why)
 			if sinkCons[c.Name] != nil {
@@ -177,7 +177,7 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 			continue
 		}
 		wanted[c.Name] = true
-		wantCons = append(wantCons, wantCon{c, def})
+		wantCons = append(wantCons, wantCon{c, def, cmp})
 	}
 	// Drop the constraints the source dropped, and those whose definition
 	// changed (added again below).
@@ -187,7 +187,7 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 		}
 		changed := false
 		for _, w := range wantCons {
-			if w.c.Name == sc.Name && normDef(w.def) != normDef(sc.Def) {
+			if w.c.Name == sc.Name && normDef(w.cmp) != normDef(sc.Def) {
 				changed = true
 			}
 		}
@@ -422,60 +422,55 @@ func findIndexOID(s *TableState, oid uint32) *IndexState {
 func normDef(def string) string { return strings.ReplaceAll(def, `"`, "") }
 
 // sinkConstraintDef is a captured constraint's definition with the sink's
-// names, or the reason it cannot be given one.
-func sinkConstraintDef(c ConstraintState, table record.TableName, names DDLNames, anyMapped bool) (def, why string) {
-	def = c.Def
+// names (def, to add it; cmp, as the sink's pg_get_constraintdef would
+// show it), or the reason it cannot be given one. Primary keys and unique
+// constraints are written from their parts (keyParts), with their
+// INCLUDE columns, storage parameters, tablespace and deferrability.
+func sinkConstraintDef(c ConstraintState, table record.TableName, names DDLNames, anyMapped bool) (def, cmp, why string) {
+	if k, ok := c.keyParts(); ok {
+		def, err := k.sinkDef(table, names.Column)
+		if err != nil {
+			return "", "", err.Error()
+		}
+		cmp, err := k.shownDef(table, names.Column)
+		if err != nil {
+			return "", "", err.Error()
+		}
+		return def, cmp, ""
+	}
 	touchesMapped := false
 	for _, col := range c.Cols {
 		if n, dropped := names.column(table, col); dropped || n != col {
 			touchesMapped = true
 		}
 	}
-	if touchesMapped {
-		switch c.Type {
-		case "p", "u":
-			if strings.Contains(c.Def, " INCLUDE ") || strings.Contains(c.Def, " WITH ") || strings.Contains(c.Def, " NULLS NOT DISTINCT") {
-				return "", "it uses a renamed or dropped column and options sluice cannot carry over"
-			}
-			cols := make([]string, len(c.Cols))
-			for i, col := range c.Cols {
-				n, dropped := names.column(table, col)
-				if dropped {
-					return "", "it uses the column " + dispIdent(col) + ", which the pipeline drops"
-				}
-				cols[i] = record.QuoteIdent(n)
-			}
-			kw := "PRIMARY KEY"
-			if c.Type == "u" {
-				kw = "UNIQUE"
-			}
-			def = kw + " (" + strings.Join(cols, ", ") + ")"
-			if strings.HasSuffix(c.Def, " DEFERRABLE") || strings.Contains(c.Def, " DEFERRABLE ") {
-				return "", "it is deferrable and uses a renamed column"
-			}
-		default:
-			return "", "it uses a column the pipeline renames or drops (sluice does not rewrite expressions)"
-		}
-	} else if anyMapped && (c.Type == "c" || c.Type == "x") && len(c.Cols) == 0 {
-		return "", "it is an expression on a table whose columns the pipeline renames"
+	switch {
+	case touchesMapped && (c.Type == "p" || c.Type == "u"):
+		// Captured by an older sluice, without the key's parts.
+		return "", "", "it uses a renamed or dropped column, and its state was captured by an older sluice without the parts to write it again: make the change at the sink"
+	case touchesMapped:
+		return "", "", "it uses a column the pipeline renames or drops (sluice does not rewrite expressions)"
+	case anyMapped && (c.Type == "c" || c.Type == "x") && len(c.Cols) == 0:
+		return "", "", "it is an expression on a table whose columns the pipeline renames"
 	}
+	def = c.Def
 	if c.Type == "f" {
 		ref := record.TableName{Schema: c.RefSchema, Name: c.RefName}
 		if names.Selected != nil && !names.Selected(ref) {
-			return "", "it references " + ref.String() + ", which the pipeline does not replicate"
+			return "", "", "it references " + ref.String() + ", which the pipeline does not replicate"
 		}
 		for _, rc := range c.RefCols {
 			if n, dropped := names.column(ref, rc); dropped || n != rc {
-				return "", "it references a column the pipeline renames or drops"
+				return "", "", "it references a column the pipeline renames or drops"
 			}
 		}
 		from := "REFERENCES " + c.Ref + "("
 		if !strings.Contains(def, from) {
-			return "", "its definition does not name the referenced table as expected"
+			return "", "", "its definition does not name the referenced table as expected"
 		}
 		def = strings.Replace(def, from, "REFERENCES "+names.Table(ref).Quoted()+"(", 1)
 	}
-	return def, ""
+	return def, def, ""
 }
 
 // sinkIndexDef is a captured index's CREATE INDEX with the sink's table

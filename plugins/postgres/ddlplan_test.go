@@ -102,6 +102,53 @@ func TestPlanTableDDL(t *testing.T) {
 			warn:  `constraint t_b of table app.t is not replicated`,
 		},
 		{
+			name: "a key and a unique constraint on renamed columns are written from their parts",
+			prev: base(col(1, "id", "integer"), col(2, "b", "text"), col(3, "c", "integer")),
+			next: func() *TableState {
+				s := base(col(1, "id", "integer"), col(2, "b", "text"), col(3, "c", "integer"))
+				s.Constraints = []ConstraintState{
+					{OID: 5, Name: "t_pk", Type: "p", Local: true, Cols: []string{"id", "b"}, Def: "PRIMARY KEY (id, b) INCLUDE (c)",
+						Key: &ConstraintKey{Include: []string{"c"}, Options: "fillfactor='70'", Tablespace: `"fast"`}},
+					{OID: 6, Name: "t_u", Type: "u", Local: true, Cols: []string{"c"}, Def: "UNIQUE NULLS NOT DISTINCT (c) INCLUDE (b) DEFERRABLE",
+						Key: &ConstraintKey{Include: []string{"b"}, NullsNotDistinct: true, Deferrable: true}},
+				}
+				return s
+			}(),
+			sink: &TableState{Schema: "copy", Name: "t", Kind: "r", Regclass: "copy.t",
+				Columns: []ColumnState{col(1, "id", "integer"), col(2, "b_sink", "text"), col(3, "c", "integer")}},
+			names: mapped,
+			want: []string{
+				`ALTER TABLE "copy"."t" ADD CONSTRAINT "t_pk" PRIMARY KEY ("id", "b_sink") INCLUDE ("c") WITH (fillfactor='70') USING INDEX TABLESPACE "fast"`,
+				`ALTER TABLE "copy"."t" ADD CONSTRAINT "t_u" UNIQUE NULLS NOT DISTINCT ("c") INCLUDE ("b_sink") DEFERRABLE`,
+			},
+		},
+		{
+			name: "a renamed key the sink has is compared as its catalog shows it (no storage parameters): kept",
+			prev: base(col(1, "id", "integer"), col(2, "b", "text")),
+			next: func() *TableState {
+				s := base(col(1, "id", "integer"), col(2, "b", "text"), col(3, "x", "integer"))
+				s.Constraints = []ConstraintState{{OID: 5, Name: "t_pk", Type: "p", Local: true, Cols: []string{"b"}, Def: "PRIMARY KEY (b)",
+					Key: &ConstraintKey{Options: "fillfactor='70'"}}}
+				return s
+			}(),
+			sink: &TableState{Schema: "copy", Name: "t", Kind: "r", Regclass: "copy.t",
+				Columns:     []ColumnState{col(1, "id", "integer"), col(2, "b_sink", "text")},
+				Constraints: []ConstraintState{{OID: 50, Name: "t_pk", Type: "p", Local: true, Cols: []string{"b_sink"}, Def: "PRIMARY KEY (b_sink)"}}},
+			names: mapped,
+			want:  []string{`ALTER TABLE "copy"."t" ADD COLUMN "x" integer`},
+		},
+		{
+			name: "a key on a column the pipeline drops: warned",
+			next: func() *TableState {
+				s := base(col(1, "id", "integer"), col(4, "secret", "text"))
+				s.Constraints = []ConstraintState{{OID: 5, Name: "t_u", Type: "u", Local: true, Cols: []string{"secret"}, Def: "UNIQUE (secret)", Key: &ConstraintKey{}}}
+				return s
+			}(),
+			sink:  &TableState{Schema: "copy", Name: "t", Kind: "r", Regclass: "copy.t", Columns: []ColumnState{col(1, "id", "integer")}},
+			names: mapped,
+			warn:  `key column "secret" of unique constraint "t_u" is dropped by the pipeline`,
+		},
+		{
 			name:  "table renamed",
 			prev:  base(col(1, "id", "integer")),
 			next:  &TableState{OID: 10, Schema: "app", Name: "t2", Kind: "r", Regclass: "app.t2", Columns: []ColumnState{col(1, "id", "integer")}},

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -94,7 +93,7 @@ func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 		if hasKey {
 			continue
 		}
-		def, err := k.sinkDef(k.t, columns)
+		def, err := k.sinkDef(k.t.Name, columns)
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +197,8 @@ func BuildKeys(ctx context.Context, dsn, pipeline string, builds []KeyBuild, job
 // keyDef is a source table's primary key: its name and definition, and
 // the definition's parts, to write it again under renamed columns.
 type keyDef struct {
-	name, def            string
-	inherited            bool // a partition's key, created by its parent's
-	deferrable, deferred bool
-	period               bool     // WITHOUT OVERLAPS (PostgreSQL 18)
-	keyCols              []string // key columns, source names, in order
-	include              []string // INCLUDE columns, source names
-	options              string   // the index's storage parameters as name='value', ...
-	tablespace           string   // the index's tablespace, quoted; empty for the default
+	keyParts
+	inherited bool // a partition's key, created by its parent's
 }
 
 // readKeyDefs reads the primary keys of the tables oids, by table.
@@ -245,59 +238,4 @@ func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]
 		return nil, fmt.Errorf("source: read primary keys: %w", err)
 	}
 	return out, nil
-}
-
-// sinkDef is the key's definition at the sink: the key and INCLUDE
-// columns by their sink names (columns nil: as they are), the index's
-// storage parameters and tablespace, and deferrability, all of which
-// pg_get_constraintdef leaves out or names as at the source.
-func (k keyDef) sinkDef(t *Table, columns ColumnName) (string, error) {
-	if columns == nil {
-		columns = func(_ record.TableName, c string) (string, bool) { return c, false }
-	}
-	renamed := false
-	sinkNames := func(cols []string, what string) ([]string, error) {
-		out := make([]string, len(cols))
-		for i, c := range cols {
-			n, dropped := columns(t.Name, c)
-			if dropped {
-				return nil, fmt.Errorf("columns: table %s: %s column %s of primary key %s is dropped by the pipeline; keep it (remove its `null` rule under columns:)", t.Name, what, record.QuoteIdent(c), record.QuoteIdent(k.name))
-			}
-			renamed = renamed || n != c
-			out[i] = record.QuoteIdent(n)
-		}
-		return out, nil
-	}
-	key, err := sinkNames(k.keyCols, "key")
-	if err != nil {
-		return "", err
-	}
-	inc, err := sinkNames(k.include, "INCLUDE")
-	if err != nil {
-		return "", err
-	}
-	if k.period {
-		// A key WITHOUT OVERLAPS is not written from parts here.
-		if renamed {
-			return "", fmt.Errorf("columns: table %s: primary key %s is WITHOUT OVERLAPS; renaming its columns is not supported: keep their names", t.Name, record.QuoteIdent(k.name))
-		}
-		return k.def, nil
-	}
-	def := "PRIMARY KEY (" + strings.Join(key, ", ") + ")"
-	if len(inc) > 0 {
-		def += " INCLUDE (" + strings.Join(inc, ", ") + ")"
-	}
-	if k.options != "" {
-		def += " WITH (" + k.options + ")"
-	}
-	if k.tablespace != "" {
-		def += " USING INDEX TABLESPACE " + k.tablespace
-	}
-	if k.deferrable {
-		def += " DEFERRABLE"
-		if k.deferred {
-			def += " INITIALLY DEFERRED"
-		}
-	}
-	return def, nil
 }

@@ -783,7 +783,7 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 	}
 	plain := parent == nil && attachTo == nil && t.Parent == nil && !t.Partitioned
 	if pk, ok := deps.pk[t.OID]; ok && !((parent != nil || attachTo != nil) && pk.Inherited) && !(p.deferKeys && plain) {
-		def, err := pk.key.sinkDef(t, p.columns)
+		def, err := pk.key.sinkDef(t.Name, p.columns)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,102 @@
+package postgres
+
+// Tablespaces the sink lacks. sluice builds each index (primary keys after
+// the copy, the rest with post-data) in the tablespace it has at the
+// source; a tablespace missing at the sink would fail that build only
+// after the whole copy. Tables themselves are created in the sink's
+// default tablespace (their source tablespace is not carried), so only
+// indexes count here.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/engine/record"
+)
+
+// MissingTablespace is a tablespace that indexes of the selected tables
+// use at the source and the sink lacks.
+type MissingTablespace struct {
+	Name string // as at the source
+	// Indexes are the indexes that would be built in it, as
+	// "schema.index on schema.table" (source names).
+	Indexes []string
+}
+
+// MissingTablespaces lists, by tablespace, the indexes of the selected
+// tables that sit in a tablespace other than the database's default at the
+// source, whose tablespace the sink lacks, and that the sink does not
+// have yet (an index of the same name in the sink table's schema is taken
+// as built already).
+func MissingTablespaces(ctx context.Context, src, dst *pgx.Conn, tables []*Table, target TargetName) ([]MissingTablespace, error) {
+	if target == nil {
+		target = SameName
+	}
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	oids := make([]uint32, len(tables))
+	byOID := map[uint32]*Table{}
+	for i, t := range tables {
+		oids[i] = t.OID
+		byOID[t.OID] = t
+	}
+	rows, err := src.Query(ctx, `SELECT ts.spcname::text, x.indrelid, i.relname::text
+		FROM pg_catalog.pg_index x
+		JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+		JOIN pg_catalog.pg_tablespace ts ON ts.oid = i.reltablespace
+		WHERE x.indrelid = ANY($1)
+		ORDER BY 1, 2, 3`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("source: read the tablespaces of the selected tables' indexes: %w", err)
+	}
+	type use struct {
+		space string
+		table *Table
+		index string
+	}
+	var uses []use
+	for rows.Next() {
+		var u use
+		var rel uint32
+		if err := rows.Scan(&u.space, &rel, &u.index); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("source: read the tablespaces of the selected tables' indexes: %w", err)
+		}
+		u.table = byOID[rel]
+		uses = append(uses, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("source: read the tablespaces of the selected tables' indexes: %w", err)
+	}
+	var out []MissingTablespace
+	have := map[string]bool{}
+	for _, u := range uses {
+		exists, seen := have[u.space]
+		if !seen {
+			if err := dst.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tablespace WHERE spcname = $1)`, u.space).Scan(&exists); err != nil {
+				return nil, fmt.Errorf("sink: look up tablespace %s: %w", record.QuoteIdent(u.space), err)
+			}
+			have[u.space] = exists
+		}
+		if exists {
+			continue
+		}
+		tn := target(u.table.Name)
+		var built bool
+		if err := dst.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, record.QuoteIdent(tn.Schema)+"."+record.QuoteIdent(u.index)).Scan(&built); err != nil {
+			return nil, fmt.Errorf("sink: look up index %s: %w", record.QuoteIdent(u.index), err)
+		}
+		if built {
+			continue
+		}
+		if len(out) == 0 || out[len(out)-1].Name != u.space {
+			out = append(out, MissingTablespace{Name: u.space})
+		}
+		m := &out[len(out)-1]
+		m.Indexes = append(m.Indexes, record.TableName{Schema: u.table.Name.Schema, Name: u.index}.String()+" on "+u.table.Name.String())
+	}
+	return out, nil
+}
