@@ -188,3 +188,44 @@ func markdown(rs []result) string {
 	}
 	return b.String()
 }
+
+// fastestRounds merges the results of phase measured in rounds rounds
+// into one per method, in their first order: the fastest verified run
+// (its note says of how many), or the first failure when any run of the
+// method failed (a run that does not verify is never hidden by a faster
+// one that does).
+func fastestRounds(results []result, phase string, rounds int) []result {
+	if rounds < 2 {
+		return results
+	}
+	var out []result
+	at := map[string]int{} // method -> index in out
+	runs := map[string]int{}
+	for _, r := range results {
+		if r.Phase != phase {
+			out = append(out, r)
+			continue
+		}
+		runs[r.Method]++
+		i, seen := at[r.Method]
+		switch {
+		case !seen:
+			at[r.Method] = len(out)
+			out = append(out, r)
+		case !out[i].OK:
+			// a failure stays
+		case !r.OK || r.Secs < out[i].Secs:
+			out[i] = r
+		}
+	}
+	for m, i := range at {
+		if out[i].OK {
+			note := fmt.Sprintf("fastest of %d rounds", runs[m])
+			if out[i].Note != "" {
+				note = out[i].Note + "; " + note
+			}
+			out[i].Note = note
+		}
+	}
+	return out
+}

@@ -68,3 +68,26 @@ func TestPercentiles(t *testing.T) {
 		t.Errorf("%+v", p)
 	}
 }
+
+func TestFastestRounds(t *testing.T) {
+	in := []result{
+		{Phase: "full copy", Method: "a", OK: true, Secs: 3},
+		{Phase: "full copy", Method: "b", OK: true, Secs: 5},
+		{Phase: "other", Method: "x", OK: true, Secs: 1},
+		{Phase: "full copy", Method: "a", OK: true, Secs: 2},
+		{Phase: "full copy", Method: "b", Error: "mismatch"},
+	}
+	out := fastestRounds(in, "full copy", 2)
+	if len(out) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(out), out)
+	}
+	if out[0].Method != "a" || out[0].Secs != 2 || out[0].Note != "fastest of 2 rounds" {
+		t.Errorf("method a: %+v, want its 2 s run, noted", out[0])
+	}
+	if out[1].Method != "b" || out[1].OK || out[1].Error != "mismatch" {
+		t.Errorf("method b: %+v, want its failure (a failed run is never hidden)", out[1])
+	}
+	if out[2].Method != "x" {
+		t.Errorf("other phases are kept: %+v", out[2])
+	}
+}
