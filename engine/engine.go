@@ -439,13 +439,16 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		defer release()
 	}
+	var ahead *sourceDumpAhead // the post-data dump, taken once the rows are in
 	if copyPending {
 		if phase != checkpoint.PhaseCopy {
 			if err := r.setPhase(checkpoint.PhaseCopy); err != nil {
 				return nil, err
 			}
 		}
-		err := r.fullCopy(ctx, src, dst, tables, snapshotID, copyLSN, sum)
+		ahead = r.newSourceDumpAhead(tables)
+		defer ahead.stop()
+		err := r.fullCopy(ctx, src, dst, tables, snapshotID, copyLSN, sum, func() { ahead.start(ctx, src, dst) })
 		release() // every worker has imported the snapshot by now
 		if err != nil {
 			return nil, err
@@ -462,7 +465,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	if r.cfg.Schema {
-		if err := r.postData(ctx, src, dst, tables, sum); err != nil {
+		if err := r.postData(ctx, src, dst, tables, sum, ahead.result()); err != nil {
 			return nil, err
 		}
 	}

@@ -55,7 +55,10 @@ func (j copyJob) estBytes() int64 {
 // at, and copyLSN its consistent point; it is recorded for every table with
 // chunks copied in this run, so streaming knows which changes the copied
 // rows already hold.
-func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, snapshotID string, copyLSN record.LSN, sum *Summary) error {
+//
+// rowsCopied, when not nil, is called (on this goroutine, with src and dst
+// free) once every row is copied, before the last primary keys are built.
+func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, snapshotID string, copyLSN record.LSN, sum *Summary, rowsCopied func()) error {
 	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
 		return err
 	}
@@ -145,6 +148,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	progDone := make(chan struct{})
 	go func() { prog.run(progCtx, r.log); close(progDone) }()
 	err = r.copyChunks(ctx, snap.ID, jobs, sum, keys)
+	if err == nil && rowsCopied != nil {
+		rowsCopied()
+	}
 	if kerr := keys.wait(err); err == nil {
 		err = kerr
 	}

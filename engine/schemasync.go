@@ -72,7 +72,10 @@ func schemaErr(err error) error {
 // streaming starts, so that the sink applies changes with its indexes in
 // place. A run after a successful post-data step skips it; an interrupted
 // one is redone (the step is one sink transaction and skips what exists).
-func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary) error {
+//
+// pre, when not nil, is the source's dump taken once the copy's rows were
+// in (sourceDumpAhead); else the source is dumped here.
+func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary, pre *postgres.SourceDump) error {
 	done, err := r.store.PostDataDone()
 	if err != nil || done {
 		return err
@@ -85,7 +88,12 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	if r.mapping != nil {
 		mapped = r.mappedTables(tables)
 	}
-	plan, err := postgres.PlanPostDataMapped(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
+	var plan *postgres.SchemaPlan
+	if pre != nil {
+		plan, err = postgres.PlanPostDataFrom(ctx, src, dst, pre, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
+	} else {
+		plan, err = postgres.PlanPostDataMapped(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
+	}
 	if err != nil {
 		if postgres.IsConnectionError(err) {
 			return err

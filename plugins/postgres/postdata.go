@@ -303,6 +303,40 @@ func (d *sourceDump) run(ctx context.Context, srcDSN, snapshotID string) (*sourc
 	return &sourceSchema{dump: d.dump, exts: d.exts, entries: entries}, nil
 }
 
+// SourceDumper dumps the source's selection for post-data planning; made
+// by PrepareSourceDump, it may run on another goroutine than the one whose
+// connections prepared it (it opens its own).
+type SourceDumper struct{ d *sourceDump }
+
+// SourceDump is the source's selection as pg_dump gave it, for
+// PlanPostDataFrom.
+type SourceDump struct{ s *sourceSchema }
+
+// PrepareSourceDump queries src and dst for what the dump needs (server
+// versions, the selection's extensions) and returns the dumper.
+func PrepareSourceDump(ctx context.Context, src, dst *pgx.Conn, sel []Selection, tables []*Table) (*SourceDumper, error) {
+	d, err := prepareSourceDump(ctx, src, dst, sel, tables)
+	if err != nil {
+		return nil, err
+	}
+	return &SourceDumper{d: d}, nil
+}
+
+// Run dumps the source (srcDSN) as it is now.
+func (d *SourceDumper) Run(ctx context.Context, srcDSN string) (*SourceDump, error) {
+	s, err := d.d.run(ctx, srcDSN, "")
+	if err != nil {
+		return nil, err
+	}
+	return &SourceDump{s: s}, nil
+}
+
+// PlanPostDataFrom is PlanPostDataMapped with the source already dumped
+// (pre): it dumps only the sink.
+func PlanPostDataFrom(ctx context.Context, src, dst *pgx.Conn, pre *SourceDump, dstDSN string, sel []Selection, tables []*Table, target TargetName, mapped []MappedTable) (*SchemaPlan, error) {
+	return planFromSource(ctx, src, dst, pre.s, dstDSN, sel, tables, target, stagePostData, mapped)
+}
+
 // dumpStage is the part of the dump a plan takes: the entries that come
 // before the tables (stagePreTables) or all the rest (stagePostData).
 type dumpStage int
