@@ -12,7 +12,8 @@ import (
 
 // TestParamColumn: a failing parameter of a change's statement is named by
 // its column: the new row's present columns come first (inserts and
-// updates), then the key (updates and deletes).
+// updates; an update leaves out the key columns that keep their value),
+// then the key (updates and deletes).
 func TestParamColumn(t *testing.T) {
 	rel := &record.Relation{ID: 1, Table: record.TableName{Schema: "s", Name: "t"},
 		Columns: []record.Column{{Name: "id", Key: true}, {Name: "big"}, {Name: "note"}}}
@@ -26,7 +27,7 @@ func TestParamColumn(t *testing.T) {
 		want string
 	}{
 		{'i', 1, "id"}, {'i', 2, "note"}, {'i', 3, ""},
-		{'u', 1, "id"}, {'u', 2, "note"}, {'u', 3, "id"}, {'u', 4, ""},
+		{'u', 1, "note"}, {'u', 2, "id"}, {'u', 3, ""},
 		{'d', 1, "id"}, {'d', 2, ""}, {'u', 0, ""},
 	} {
 		if got := paramColumn(check{rec: rec, table: tbl, stmt: c.stmt}, c.n); got != c.want {
@@ -34,7 +35,7 @@ func TestParamColumn(t *testing.T) {
 		}
 	}
 	err := describeChangeError(check{rec: rec, table: tbl, stmt: 'u'},
-		&pgconn.PgError{Code: "22021", Message: `invalid byte sequence for encoding "UTF8": 0xe9`, Where: "unnamed portal parameter $2"})
+		&pgconn.PgError{Code: "22021", Message: `invalid byte sequence for encoding "UTF8": 0xe9`, Where: "unnamed portal parameter $1"})
 	if !strings.HasPrefix(err.Error(), `column "note": invalid byte sequence`) || !errors.As(err, new(*pgconn.PgError)) {
 		t.Errorf("describeChangeError = %v", err)
 	}

@@ -134,12 +134,20 @@ func (p *pinnedDump) close(ctx context.Context) {
 	p.conn.Close(ctx)
 }
 
-// tableOIDs are the OIDs of tables.
+// tableOIDs are the OIDs of tables, sorted.
 func tableOIDs(tables []*Table) []uint32 {
-	oids := make([]uint32, 0, len(tables))
-	for _, t := range tables {
-		oids = append(oids, t.OID)
-	}
+	oids, _ := oidIndex(tables)
 	slices.Sort(oids)
 	return oids
+}
+
+// oidIndex returns the tables' OIDs, in their order, and the tables by OID.
+func oidIndex(tables []*Table) ([]uint32, map[uint32]*Table) {
+	oids := make([]uint32, len(tables))
+	byOID := make(map[uint32]*Table, len(tables))
+	for i, t := range tables {
+		oids[i] = t.OID
+		byOID[t.OID] = t
+	}
+	return oids, byOID
 }

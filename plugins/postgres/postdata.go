@@ -522,12 +522,7 @@ func missingChecks(ctx context.Context, src, dst *pgx.Conn, tables []*Table, tar
 	if len(tables) == 0 {
 		return nil, nil
 	}
-	oids := make([]uint32, len(tables))
-	byOID := map[uint32]*Table{}
-	for i, t := range tables {
-		oids[i] = t.OID
-		byOID[t.OID] = t
-	}
+	oids, byOID := oidIndex(tables)
 	rows, err := src.Query(ctx, `SELECT co.conrelid, co.conname::text, pg_catalog.pg_get_constraintdef(co.oid), c.relkind = 'p'
 		FROM pg_catalog.pg_constraint co JOIN pg_catalog.pg_class c ON c.oid = co.conrelid
 		WHERE co.contype = 'c' AND co.conislocal AND co.conrelid = ANY($1)

@@ -92,10 +92,7 @@ func selectionExtensions(ctx context.Context, conn *pgx.Conn, sel []Selection, t
 			schemas = append(schemas, s.Schema)
 		}
 	}
-	oids := make([]uint32, len(tables))
-	for i, t := range tables {
-		oids[i] = t.OID
-	}
+	oids, _ := oidIndex(tables)
 	rows, err := conn.Query(ctx, `WITH objs(classid, objid) AS (
 			SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid FROM pg_catalog.pg_class c
 			WHERE c.oid = ANY($2) OR c.relnamespace IN (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY($1))

@@ -37,12 +37,7 @@ func MissingTablespaces(ctx context.Context, src, dst *pgx.Conn, tables []*Table
 	if len(tables) == 0 {
 		return nil, nil
 	}
-	oids := make([]uint32, len(tables))
-	byOID := map[uint32]*Table{}
-	for i, t := range tables {
-		oids[i] = t.OID
-		byOID[t.OID] = t
-	}
+	oids, byOID := oidIndex(tables)
 	rows, err := src.Query(ctx, `SELECT ts.spcname::text, x.indrelid, i.relname::text
 		FROM pg_catalog.pg_index x
 		JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
