@@ -14,7 +14,9 @@
 // transactions in the backlog, default 1000 × scale), BENCH_LAG_SECS
 // (seconds of rate-limited load per lag measurement, default 30),
 // BENCH_RATE (pgbench -R for the lag phase, default 500), BENCH_JOBS
-// (workers for sluice and pg_dump/pg_restore, default 4), BENCH_PHASES
+// (workers for sluice, pg_dump/pg_restore -j and the post-data steps run
+// at once; default the number of CPUs, as pg_restore's manual advises for
+// -j), BENCH_PHASES
 // (comma-separated subset of copy,apply,bigtx,lag; default all; apply,
 // bigtx and lag need copy), BENCH_PROFILE (a directory: every sluice run
 // writes a CPU profile there, named after its phase), BENCH_SLUICE_LOG (a
@@ -32,6 +34,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +84,7 @@ func main() {
 		scale:   envInt("BENCH_SCALE", 20),
 		lagSecs: envInt("BENCH_LAG_SECS", 30),
 		rate:    envInt("BENCH_RATE", 500),
-		jobs:    envInt("BENCH_JOBS", 4),
+		jobs:    envInt("BENCH_JOBS", runtime.NumCPU()),
 		repeat:  envInt("BENCH_REPEAT", 3),
 	}
 	b.tx = envInt("BENCH_TX", 1000*b.scale)
