@@ -101,13 +101,7 @@ func floatOp(op string, a, b any) (any, error) {
 		return nil, err
 	}
 	if !okx || !oky {
-		switch op {
-		case "==":
-			return false, nil
-		case "!=":
-			return true, nil
-		}
-		return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
+		return notComparable(op, a, b)
 	}
 	switch op {
 	case "+", "-":

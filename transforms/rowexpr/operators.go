@@ -433,13 +433,7 @@ func evalBinary(op string, plain func(a, b any) any, a, b any) (any, error) {
 	x, okx := toNumeric(a)
 	y, oky := toNumeric(b)
 	if !okx || !oky {
-		switch op {
-		case "==":
-			return false, nil
-		case "!=":
-			return true, nil
-		}
-		return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
+		return notComparable(op, a, b)
 	}
 	switch op {
 	case "+":
@@ -704,4 +698,17 @@ func numericFunction() *builtin.Function {
 			return nil, errors.New("invalid argument for numeric (type " + typeName(args[0]) + ")")
 		},
 	}
+}
+
+// notComparable is the result of op on operands that are not both numbers:
+// == is false and != true (as for values of different kinds), any other
+// operator an error.
+func notComparable(op string, a, b any) (any, error) {
+	switch op {
+	case "==":
+		return false, nil
+	case "!=":
+		return true, nil
+	}
+	return nil, fmt.Errorf("invalid operation: %s %s %s", typeName(a), op, typeName(b))
 }
