@@ -497,9 +497,13 @@ func (b *backfiller) pass(ctx context.Context) error {
 			if ferr := postgres.FinishBackfill(ctx, b.src, req.ID, postgres.BackfillFailed, err.Error()); ferr != nil {
 				return ferr
 			}
-			continue
+		} else if err != nil {
+			return err
 		}
-		if err != nil {
+		// The request ended: its tables may lack rows no longer (unless
+		// another pending request reads them), so an update that finds
+		// its row missing parks the pipeline again.
+		if err := b.lack.load(ctx, b.src, b.r.cfg.Name); err != nil {
 			return err
 		}
 	}

@@ -19,7 +19,8 @@ import (
 //
 // Filled from the source's pending requests when a stream session starts,
 // before its first change is applied, and by the backfill worker when it
-// starts a request (a request made while the session streams).
+// starts a request (a request made while the session streams); loaded
+// again when a request ends, which takes its tables out.
 type lacking struct {
 	mu   sync.Mutex
 	oids map[uint32]bool

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
@@ -85,4 +86,21 @@ state_dir: state
 		t.Fatalf("backfill after the park: %s", r)
 	}
 	assertSameData(t, ctx, srcDSN, dstDSN, "app.docs")
+
+	// While a run streams, a backfill lets such updates pass only until it
+	// is done: a row lost at the sink after it parks the same run again.
+	live := startSluice(t, dir, env, "run", file)
+	if r := sluice(t, dir, env, "backfill", file, "--table", "app.docs"); r.code != 0 {
+		t.Fatalf("backfill in the live run: %s", r)
+	}
+	if _, err := connect(t, ctx, dstDSN).Exec(ctx, `DELETE FROM app.docs WHERE id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Exec(ctx, `UPDATE app.docs SET status = 'late' WHERE id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	r = live.wait(2 * time.Minute)
+	if r.code == 0 || !strings.Contains(r.stderr, "update on app.docs (key id=3)") {
+		t.Errorf("the live run did not park on the row lost after its backfill ended (exit %d):\n%s", r.code, r.stderr)
+	}
 }
