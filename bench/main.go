@@ -842,20 +842,13 @@ func (b *bench) freshSluiceSink(ctx context.Context) error {
 // dropSubscription removes the subscription of an earlier full-copy round
 // with its slot, and the publication.
 func (b *bench) dropSubscription(ctx context.Context) error {
-	for _, sql := range []string{
-		"ALTER SUBSCRIPTION " + subName + " DISABLE",
-		"ALTER SUBSCRIPTION " + subName + " SET (slot_name = NONE)",
-		"DROP SUBSCRIPTION " + subName,
-	} {
+	if err := b.disableSubscription(ctx); err != nil {
+		return err
+	}
+	for _, sql := range []string{"ALTER SUBSCRIPTION " + subName + " SET (slot_name = NONE)", "DROP SUBSCRIPTION " + subName} {
 		if err := b.dst.Exec(ctx, "native", sql); err != nil {
 			return err
 		}
-	}
-	if err := b.poll(ctx, time.Minute, func() (bool, error) {
-		n, err := b.queryString(ctx, b.src, srcDB, "SELECT count(*)::text FROM pg_replication_slots WHERE active AND slot_name = '"+subName+"'")
-		return n == "0", err
-	}); err != nil {
-		return err
 	}
 	return b.src.Exec(ctx, srcDB, "SELECT pg_drop_replication_slot('"+subName+"'); DROP PUBLICATION "+pubName)
 }

@@ -52,22 +52,7 @@ func (r *runner) copyOneRaw(ctx context.Context, rd *postgres.Reader, wr *postgr
 	errc := make(chan error, 1)
 	lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
 	table := job.table.Name.String()
-	send := func(b postgres.RawBatch) error {
-		if err := r.hit(fpChunkBatch); err != nil {
-			return err
-		}
-		if err := lim.Wait(chunkCtx, b.Rows, b.Bytes); err != nil {
-			return err
-		}
-		select {
-		case batches <- b:
-			job.prog.addRows(b.Rows, b.Bytes)
-			r.metrics.AddRows(metrics.PhaseFull, table, b.Rows, b.Bytes)
-			return nil
-		case <-chunkCtx.Done():
-			return chunkCtx.Err()
-		}
-	}
+	send := r.rawSender(chunkCtx, job, batches)
 	go func() {
 		err := lim.Query(chunkCtx)
 		if err == nil {
@@ -85,4 +70,28 @@ func (r *runner) copyOneRaw(ctx context.Context, rd *postgres.Reader, wr *postgr
 	}
 	r.log.Debug("chunk copied raw", "table", table, "chunk", job.chunk.ID, "rows", rows)
 	return r.chunkCommitted(job, rows, size)
+}
+
+// rawSender returns what a raw reader emits each batch of job to: the
+// crash point, the full-copy throttle, then out (counted in the table's
+// progress and metrics once taken), until ctx ends.
+func (r *runner) rawSender(ctx context.Context, job copyJob, out chan<- postgres.RawBatch) func(postgres.RawBatch) error {
+	lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
+	table := job.table.Name.String()
+	return func(b postgres.RawBatch) error {
+		if err := r.hit(fpChunkBatch); err != nil {
+			return err
+		}
+		if err := lim.Wait(ctx, b.Rows, b.Bytes); err != nil {
+			return err
+		}
+		select {
+		case out <- b:
+			job.prog.addRows(b.Rows, b.Bytes)
+			r.metrics.AddRows(metrics.PhaseFull, table, b.Rows, b.Bytes)
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/sluicehq/sluice/engine/metrics"
 	"github.com/sluicehq/sluice/engine/throttle"
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
@@ -63,22 +62,7 @@ func (r *runner) copyShare(ctx context.Context, rd *postgres.Reader, wr *postgre
 		readDone = s.done
 		s.ctx, s.cancel = context.WithCancelCause(ctx)
 		lim := r.cfg.Throttle.Phase(throttle.PhaseFull)
-		send := func(b postgres.RawBatch) error {
-			if err := r.hit(fpChunkBatch); err != nil {
-				return err
-			}
-			if err := lim.Wait(s.ctx, b.Rows, b.Bytes); err != nil {
-				return err
-			}
-			select {
-			case s.batches <- b:
-				job.prog.addRows(b.Rows, b.Bytes)
-				r.metrics.AddRows(metrics.PhaseFull, table, b.Rows, b.Bytes)
-				return nil
-			case <-s.ctx.Done():
-				return context.Cause(s.ctx)
-			}
-		}
+		send := r.rawSender(s.ctx, job, s.batches)
 		go func() {
 			err := lim.Query(s.ctx)
 			if err == nil {

@@ -397,11 +397,16 @@ func (s *copyScanner) nextField() {
 // CopyChunkRaw is CopyChunk for a binary COPY stream passed through
 // unchanged: cols are the sink's column names, in the stream's order.
 func (w *Writer) CopyChunkRaw(ctx context.Context, target record.TableName, cols []string, key string, chunk int, batches <-chan RawBatch, errc <-chan error) (rows, size int64, err error) {
+	return w.copyRaw(ctx, target, cols, key, chunk, &rawSource{ctx: ctx, batches: batches, errc: errc})
+}
+
+// copyRaw copies src's binary stream into the columns cols of target as
+// chunk.
+func (w *Writer) copyRaw(ctx context.Context, target record.TableName, cols []string, key string, chunk int, src *rawSource) (rows, size int64, err error) {
 	rel := &record.Relation{Table: target, Columns: make([]record.Column, len(cols))}
 	for i, c := range cols {
 		rel.Columns[i] = record.Column{Name: c}
 	}
-	src := &rawSource{ctx: ctx, batches: batches, errc: errc}
 	return w.copyChunk(ctx, target, copyFromSQL(target, rel, record.Binary), key, chunk, src)
 }
 
@@ -411,12 +416,7 @@ func (w *Writer) CopyChunkRaw(ctx context.Context, target record.TableName, cols
 // holds quota rows (0: when the channel closes). Its share commits as
 // chunk, like any chunk.
 func (w *Writer) CopyShareRaw(ctx context.Context, target record.TableName, cols []string, key string, chunk int, quota int64, batches <-chan RawBatch, errc <-chan error) (rows, size int64, err error) {
-	rel := &record.Relation{Table: target, Columns: make([]record.Column, len(cols))}
-	for i, c := range cols {
-		rel.Columns[i] = record.Column{Name: c}
-	}
-	src := &rawSource{ctx: ctx, batches: batches, errc: errc, framed: true, cur: binaryCopyHeader, quota: quota}
-	return w.copyChunk(ctx, target, copyFromSQL(target, rel, record.Binary), key, chunk, src)
+	return w.copyRaw(ctx, target, cols, key, chunk, &rawSource{ctx: ctx, batches: batches, errc: errc, framed: true, cur: binaryCopyHeader, quota: quota})
 }
 
 // binaryCopyTrailer ends a binary COPY stream: a field count of -1.
