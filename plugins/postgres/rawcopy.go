@@ -93,6 +93,13 @@ func rawChunkQuery(t *Table, method string, key []string, c Chunk, cols []string
 	if err != nil {
 		return "", nil, nil, err
 	}
+	if len(conds) == 0 && !t.Partitioned {
+		// The whole table, unfiltered: COPY reads it straight from the
+		// heap (rows of this table only, like FROM ONLY; its row security
+		// policies apply as to a SELECT), without the executor's
+		// per-row projection of a query.
+		return "COPY " + t.Name.Quoted() + " (" + strings.Join(quoted, ", ") + ") TO STDOUT (FORMAT binary)", nil, nil, nil
+	}
 	if len(conds) > 0 {
 		sel += " WHERE " + strings.Join(conds, " AND ")
 	}

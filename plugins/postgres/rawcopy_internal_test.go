@@ -116,6 +116,19 @@ func TestRawChunkQuery(t *testing.T) {
 	if _, _, _, err := rawChunkQuery(tbl, MethodKey, []string{"gone"}, Chunk{Lo: []string{"1"}}, []string{"v"}); err == nil {
 		t.Errorf("a key column that no longer exists is not an error")
 	}
+	// A whole table without a filter is copied straight from its heap; with
+	// a filter it stays a query.
+	if sql, _, _, _ = rawChunkQuery(tbl, MethodScan, nil, Chunk{}, []string{"k1", "v"}); !strings.HasPrefix(sql, "COPY (SELECT") {
+		t.Errorf("a filtered whole-table read: %s", sql)
+	}
+	bare := *tbl
+	bare.Filter = ""
+	for _, method := range []string{MethodScan, MethodWhole} {
+		sql, names, _, err := rawChunkQuery(&bare, method, nil, Chunk{}, []string{"k1", "v"})
+		if want := `COPY "s"."t x" ("k1", "v") TO STDOUT (FORMAT binary)`; err != nil || sql != want || len(names) != 0 {
+			t.Errorf("%s: an unfiltered whole-table read: %s (%v, settings %v), want %s", method, sql, err, names, want)
+		}
+	}
 }
 
 // TestRawChunkQueryPlan: bounds read from settings still drive a block
