@@ -62,6 +62,7 @@ type keyBuilder struct {
 	left   map[uint32]int               // source table OID -> chunks still to copy in this run
 	total  int                          // chunks still to copy in this run, all tables
 	builds map[uint32]postgres.KeyBuild // keys missing at the sink, by source table OID
+	small  map[uint32]bool              // tables whose key builds in moments (smallKeyTable)
 	wg     sync.WaitGroup
 	sem    chan struct{}
 	errs   []error
@@ -83,7 +84,7 @@ func (r *runner) newKeyBuilder(ctx context.Context, src, dst *pgx.Conn, jobs []c
 		return nil, err
 	}
 	kb := &keyBuilder{r: r, left: left, total: len(jobs), builds: map[uint32]postgres.KeyBuild{},
-		sem: make(chan struct{}, max(1, r.cfg.Parallel/2))}
+		small: map[uint32]bool{}, sem: make(chan struct{}, max(1, r.cfg.Parallel/2))}
 	kb.ctx, kb.cancel = context.WithCancel(ctx)
 	byName := map[string]postgres.KeyBuild{}
 	for _, b := range builds {
@@ -92,10 +93,17 @@ func (r *runner) newKeyBuilder(ctx context.Context, src, dst *pgx.Conn, jobs []c
 	for _, t := range tables {
 		if b, ok := byName[r.target(t.Name).String()]; ok {
 			kb.builds[t.OID] = b
+			kb.small[t.OID] = t.Pages <= smallKeyTablePages
 		}
 	}
 	return kb, nil
 }
+
+// smallKeyTablePages is the largest table (in 8 kB blocks of its main
+// fork, at the source: 16 MiB) whose key build does not queue behind the
+// others: it takes milliseconds, while a big table's can take minutes, and
+// the copy would end with the small tables' keys still waiting.
+const smallKeyTablePages = 2048
 
 // chunkDone counts one copied chunk of table oid and starts its key build
 // when it was the last.
@@ -108,6 +116,7 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 	kb.total--
 	b, ok := kb.builds[oid]
 	start := ok && kb.left[oid] == 0
+	small := kb.small[oid]
 	kb.mu.Unlock()
 	if !start {
 		return
@@ -115,12 +124,14 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 	kb.wg.Add(1)
 	go func() {
 		defer kb.wg.Done()
-		select {
-		case kb.sem <- struct{}{}:
-		case <-kb.ctx.Done():
-			return
+		if !small {
+			select {
+			case kb.sem <- struct{}{}:
+			case <-kb.ctx.Done():
+				return
+			}
+			defer func() { <-kb.sem }()
 		}
-		defer func() { <-kb.sem }()
 		// Decided as the build starts (it may have waited for another):
 		// chunks of other tables still copying keep the sink's cores busy.
 		kb.mu.Lock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/record"
 	"github.com/sluicehq/sluice/transforms/rename"
 )
@@ -109,5 +110,65 @@ INSERT INTO rk.plain SELECT generate_series(1, 100); INSERT INTO rk.later SELECT
 		if norm := strings.ReplaceAll(want, "'", ""); got != norm {
 			t.Errorf("full copy %v: the sink's key is %s, want %s", full, got, norm)
 		}
+	}
+}
+
+// TestSmallKeyDoesNotWaitForBigBuild: the primary key of a small table
+// whose copy ends while a big table's key is building is built at once,
+// not queued behind it (one worker: one big build at a time). Here the
+// big build waits for a lock the test holds until the small key exists;
+// before, the small key waited for the big build and the run stalled.
+func TestSmallKeyDoesNotWaitForBigBuild(t *testing.T) {
+	e := newEnv(t)
+	// big: over 16 MiB of heap (rows just under the TOAST threshold, of
+	// random text pglz cannot shrink), copied first; small: a few rows.
+	e.srcExec(`CREATE TABLE public.big (id int PRIMARY KEY, pad text);
+INSERT INTO public.big SELECT g, (SELECT string_agg(md5(g::text || '.' || j::text), '') FROM generate_series(1, 58) j) FROM generate_series(1, 9000) g;
+CREATE TABLE public.small (id int PRIMARY KEY, v text);
+INSERT INTO public.small SELECT g, 'v' || g FROM generate_series(1, 100) g;
+ANALYZE public.big, public.small;`)
+	if pages := queryInt(t, e.srcDSN, `SELECT pg_relation_size('public.big') / 8192`); pages <= 2048 {
+		t.Fatalf("the fixture's big table has %d pages, not more than the small-table limit", pages)
+	}
+	e.dstExec(`CREATE TABLE public.big (id int NOT NULL, pad text)`)
+	ctx := t.Context()
+	lock, err := pgx.Connect(ctx, e.dstDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.WithoutCancel(ctx))
+	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE public.big IN ROW EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(schemaSel("public")...)
+	cfg.ChunkRows, cfg.Parallel = 3000, 1
+	done := make(chan error, 1)
+	go func() {
+		_, err := engine.Run(ctx, cfg)
+		done <- err
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass('public.small') AND contype = 'p'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("small's primary key was not built while big's build waited")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended (%v) before small's key was built, with big's build still held back", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.big'::regclass AND contype = 'p'`); n != 0 {
+		t.Fatalf("big has its key (%d) although its build should still wait for the test's lock", n)
+	}
+	if _, err := lock.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("engine.Run: %v", err)
+	}
+	assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.big", "public.small"})
+	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.big'::regclass AND contype = 'p'`); n != 1 {
+		t.Errorf("big has %d primary keys after the run, want 1", n)
 	}
 }
