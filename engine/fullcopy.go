@@ -352,6 +352,7 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 	if err := r.openCopyWorkers(ctx, snapshotID, readers, writers); err != nil {
 		return err
 	}
+	defer r.capProcsForRelay(jobs, workers)()
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func(rd *postgres.Reader, wr *postgres.Writer) {
