@@ -8,7 +8,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -75,29 +74,47 @@ func MissingKeys(ctx context.Context, src, dst *pgx.Conn, tables []*Table, targe
 			keys = append(keys, srcKey{t: byOID[rel], keyDef: k})
 		}
 	}
-	var out []KeyBuild
-	for _, k := range keys {
+	// One query for all the sink tables: whether each exists (a plain
+	// table), has its primary key, and its size.
+	schemas, names := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
 		tn := target(k.t.Name)
-		var exists, hasKey bool
-		var size int64
-		err := dst.QueryRow(ctx, `SELECT true, EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'p'),
-				pg_catalog.pg_relation_size(c.oid)
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r'`, tn.Schema, tn.Name).Scan(&exists, &hasKey, &size)
-		if errors.Is(err, pgx.ErrNoRows) {
+		schemas[i], names[i] = tn.Schema, tn.Name
+	}
+	rows, err := dst.Query(ctx, `SELECT t.i::int, EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'p'),
+			pg_catalog.pg_relation_size(c.oid)
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(nsp, rel, i)
+		JOIN pg_catalog.pg_namespace n ON n.nspname = t.nsp
+		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.rel AND c.relkind = 'r'
+		ORDER BY t.i`, schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("sink: read which of the %d tables have their primary key: %w", len(keys), err)
+	}
+	type sinkTable struct {
+		i      int
+		hasKey bool
+		size   int64
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sinkTable, error) {
+		var st sinkTable
+		err := row.Scan(&st.i, &st.hasKey, &st.size)
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sink: read which of the %d tables have their primary key: %w", len(keys), err)
+	}
+	var out []KeyBuild
+	for _, st := range found {
+		if st.hasKey {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("sink: read whether %s has a primary key: %w", tn, err)
-		}
-		if hasKey {
-			continue
-		}
+		k := keys[st.i-1]
+		tn := target(k.t.Name)
 		def, err := k.sinkDef(k.t.Name, columns)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, KeyBuild{Table: tn, Name: k.name, Bytes: size,
+		out = append(out, KeyBuild{Table: tn, Name: k.name, Bytes: st.size,
 			SQL: "ALTER TABLE ONLY " + tn.Quoted() + " ADD CONSTRAINT " + record.QuoteIdent(k.name) + " " + def})
 	}
 	return out, nil
