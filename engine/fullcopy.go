@@ -72,6 +72,10 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	}
 	defer snap.Close(ctx)
 	r.log.Info("snapshot exported", "snapshot", snap.ID)
+	// The workers connect while the copy is planned (deferred after
+	// snap.Close, so closed before the exporting transaction ends).
+	cw := r.startCopyWorkers(ctx, snap.ID, r.cfg.Parallel)
+	defer cw.close(ctx)
 
 	prog := newProgress(r.cfg)
 	r.mon.setProgress(prog)
@@ -147,7 +151,7 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
 	go func() { prog.run(progCtx, r.log); close(progDone) }()
-	err = r.copyChunks(ctx, snap.ID, jobs, sum, keys)
+	err = r.copyChunks(ctx, cw, jobs, sum, keys)
 	if err == nil && rowsCopied != nil {
 		rowsCopied()
 	}
@@ -315,16 +319,66 @@ func (r *runner) openCopyWorkers(ctx context.Context, snapshotID string, readers
 	return nil
 }
 
+// copyWorkers are the copy workers' connections: a reader inside the
+// snapshot and a writer each, opened in the background while the copy is
+// planned.
+type copyWorkers struct {
+	readers []*postgres.Reader
+	writers []*postgres.Writer
+	done    chan struct{} // closed once every connection is open or failed
+	err     error
+}
+
+// startCopyWorkers starts opening n workers' connections. Every reader
+// imports the snapshot before any work is handed out (copyChunks waits):
+// it must be imported while the exporting transaction is open.
+func (r *runner) startCopyWorkers(ctx context.Context, snapshotID string, n int) *copyWorkers {
+	cw := &copyWorkers{readers: make([]*postgres.Reader, n), writers: make([]*postgres.Writer, n), done: make(chan struct{})}
+	go func() {
+		defer close(cw.done)
+		cw.err = r.openCopyWorkers(ctx, snapshotID, cw.readers, cw.writers)
+	}()
+	return cw
+}
+
+// wait waits for the connections and returns the first error.
+func (cw *copyWorkers) wait() error {
+	<-cw.done
+	return cw.err
+}
+
+// close closes the connections once they are open (or failed); again, it
+// does nothing.
+func (cw *copyWorkers) close(ctx context.Context) {
+	<-cw.done
+	for i := range cw.readers {
+		if cw.readers[i] != nil {
+			cw.readers[i].Close(ctx)
+			cw.readers[i] = nil
+		}
+		if cw.writers[i] != nil {
+			cw.writers[i].Close(ctx)
+			cw.writers[i] = nil
+		}
+	}
+}
+
 // copyChunks runs the jobs on Parallel workers, each with one source
 // connection inside the snapshot and one sink connection. The first error
 // stops every worker.
-func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJob, sum *Summary, keys *keyBuilder) error {
+func (r *runner) copyChunks(ctx context.Context, cw *copyWorkers, jobs []copyJob, sum *Summary, keys *keyBuilder) error {
 	if len(jobs) == 0 {
 		return nil
 	}
+	// Closed when the copy ends: the readers' snapshot no longer holds
+	// back the source's vacuum while the last keys build.
+	defer cw.close(ctx)
+	if err := cw.wait(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	workers := min(r.cfg.Parallel, len(jobs))
+	workers := min(len(cw.readers), len(jobs))
 	queue := make(chan copyJob)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -335,23 +389,7 @@ func (r *runner) copyChunks(ctx context.Context, snapshotID string, jobs []copyJ
 		mu.Unlock()
 		cancel(err)
 	}
-	// Open every reader before handing out work: the snapshot must be
-	// imported by all workers while the exporting transaction is open.
-	readers := make([]*postgres.Reader, workers)
-	writers := make([]*postgres.Writer, workers)
-	defer func() {
-		for i := range readers {
-			if readers[i] != nil {
-				readers[i].Close(ctx)
-			}
-			if writers[i] != nil {
-				writers[i].Close(ctx)
-			}
-		}
-	}()
-	if err := r.openCopyWorkers(ctx, snapshotID, readers, writers); err != nil {
-		return err
-	}
+	readers, writers := cw.readers[:workers], cw.writers[:workers]
 	defer r.capProcsForRelay(jobs, workers)()
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
