@@ -33,11 +33,8 @@ var (
 	errFloatUnderflow    = errors.New("value out of range: underflow")
 )
 
-// Limits of numeric_power.
-const (
-	maxResultScale = 2000                  // NUMERIC_MAX_RESULT_SCALE
-	maxPowerWeight = 3 * math.MaxInt16 * 4 // power_var_int's overflow test
-)
+// maxResultScale is NUMERIC_MAX_RESULT_SCALE, a limit of numeric_power.
+const maxResultScale = 2000
 
 // sign is -1, 0 or 1 (±Infinity ±1); n is not NaN.
 func (n Numeric) sign() int {
@@ -156,34 +153,6 @@ func (n Numeric) powSpecial(m Numeric) (Numeric, error) {
 	return Numeric{&apd.Decimal{Form: apd.Infinite, Negative: m.odd()}}, nil
 }
 
-// nbaseDigits returns d's value in PostgreSQL's base-10000 digits: the
-// weight (power of 10000) of the first digit and the digits, without
-// leading or trailing zero digits; d is finite and not zero.
-func nbaseDigits(d *apd.Decimal) (weight int64, digits []int64) {
-	text := d.Coeff.Text(10)
-	exp := int64(d.Exponent)
-	low := exp - ((exp%4)+4)%4 // the exponent of the lowest base-10000 digit: a multiple of 4
-	for range exp - low {
-		text += "0"
-	}
-	for len(text)%4 != 0 {
-		text = "0" + text
-	}
-	for i := 0; i < len(text); i += 4 {
-		v, _ := strconv.ParseInt(text[i:i+4], 10, 64)
-		digits = append(digits, v)
-	}
-	weight = low/4 + int64(len(digits)) - 1
-	for len(digits) > 0 && digits[0] == 0 {
-		digits = digits[1:]
-		weight--
-	}
-	for len(digits) > 0 && digits[len(digits)-1] == 0 {
-		digits = digits[:len(digits)-1]
-	}
-	return weight, digits
-}
-
 // powInt is numeric_power for a whole exponent e of 32 bits:
 // PostgreSQL 15's power_var_int at its scale.
 func (n Numeric) powInt(e int64) (Numeric, error) {
@@ -206,16 +175,17 @@ func (n Numeric) powInt(e int64) (Numeric, error) {
 		return numericZero(rscale), nil
 	}
 	// The decimal weight of the result, as the server estimates it.
-	w, digits := nbaseDigits(n.d)
+	w, digits, nd := nbaseDigits(n.d)
 	f, p := float64(digits[0]), w*4
-	for i := 1; i < len(digits) && i*4 < 16; i++ {
+	for i := 1; i < nd; i++ {
 		f = f*10000 + float64(digits[i])
 		p -= 4
 	}
 	f = float64(e) * (math.Log10(f) + float64(p))
-	if f > maxPowerWeight || f > numericMaxWeight+1 {
-		// PostgreSQL refuses the first at once, the second once it has
-		// the digits (beyond numeric's 131072 digits before the point).
+	if f > numericMaxWeight+1 {
+		// Beyond numeric's 131072 digits before the point: PostgreSQL
+		// refuses it once it has the digits (at once beyond its cruder
+		// 3 * 32767 * 4), with the same error.
 		return Numeric{}, errNumericOverflow
 	}
 	if f+1 < -float64(rscale) || f+1 < -maxDisplayScale {
@@ -427,12 +397,12 @@ func estimateLnDweight(x *apd.Decimal) int64 {
 		if d.Coeff.Sign() == 0 {
 			return 0
 		}
-		w, digits := nbaseDigits(d)
+		w, digits, _ := nbaseDigits(d)
 		return w*4 + int64(math.Log10(float64(digits[0])))
 	}
-	w, digits := nbaseDigits(x)
+	w, digits, nd := nbaseDigits(x)
 	v, dweight := digits[0], w*4
-	if len(digits) > 1 {
+	if nd > 1 {
 		v = v*10000 + digits[1]
 		dweight -= 4
 	}
@@ -551,7 +521,7 @@ func exactFloat(f float64) *apd.Decimal {
 		m /= 2
 		e++
 	}
-	d := apd.New(m, 0)
+	d := apd.New(m, 0) // the sign in d.Negative, |m| in d.Coeff
 	switch {
 	case e > 0:
 		d.Coeff.Mul(&d.Coeff, new(apd.BigInt).Exp(apd.NewBigInt(2), apd.NewBigInt(int64(e)), nil))
@@ -559,10 +529,6 @@ func exactFloat(f float64) *apd.Decimal {
 		// m / 2^-e = m * 5^-e / 10^-e
 		d.Coeff.Mul(&d.Coeff, new(apd.BigInt).Exp(apd.NewBigInt(5), apd.NewBigInt(int64(-e)), nil))
 		d.Exponent = int32(e)
-	}
-	if d.Coeff.Sign() < 0 {
-		d.Coeff.Neg(&d.Coeff)
-		d.Negative = true
 	}
 	return d
 }

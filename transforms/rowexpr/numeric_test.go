@@ -329,6 +329,24 @@ func BenchmarkSetNumeric(b *testing.B) {
 	}
 }
 
+// BenchmarkSetNumericQuo is a numeric division, whose scale comes from
+// the operands' base-10000 weights (divScale).
+func BenchmarkSetNumericQuo(b *testing.B) {
+	s, err := CompileSet(map[string]string{"b": `after.a / after.b`}, numTable)
+	if err != nil {
+		b.Fatal(err)
+	}
+	row := vals("1", "10.75", "19.99", "3", "0.5", "x")
+	r := numRecord("1", "1", "1", "1").Rel
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := &record.Record{Op: record.Insert, Rel: r, New: row}
+		if err := s.Apply(rec, false, time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func TestParseNumeric(t *testing.T) {
 	for in, want := range map[string]string{
 		"12.50": "12.50", "-0.001": "-0.001", "123456789012345678": "123456789012345678",
