@@ -306,7 +306,7 @@ func nbaseDigits(d *apd.Decimal) (weight int64, digits [4]int64, n int) {
 		return 0, digits, 0
 	}
 	var buf [40]byte
-	text := d.Coeff.Append(buf[:0], 10) // no allocation below 2**64
+	text := d.Coeff.Append(buf[:0], 10)              // no allocation below 2**64
 	lead := int64(len(text)) - 1 + int64(d.Exponent) // power of 10 of the first digit
 	weight = lead / 4
 	if lead < 0 && lead%4 != 0 {

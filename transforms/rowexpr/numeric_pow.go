@@ -311,11 +311,18 @@ func (n Numeric) powReal(m Numeric) (Numeric, error) {
 	ctx := apd.Context{Precision: prec, MaxExponent: apd.MaxExponent, MinExponent: apd.MinExponent,
 		Traps: apd.SystemOverflow | apd.SystemUnderflow | apd.Overflow | apd.Underflow, Rounding: apd.RoundHalfEven}
 	ln, t, r := new(apd.Decimal), new(apd.Decimal), new(apd.Decimal)
-	if _, err := ctx.Ln(ln, base.d); err != nil {
+	if err := lnPrec(&ctx, ln, base.d); err != nil {
 		return Numeric{}, errNumericOverflow
 	}
 	if _, err := ctx.Mul(t, ln, m.d); err != nil {
 		return Numeric{}, errNumericOverflow
+	}
+	// exp_var's own limit: |x| below 6000, beyond it an error or zero.
+	if tf, err := t.Float64(); err != nil || math.Abs(tf) >= maxResultScale*3 {
+		if !t.Negative {
+			return Numeric{}, errNumericOverflow
+		}
+		return numericZero(rscale), nil
 	}
 	if err := expPrec(&ctx, r, t); err != nil {
 		return Numeric{}, errNumericOverflow
@@ -327,50 +334,79 @@ func (n Numeric) powReal(m Numeric) (Numeric, error) {
 	return res, nil
 }
 
-// expPrec sets d to e**x at ctx's precision. apd's Exp gives up beyond
-// about 2500 digits (too many iterations of its series); there x is
-// reduced first: e**x = 10**m * (e**(r / 2**12))**(2**12) with
-// x = m * ln(10) + r, the squarings done with guard digits.
+// expPrec sets d to e**x at ctx's precision. apd's Exp is not used: it
+// gives up beyond about 2500 digits (too many iterations of its series),
+// has few guard digits for large x, and takes e**x as 1 where |x| is
+// below float64's range ((1 + 1e-499) ** -2.5 came out as 1.000...).
+// Here x is halved h times, to below 2**-expHalvings, e**r is summed as
+// its Taylor series and squared h times, with guard digits for the
+// squarings.
 func expPrec(ctx *apd.Context, d, x *apd.Decimal) error {
-	if _, err := ctx.Exp(d, x); err == nil {
-		return nil
+	const expHalvings = 16
+	h := expHalvings
+	if adj := int64(x.Exponent) + x.NumDigits(); adj > 0 { // |x| < 10**adj
+		h += int(math.Ceil(float64(adj) * math.Log2(10)))
 	}
-	const halvings = 12
-	wc := *ctx
-	wc.Precision = ctx.Precision + 30
-	ln10, q, m, r := new(apd.Decimal), new(apd.Decimal), new(apd.Decimal), new(apd.Decimal)
-	if _, err := wc.Ln(ln10, apd.New(10, 0)); err != nil {
-		return err
-	}
-	if _, err := wc.Quo(q, x, ln10); err != nil {
-		return err
-	}
-	if _, err := wc.Floor(m, q); err != nil {
-		return err
-	}
-	mi, err := m.Int64()
-	if err != nil || mi > math.MaxInt32/2 || mi < math.MinInt32/2 {
+	if h > 62 {
 		return errNumericOverflow
 	}
-	if _, err := wc.Mul(q, m, ln10); err != nil {
+	wc := *ctx
+	wc.Precision = ctx.Precision + 30
+	r, term, sum := new(apd.Decimal), apd.New(1, 0), apd.New(1, 0)
+	if _, err := wc.Quo(r, x, apd.New(1<<h, 0)); err != nil {
 		return err
 	}
-	if _, err := wc.Sub(r, x, q); err != nil {
-		return err
-	}
-	if _, err := wc.Quo(r, r, apd.New(1<<halvings, 0)); err != nil {
-		return err
-	}
-	if _, err := wc.Exp(d, r); err != nil {
-		return err
-	}
-	for range halvings {
-		if _, err := wc.Mul(d, d, d); err != nil {
+	// The terms fall below the last digit of sum (about 1).
+	last := -int64(wc.Precision) - 1
+	for i := int64(1); ; i++ {
+		if _, err := wc.Mul(term, term, r); err != nil {
+			return err
+		}
+		if _, err := wc.Quo(term, term, apd.New(i, 0)); err != nil {
+			return err
+		}
+		if term.IsZero() || int64(term.Exponent)+term.NumDigits() < last {
+			break
+		}
+		if _, err := wc.Add(sum, sum, term); err != nil {
 			return err
 		}
 	}
-	d.Exponent += int32(mi)
-	_, err = ctx.Round(d, d)
+	for range h {
+		if _, err := wc.Mul(sum, sum, sum); err != nil {
+			return err
+		}
+	}
+	_, err := ctx.Round(d, sum)
+	return err
+}
+
+// lnPrec sets d to ln(x), x > 0, at ctx's precision. apd's Ln, beyond
+// 0.1 of 1, iterates on its Exp (slow, and it gives up beyond about 2870
+// digits); within 0.1 of 1 it sums a power series. So x is first brought
+// within 0.01 of 1 by square roots (as PostgreSQL's ln_var does, to
+// within 0.1): ln(x) = 2**k * ln(x**(1/2**k)).
+func lnPrec(ctx *apd.Context, d, x *apd.Decimal) error {
+	wc := *ctx
+	wc.Precision = ctx.Precision + 15
+	lo, hi := apd.New(99, -2), apd.New(101, -2)
+	y := new(apd.Decimal).Set(x)
+	k := 0
+	for ; y.Cmp(lo) < 0 || y.Cmp(hi) > 0; k++ {
+		if k == 62 { // beyond numeric's range
+			return errNumericOverflow
+		}
+		if _, err := wc.Sqrt(y, y); err != nil {
+			return err
+		}
+	}
+	if _, err := wc.Ln(d, y); err != nil {
+		return err
+	}
+	if _, err := wc.Mul(d, d, apd.New(1<<k, 0)); err != nil {
+		return err
+	}
+	_, err := ctx.Round(d, d)
 	return err
 }
 
@@ -381,7 +417,7 @@ func lnRounded(x *apd.Decimal, scale int64) (Numeric, error) {
 	ctx := apd.Context{Precision: uint32(scale + 6 + 20), MaxExponent: apd.MaxExponent, MinExponent: apd.MinExponent,
 		Traps: apd.SystemOverflow | apd.SystemUnderflow | apd.Overflow | apd.Underflow, Rounding: apd.RoundHalfEven}
 	d := new(apd.Decimal)
-	if _, err := ctx.Ln(d, x); err != nil {
+	if err := lnPrec(&ctx, d, x); err != nil {
 		return Numeric{}, err
 	}
 	return Numeric{d}.roundTo(scale, false), nil
