@@ -21,9 +21,13 @@ import (
 // logarithm as the server does) and no fewer fraction digits than either
 // operand has (2 ** 0.5 is 1.4142135623730950). The digits are the
 // exact value rounded half away from zero at that scale, which is what
-// PostgreSQL's guard digits give. PostgreSQL 16 changed the scale of
-// integral exponents (it also counts the exponent's fraction digits and
-// the result's size); sluice follows 15.
+// PostgreSQL's guard digits give, except where the exact value is within
+// about 1e-8 of a last-digit unit from a tie: PostgreSQL's series stop
+// early, sluice's do not ((1 + 1e-20) ** 1.5, exactly 1.5e-20 + 3.7e-41
+// above 1, is 1.00000000000000000002 here, ...01 in PostgreSQL 15).
+// PostgreSQL 16 changed the scale of integral exponents (it also counts
+// the exponent's fraction digits and the result's size); sluice follows
+// 15.
 
 var (
 	errZeroNegativePower = errors.New("zero raised to a negative power is undefined")
