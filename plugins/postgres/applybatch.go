@@ -64,6 +64,9 @@ type applyRun struct {
 type batchInfo struct {
 	ok    bool
 	types map[string]string
+	// The shapes of its runs' statements: the relation's ID and the
+	// description's address (one sent again after DDL is another).
+	insertShape, updateShape []byte
 }
 
 // runnable reports whether rec may join a run of its table, and of which
@@ -130,7 +133,8 @@ func (a *Applier) tableBatchInfo(ctx context.Context, t *ApplyTable, rel *record
 	if info := a.batchInfo[rel]; info != nil {
 		return info, nil
 	}
-	info := &batchInfo{types: map[string]string{}}
+	info := &batchInfo{types: map[string]string{},
+		insertShape: fmt.Appendf(nil, "ri/%d/%p", rel.ID, rel), updateShape: fmt.Appendf(nil, "ru/%d/%p", rel.ID, rel)}
 	// A catalog read is a round trip of its own: send what is queued first.
 	if err := a.flush(ctx); err != nil {
 		return nil, err
@@ -287,19 +291,19 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 	for i := range rel.Columns {
 		params[i] = arrayParam(r.recs, i)
 	}
-	src := make([]string, len(rel.Columns))
-	alias := make([]string, len(rel.Columns))
-	for i := range rel.Columns {
-		src[i] = "$" + strconv.Itoa(i+1) + "::text[]"
-		alias[i] = "v" + strconv.Itoa(i+1)
+	// The statement's SQL, built only when it is prepared (once per
+	// relation description and kind).
+	from := func() string {
+		src := make([]string, len(rel.Columns))
+		alias := make([]string, len(rel.Columns))
+		for i := range rel.Columns {
+			src[i] = "$" + strconv.Itoa(i+1) + "::text[]"
+			alias[i] = "v" + strconv.Itoa(i+1)
+		}
+		return "unnest(" + strings.Join(src, ", ") + ") AS sluice_s(" + strings.Join(alias, ", ") + ")"
 	}
-	from := "unnest(" + strings.Join(src, ", ") + ") AS sluice_s(" + strings.Join(alias, ", ") + ")"
 	val := func(i int) string {
 		return "sluice_s.v" + strconv.Itoa(i+1) + "::" + info.types[rel.Columns[i].Name]
-	}
-	isKey := map[string]bool{}
-	for _, k := range t.Key {
-		isKey[k] = true
 	}
 	keyMatch := func(target string) string {
 		conds := make([]string, len(t.Key))
@@ -308,7 +312,7 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 		}
 		return strings.Join(conds, " AND ")
 	}
-	insertSQL := func(where string) string {
+	insertSQL := func() string {
 		cols := make([]string, len(rel.Columns))
 		vals := make([]string, len(rel.Columns))
 		for i, c := range rel.Columns {
@@ -317,34 +321,34 @@ func (a *Applier) emitRun(ctx context.Context, r *applyRun) error {
 		}
 		// OVERRIDING SYSTEM VALUE: identity columns GENERATED ALWAYS take
 		// the source's values, as in the single-row insert.
-		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " + strings.Join(vals, ", ") + " FROM " + from + where
+		return "INSERT INTO " + t.Target.Quoted() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " + strings.Join(vals, ", ") + " FROM " + from()
 	}
 	if r.kind == runInsert {
-		return a.queueRun(ctx, fmt.Sprintf("ri/%d/%p", rel.ID, rel), func() string { return insertSQL("") }, params,
+		return a.queueRun(ctx, info.insertShape, insertSQL, params,
 			check{rec: r.recs[0], table: t, lenient: true, run: len(r.recs)})
 	}
 	build := func() string {
 		var set []string
 		for i, c := range rel.Columns {
-			if !isKey[c.Name] {
+			if !slices.Contains(t.Key, c.Name) {
 				set = append(set, record.QuoteIdent(c.Name)+" = "+val(i))
 			}
 		}
-		update := "UPDATE " + t.Target.Quoted() + " AS sluice_t SET " + strings.Join(set, ", ") + " FROM " + from + " WHERE " + keyMatch("sluice_t")
+		update := "UPDATE " + t.Target.Quoted() + " AS sluice_t SET " + strings.Join(set, ", ") + " FROM " + from() + " WHERE " + keyMatch("sluice_t")
 		// Rows the sink lacks are inserted by the same statement, in order
 		// with the statements around it (applyupsert.go).
 		notThere := "NOT EXISTS (SELECT FROM " + t.Target.Quoted() + " AS sluice_t WHERE " + keyMatch("sluice_t") + ")"
-		return upsertRunSQL(update, insertSQL(""), notThere)
+		return upsertRunSQL(update, insertSQL(), notThere)
 	}
-	return a.queueRun(ctx, fmt.Sprintf("ru/%d/%p", rel.ID, rel), build, params,
+	return a.queueRun(ctx, info.updateShape, build, params,
 		check{rec: r.recs[0], table: t, lenient: true, upsert: true, run: len(r.recs)})
 }
 
 // queueRun queues a run's statement, preparing it without sending what is
 // queued (preparing is a round trip of its own; the queued statements keep
 // their order).
-func (a *Applier) queueRun(ctx context.Context, shape string, build func() string, params [][]byte, c check) error {
-	name, err := a.prepareShape(ctx, []byte(shape), build, false)
+func (a *Applier) queueRun(ctx context.Context, shape []byte, build func() string, params [][]byte, c check) error {
+	name, err := a.prepareShape(ctx, shape, build, false)
 	if err != nil {
 		return forChange(c, err)
 	}

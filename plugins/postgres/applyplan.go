@@ -19,6 +19,7 @@ type relPlan struct {
 	// (-1: not there; rowMatch then reports the missing column).
 	match    []string
 	matchIdx []int
+	isMatch  []bool // by position in rel.Columns: among matchIdx
 	mask     string // matchMask(t, match)
 	id       string // rel.ID in decimal
 }
@@ -43,9 +44,12 @@ func (a *Applier) plan(t *ApplyTable, rel *record.Relation) *relPlan {
 func newPlan(t *ApplyTable, rel *record.Relation) *relPlan {
 	match := matchKey(t, rel)
 	p := &relPlan{t: t, key: t.Key, match: match, mask: matchMask(t, match), id: strconv.FormatUint(uint64(rel.ID), 10),
-		matchIdx: make([]int, len(match))}
+		matchIdx: make([]int, len(match)), isMatch: make([]bool, len(rel.Columns))}
 	for i, k := range match {
 		p.matchIdx[i] = rel.ColumnIndex(k)
+		if j := p.matchIdx[i]; j >= 0 {
+			p.isMatch[j] = true
+		}
 	}
 	return p
 }
@@ -53,7 +57,7 @@ func newPlan(t *ApplyTable, rel *record.Relation) *relPlan {
 // keeps reports whether column i is one the row is found by (the columns
 // WHERE pins) whose new value equals the old.
 func (p *relPlan) keeps(i int, old, new []record.Value) bool {
-	if len(p.t.Key) == 0 || i >= len(old) || i >= len(new) || !slices.Contains(p.matchIdx, i) {
+	if len(p.t.Key) == 0 || i >= len(old) || i >= len(new) || i >= len(p.isMatch) || !p.isMatch[i] {
 		return false
 	}
 	o, n := old[i], new[i]

@@ -38,10 +38,11 @@ func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Re
 		return err
 	}
 	build := func() string {
-		set := setPositions(p, rec, old, present)
-		sets := make([]string, len(set))
-		for i, j := range set {
-			sets[i] = record.QuoteIdent(rec.Rel.Columns[present[j]].Name) + " = $" + strconv.Itoa(j+1)
+		var sets []string
+		for j, m := range appendSetMask(nil, p, rec, old, present)[1:] {
+			if m == 's' {
+				sets = append(sets, record.QuoteIdent(rec.Rel.Columns[present[j]].Name)+" = $"+strconv.Itoa(j+1))
+			}
 		}
 		vals := make([]string, len(present))
 		for i := range present {
@@ -56,28 +57,12 @@ func (a *Applier) queueUpsert(ctx context.Context, t *ApplyTable, rec *record.Re
 	return a.queue(ctx, shape, build, params, check{rec: rec, table: t, lenient: true, upsert: true, stmt: 'u'})
 }
 
-// setPositions returns the indexes into present of the columns an UPDATE
-// sets: all but the columns the row is found by (matchKey) that keep
-// their value (the WHERE already pins them, and an identity column
-// GENERATED ALWAYS may not be set at all), unless that leaves none (SET
-// needs a column).
-func setPositions(p *relPlan, rec *record.Record, old []record.Value, present []int) []int {
-	out := make([]int, 0, len(present))
-	for j, i := range present {
-		if !p.keeps(i, old, rec.New) {
-			out = append(out, j)
-		}
-	}
-	if len(out) == 0 {
-		for j := range present {
-			out = append(out, j)
-		}
-	}
-	return out
-}
-
 // appendSetMask appends to shape a '/' and, for each present column,
-// whether the UPDATE sets it ('s') or not ('k'), as setPositions decides.
+// whether the UPDATE sets it ('s') or not ('k'): all but the columns the
+// row is found by (matchKey) that keep their value (the WHERE already
+// pins them, and an identity column GENERATED ALWAYS may not be set at
+// all), unless that leaves none (SET needs a column). The statement's SET
+// list is read from the same mask.
 func appendSetMask(shape []byte, p *relPlan, rec *record.Record, old []record.Value, present []int) []byte {
 	shape = append(shape, '/')
 	start, sets := len(shape), false

@@ -123,8 +123,9 @@ type ConstraintKey struct {
 }
 
 // constraintKeySQL renders ConstraintKey for the constraint k (of
-// tableStateSQL), or NULL for other kinds. Columns only PostgreSQL 15
-// (indnullsnotdistinct) and 18 (conperiod) have are read through jsonb.
+// tableStateSQL, and of readKeyDefs for the key builds), or NULL for
+// other kinds. Columns only PostgreSQL 15 (indnullsnotdistinct) and 18
+// (conperiod) have are read through jsonb.
 const constraintKeySQL = `CASE WHEN k.contype IN ('p', 'u') THEN (SELECT pg_catalog.jsonb_build_object(
 		'include', COALESCE((SELECT pg_catalog.jsonb_agg(a.attname ORDER BY u.i)
 			FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY u(n, i)
@@ -148,12 +149,19 @@ func (c ConstraintState) keyParts() (k keyParts, ok bool) {
 	if (c.Type != "p" && c.Type != "u") || c.Key == nil {
 		return keyParts{}, false
 	}
+	return c.Key.keyParts(c.Name, c.Def, c.Type == "u", c.Cols), true
+}
+
+// keyParts is the constraint name (a unique constraint if unique, else a
+// primary key), with pg_get_constraintdef's def and key columns cols, in
+// its parts.
+func (ck ConstraintKey) keyParts(name, def string, unique bool, cols []string) keyParts {
 	return keyParts{
-		name: c.Name, def: c.Def, unique: c.Type == "u",
-		nullsNotDistinct: c.Key.NullsNotDistinct,
-		deferrable:       c.Key.Deferrable, deferred: c.Key.Deferred,
-		period:  c.Key.Period,
-		keyCols: c.Cols, include: c.Key.Include,
-		options: c.Key.Options, tablespace: c.Key.Tablespace,
-	}, true
+		name: name, def: def, unique: unique,
+		nullsNotDistinct: ck.NullsNotDistinct,
+		deferrable:       ck.Deferrable, deferred: ck.Deferred,
+		period:  ck.Period,
+		keyCols: cols, include: ck.Include,
+		options: ck.Options, tablespace: ck.Tablespace,
+	}
 }

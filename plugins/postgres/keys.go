@@ -218,26 +218,15 @@ type keyDef struct {
 	inherited bool // a partition's key, created by its parent's
 }
 
-// readKeyDefs reads the primary keys of the tables oids, by table.
+// readKeyDefs reads the primary keys of the tables oids, by table: their
+// parts as constraintKeySQL gives them, as for a captured constraint.
 func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]keyDef, error) {
-	rows, err := src.Query(ctx, `SELECT con.conrelid, con.conname::text, pg_catalog.pg_get_constraintdef(con.oid),
-			con.conparentid <> 0, con.condeferrable, con.condeferred,
-			-- conperiod exists from PostgreSQL 18: read through jsonb
-			COALESCE((pg_catalog.to_jsonb(con) ->> 'conperiod')::boolean, false),
-			ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-				JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-				WHERE k.ord <= i.indnkeyatts ORDER BY k.ord),
-			ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-				JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-				WHERE k.ord > i.indnkeyatts ORDER BY k.ord),
-			COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(pg_catalog.split_part(o, '=', 1)) || '=' ||
-				pg_catalog.quote_literal(pg_catalog.substr(o, pg_catalog.strpos(o, '=') + 1)), ', ')
-				FROM unnest(ic.reloptions) o), ''),
-			COALESCE((SELECT pg_catalog.quote_ident(ts.spcname) FROM pg_catalog.pg_tablespace ts WHERE ts.oid = ic.reltablespace), '')
-		FROM pg_catalog.pg_constraint con
-		JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
-		JOIN pg_catalog.pg_class ic ON ic.oid = con.conindid
-		WHERE con.contype = 'p' AND con.conrelid = ANY($1)`, oids)
+	rows, err := src.Query(ctx, `SELECT k.conrelid, k.conname::text, pg_catalog.pg_get_constraintdef(k.oid), k.conparentid <> 0,
+			ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, i)
+				JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i),
+			`+constraintKeySQL+`
+		FROM pg_catalog.pg_constraint k
+		WHERE k.contype = 'p' AND k.conrelid = ANY($1)`, oids)
 	if err != nil {
 		return nil, fmt.Errorf("source: read primary keys: %w", err)
 	}
@@ -245,11 +234,14 @@ func readKeyDefs(ctx context.Context, src *pgx.Conn, oids []uint32) (map[uint32]
 	out := map[uint32]keyDef{}
 	for rows.Next() {
 		var rel uint32
-		var k keyDef
-		if err := rows.Scan(&rel, &k.name, &k.def, &k.inherited, &k.deferrable, &k.deferred, &k.period, &k.keyCols, &k.include, &k.options, &k.tablespace); err != nil {
+		var name, def string
+		var inherited bool
+		var cols []string
+		var parts ConstraintKey
+		if err := rows.Scan(&rel, &name, &def, &inherited, &cols, &parts); err != nil {
 			return nil, fmt.Errorf("source: read primary keys: %w", err)
 		}
-		out[rel] = k
+		out[rel] = keyDef{keyParts: parts.keyParts(name, def, false, cols), inherited: inherited}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("source: read primary keys: %w", err)

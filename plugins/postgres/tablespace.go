@@ -66,25 +66,36 @@ func MissingTablespaces(ctx context.Context, src, dst *pgx.Conn, tables []*Table
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("source: read the tablespaces of the selected tables' indexes: %w", err)
 	}
+	if len(uses) == 0 {
+		return nil, nil
+	}
+	// The sink's side in one round trip: which of the tablespaces it has,
+	// and which of the indexes (by name in the sink table's schema).
+	spaces := make([]string, 0, len(uses))
+	names := make([]string, len(uses))
+	for i, u := range uses {
+		if i == 0 || u.space != uses[i-1].space { // ordered by tablespace
+			spaces = append(spaces, u.space)
+		}
+		names[i] = record.QuoteIdent(target(u.table.Name).Schema) + "." + record.QuoteIdent(u.index)
+	}
+	var haveSpaces, builtNames []string
+	if err := dst.QueryRow(ctx, `SELECT
+			ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)),
+			ARRAY(SELECT n FROM pg_catalog.unnest($2::text[]) n WHERE pg_catalog.to_regclass(n) IS NOT NULL)`,
+		spaces, names).Scan(&haveSpaces, &builtNames); err != nil {
+		return nil, fmt.Errorf("sink: look up the tablespaces and indexes of the selected tables' indexes: %w", err)
+	}
+	haveSpace, built := map[string]bool{}, map[string]bool{}
+	for _, n := range haveSpaces {
+		haveSpace[n] = true
+	}
+	for _, n := range builtNames {
+		built[n] = true
+	}
 	var out []MissingTablespace
-	have := map[string]bool{}
-	for _, u := range uses {
-		exists, seen := have[u.space]
-		if !seen {
-			if err := dst.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tablespace WHERE spcname = $1)`, u.space).Scan(&exists); err != nil {
-				return nil, fmt.Errorf("sink: look up tablespace %s: %w", record.QuoteIdent(u.space), err)
-			}
-			have[u.space] = exists
-		}
-		if exists {
-			continue
-		}
-		tn := target(u.table.Name)
-		var built bool
-		if err := dst.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, record.QuoteIdent(tn.Schema)+"."+record.QuoteIdent(u.index)).Scan(&built); err != nil {
-			return nil, fmt.Errorf("sink: look up index %s: %w", record.QuoteIdent(u.index), err)
-		}
-		if built {
+	for i, u := range uses {
+		if haveSpace[u.space] || built[names[i]] {
 			continue
 		}
 		if len(out) == 0 || out[len(out)-1].Name != u.space {

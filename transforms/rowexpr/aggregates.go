@@ -204,93 +204,71 @@ func aggregateFunction(name string) *builtin.Function {
 				return own.Func(vals...)
 			}
 			if float {
-				return floatAggregate(name, vals)
+				return aggregate(name, vals, asFloat8, floatCmp, floatMean)
 			}
-			return numericAggregate(name, vals)
+			return aggregate(name, vals, numericArg, Numeric.cmp, numericMean)
 		},
 	}
 }
 
-// numericAggregate is max, min, mean or median over numerics, ints and
-// float literals.
-func numericAggregate(name string, vals []any) (any, error) {
-	ns := make([]Numeric, len(vals))
+// aggregate is max, min, mean or median over vals, each taken as a T by
+// conv (ok false: not a value of the kind, an invalid argument), ordered
+// by cmp (the first of equal values wins) and averaged by mean: over
+// numerics, ints and float literals as numerics, or, with a double
+// precision value among them, all as double precision.
+func aggregate[T any](name string, vals []any, conv func(any) (T, bool, error), cmp func(T, T) int, mean func([]T) (any, error)) (any, error) {
+	xs := make([]T, len(vals))
 	for i, v := range vals {
-		n, ok := toNumeric(resolveLit(v, true))
-		if !ok {
-			return nil, fmt.Errorf("invalid argument for %s (type %s)", name, typeName(v))
-		}
-		ns[i] = n
-	}
-	switch name {
-	case "max", "min", "greatest", "least":
-		best := ns[0]
-		for _, n := range ns[1:] {
-			if c := n.cmp(best); (greater(name) && c > 0) || (!greater(name) && c < 0) {
-				best = n
-			}
-		}
-		return best, nil
-	case "mean":
-		return numericMean(ns)
-	}
-	sorted := slices.Clone(ns)
-	slices.SortStableFunc(sorted, Numeric.cmp)
-	mid := len(sorted) / 2
-	if len(sorted)%2 == 1 {
-		return sorted[mid], nil
-	}
-	return numericMean(sorted[mid-1 : mid+1])
-}
-
-func greater(name string) bool { return name == "max" || name == "greatest" }
-
-// numericMean is avg over numerics: the exact sum divided by the count.
-func numericMean(ns []Numeric) (Numeric, error) {
-	sum := numericFromInt(0)
-	for _, n := range ns {
-		var err error
-		if sum, err = sum.add(n); err != nil {
-			return Numeric{}, err
-		}
-	}
-	return sum.quo(numericFromInt(int64(len(ns))))
-}
-
-// floatAggregate is max, min, mean or median with a double precision
-// value among the values: all of them as double precision.
-func floatAggregate(name string, vals []any) (any, error) {
-	fs := make([]float64, len(vals))
-	for i, v := range vals {
-		f, ok, err := asFloat8(v)
+		x, ok, err := conv(v)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			return nil, fmt.Errorf("invalid argument for %s (type %s)", name, typeName(v))
 		}
-		fs[i] = f
+		xs[i] = x
 	}
 	switch name {
 	case "max", "min", "greatest", "least":
-		best := fs[0]
-		for _, f := range fs[1:] {
-			if c := floatCmp(f, best); (greater(name) && c > 0) || (!greater(name) && c < 0) {
-				best = f
+		greater := name == "max" || name == "greatest"
+		best := xs[0]
+		for _, x := range xs[1:] {
+			if c := cmp(x, best); (greater && c > 0) || (!greater && c < 0) {
+				best = x
 			}
 		}
 		return best, nil
 	case "mean":
-		return floatMean(fs)
+		return mean(xs)
 	}
-	slices.SortStableFunc(fs, floatCmp)
-	mid := len(fs) / 2
-	if len(fs)%2 == 1 {
-		return fs[mid], nil
+	slices.SortStableFunc(xs, cmp)
+	mid := len(xs) / 2
+	if len(xs)%2 == 1 {
+		return xs[mid], nil
 	}
-	return floatMean(fs[mid-1 : mid+1])
+	return mean(xs[mid-1 : mid+1])
 }
 
+// numericArg is an aggregate's argument as a numeric (a float literal
+// read as one).
+func numericArg(v any) (Numeric, bool, error) {
+	n, ok := toNumeric(resolveLit(v, true))
+	return n, ok, nil
+}
+
+// numericMean is avg over numerics: the exact sum divided by the count.
+func numericMean(ns []Numeric) (any, error) {
+	sum := numericFromInt(0)
+	for _, n := range ns {
+		var err error
+		if sum, err = sum.add(n); err != nil {
+			return nil, err
+		}
+	}
+	return sum.quo(numericFromInt(int64(len(ns))))
+}
+
+// floatMean is avg over double precision values.
 func floatMean(fs []float64) (any, error) {
 	var sum any = 0.0
 	for _, f := range fs {

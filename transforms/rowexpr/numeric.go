@@ -285,10 +285,10 @@ func (n Numeric) quo(m Numeric) (Numeric, error) {
 // operand's scale, at most 1000. Weights are counted in PostgreSQL's
 // base-10000 digits so that the choice is the server's, digit for digit.
 func divScale(x, y *apd.Decimal) int64 {
-	w1, f1 := baseWeight(x)
-	w2, f2 := baseWeight(y)
+	w1, f1, _ := nbaseDigits(x)
+	w2, f2, _ := nbaseDigits(y)
 	qweight := w1 - w2
-	if f1 <= f2 {
+	if f1[0] <= f2[0] {
 		qweight--
 	}
 	rscale := minSigDigits - qweight*4
@@ -296,24 +296,39 @@ func divScale(x, y *apd.Decimal) int64 {
 	return min(rscale, maxDisplayScale)
 }
 
-// baseWeight returns the weight (power of 10000) of d's first non-zero
-// base-10000 digit and that digit's value; 0, 0 for zero.
-func baseWeight(d *apd.Decimal) (weight, first int64) {
+// nbaseDigits returns d as PostgreSQL stores it in base-10000 digits,
+// as far as its low-precision estimates read it: the weight (power of
+// 10000) of the first non-zero digit and the first (up to) four digits
+// from there, n of them, trailing zero digits left out; 0 and none for
+// zero.
+func nbaseDigits(d *apd.Decimal) (weight int64, digits [4]int64, n int) {
 	if d.Coeff.Sign() == 0 {
-		return 0, 0
+		return 0, digits, 0
 	}
-	digits := d.Coeff.Text(10)
-	lead := int64(len(digits)) - 1 + int64(d.Exponent) // power of 10 of the first digit
+	var buf [40]byte
+	text := d.Coeff.Append(buf[:0], 10)              // no allocation below 2**64
+	lead := int64(len(text)) - 1 + int64(d.Exponent) // power of 10 of the first digit
 	weight = lead / 4
 	if lead < 0 && lead%4 != 0 {
 		weight-- // floor division
 	}
-	width := lead - 4*weight + 1 // digits of the first base-10000 digit: 1..4
-	for int64(len(digits)) < width {
-		digits += "0"
+	for text[len(text)-1] == '0' {
+		text = text[:len(text)-1]
 	}
-	first, _ = strconv.ParseInt(digits[:width], 10, 64)
-	return weight, first
+	width := int(lead - 4*weight + 1) // decimal digits of the first base-10000 digit: 1..4
+	for i := 0; i < len(text) && n < len(digits); n++ {
+		var v int64
+		for range width {
+			v *= 10
+			if i < len(text) {
+				v += int64(text[i] - '0')
+				i++
+			}
+		}
+		digits[n] = v
+		width = 4
+	}
+	return weight, digits, n
 }
 
 // rem is PostgreSQL's numeric_mod (see Numeric).

@@ -38,6 +38,13 @@ func TestNumericPower(t *testing.T) {
 		{"-0.5", "1", "after.a ** 3000000001", "0." + strings.Repeat("0", 1000)},
 		{"10", "1", "after.a ** 40", "10000000000000000000000000000000000000000.0000000000000000"},
 		{"1e26", "1", "after.a ** 99.5", "1" + strings.Repeat("0", 2587) + ".0"}, // beyond apd's Exp alone
+		// 2888 significant digits: beyond apd's Ln (it failed "overflows").
+		{"1" + strings.Repeat("0", 26) + "." + strings.Repeat("0", 300), "1", "after.a ** 99.5", "1" + strings.Repeat("0", 2587) + "." + strings.Repeat("0", 300)},
+		// The exponent of e is below float64's range: apd's Exp took e**x
+		// as 1 (it gave 1.000...000).
+		{"1." + strings.Repeat("0", 498) + "1", "1", "after.a ** -2.5", "0." + strings.Repeat("9", 498) + "8"},
+		// exp_var's own limit: e**x for x <= -6000 is zero.
+		{"0.5", "1", "after.a ** 8680.5", "0." + strings.Repeat("0", 1000)},
 		{"2", "10", "2 ** after.a", "4.0000000000000000"},
 		// NaN and infinities, as POSIX pow.
 		{"NaN", "0", "after.a ** 0", "1"},
@@ -174,6 +181,7 @@ func TestNumericPowerErrors(t *testing.T) {
 		{"0", "-Infinity", "after.a ** numeric('-Infinity')", 9, "zero raised to a negative power is undefined"},
 		{"2", "1", "after.a ** 3000000000", 9, "value overflows numeric format"},
 		{"-2", "1", "after.a ** 3000000000", 9, "value overflows numeric format"},
+		{"2", "1", "after.a ** 8680.5", 9, "value overflows numeric format"}, // exp_var's: e**x for x >= 6000
 		{"0.06", "1", "after.a ** -317748", 9, "value overflows numeric format"},
 		{"0", "-1", "after.a ** after.f", 9, "zero raised to a negative power is undefined"},
 		{"-2", "0.5", "after.a ** after.f", 9, "a negative number raised to a non-integer power yields a complex result"},
@@ -190,6 +198,25 @@ func TestNumericPowerErrors(t *testing.T) {
 		var ee *EvalError
 		if !errors.As(err, &ee) || ee.Pos != c.pos || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("a=%s f=%s: %s: %v; want an *EvalError at %d with %q", c.a, c.f, c.src, err, c.pos, c.want)
+		}
+	}
+}
+
+// BenchmarkNumericPowReal is a power with an exponent that is not whole
+// (ln, then exp, at PostgreSQL's scale).
+func BenchmarkNumericPowReal(b *testing.B) {
+	x, err := ParseNumeric("123.456")
+	if err != nil {
+		b.Fatal(err)
+	}
+	y, err := ParseNumeric("1.5")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := x.pow(y); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -21,9 +21,13 @@ import (
 // logarithm as the server does) and no fewer fraction digits than either
 // operand has (2 ** 0.5 is 1.4142135623730950). The digits are the
 // exact value rounded half away from zero at that scale, which is what
-// PostgreSQL's guard digits give. PostgreSQL 16 changed the scale of
-// integral exponents (it also counts the exponent's fraction digits and
-// the result's size); sluice follows 15.
+// PostgreSQL's guard digits give, except where the exact value is within
+// about 1e-8 of a last-digit unit from a tie: PostgreSQL's series stop
+// early, sluice's do not ((1 + 1e-20) ** 1.5, exactly 1.5e-20 + 3.7e-41
+// above 1, is 1.00000000000000000002 here, ...01 in PostgreSQL 15).
+// PostgreSQL 16 changed the scale of integral exponents (it also counts
+// the exponent's fraction digits and the result's size); sluice follows
+// 15.
 
 var (
 	errZeroNegativePower = errors.New("zero raised to a negative power is undefined")
@@ -33,11 +37,8 @@ var (
 	errFloatUnderflow    = errors.New("value out of range: underflow")
 )
 
-// Limits of numeric_power.
-const (
-	maxResultScale = 2000                  // NUMERIC_MAX_RESULT_SCALE
-	maxPowerWeight = 3 * math.MaxInt16 * 4 // power_var_int's overflow test
-)
+// maxResultScale is NUMERIC_MAX_RESULT_SCALE, a limit of numeric_power.
+const maxResultScale = 2000
 
 // sign is -1, 0 or 1 (±Infinity ±1); n is not NaN.
 func (n Numeric) sign() int {
@@ -156,34 +157,6 @@ func (n Numeric) powSpecial(m Numeric) (Numeric, error) {
 	return Numeric{&apd.Decimal{Form: apd.Infinite, Negative: m.odd()}}, nil
 }
 
-// nbaseDigits returns d's value in PostgreSQL's base-10000 digits: the
-// weight (power of 10000) of the first digit and the digits, without
-// leading or trailing zero digits; d is finite and not zero.
-func nbaseDigits(d *apd.Decimal) (weight int64, digits []int64) {
-	text := d.Coeff.Text(10)
-	exp := int64(d.Exponent)
-	low := exp - ((exp%4)+4)%4 // the exponent of the lowest base-10000 digit: a multiple of 4
-	for range exp - low {
-		text += "0"
-	}
-	for len(text)%4 != 0 {
-		text = "0" + text
-	}
-	for i := 0; i < len(text); i += 4 {
-		v, _ := strconv.ParseInt(text[i:i+4], 10, 64)
-		digits = append(digits, v)
-	}
-	weight = low/4 + int64(len(digits)) - 1
-	for len(digits) > 0 && digits[0] == 0 {
-		digits = digits[1:]
-		weight--
-	}
-	for len(digits) > 0 && digits[len(digits)-1] == 0 {
-		digits = digits[:len(digits)-1]
-	}
-	return weight, digits
-}
-
 // powInt is numeric_power for a whole exponent e of 32 bits:
 // PostgreSQL 15's power_var_int at its scale.
 func (n Numeric) powInt(e int64) (Numeric, error) {
@@ -206,16 +179,17 @@ func (n Numeric) powInt(e int64) (Numeric, error) {
 		return numericZero(rscale), nil
 	}
 	// The decimal weight of the result, as the server estimates it.
-	w, digits := nbaseDigits(n.d)
+	w, digits, nd := nbaseDigits(n.d)
 	f, p := float64(digits[0]), w*4
-	for i := 1; i < len(digits) && i*4 < 16; i++ {
+	for i := 1; i < nd; i++ {
 		f = f*10000 + float64(digits[i])
 		p -= 4
 	}
 	f = float64(e) * (math.Log10(f) + float64(p))
-	if f > maxPowerWeight || f > numericMaxWeight+1 {
-		// PostgreSQL refuses the first at once, the second once it has
-		// the digits (beyond numeric's 131072 digits before the point).
+	if f > numericMaxWeight+1 {
+		// Beyond numeric's 131072 digits before the point: PostgreSQL
+		// refuses it once it has the digits (at once beyond its cruder
+		// 3 * 32767 * 4), with the same error.
 		return Numeric{}, errNumericOverflow
 	}
 	if f+1 < -float64(rscale) || f+1 < -maxDisplayScale {
@@ -341,11 +315,18 @@ func (n Numeric) powReal(m Numeric) (Numeric, error) {
 	ctx := apd.Context{Precision: prec, MaxExponent: apd.MaxExponent, MinExponent: apd.MinExponent,
 		Traps: apd.SystemOverflow | apd.SystemUnderflow | apd.Overflow | apd.Underflow, Rounding: apd.RoundHalfEven}
 	ln, t, r := new(apd.Decimal), new(apd.Decimal), new(apd.Decimal)
-	if _, err := ctx.Ln(ln, base.d); err != nil {
+	if err := lnPrec(&ctx, ln, base.d); err != nil {
 		return Numeric{}, errNumericOverflow
 	}
 	if _, err := ctx.Mul(t, ln, m.d); err != nil {
 		return Numeric{}, errNumericOverflow
+	}
+	// exp_var's own limit: |x| below 6000, beyond it an error or zero.
+	if tf, err := t.Float64(); err != nil || math.Abs(tf) >= maxResultScale*3 {
+		if !t.Negative {
+			return Numeric{}, errNumericOverflow
+		}
+		return numericZero(rscale), nil
 	}
 	if err := expPrec(&ctx, r, t); err != nil {
 		return Numeric{}, errNumericOverflow
@@ -357,50 +338,79 @@ func (n Numeric) powReal(m Numeric) (Numeric, error) {
 	return res, nil
 }
 
-// expPrec sets d to e**x at ctx's precision. apd's Exp gives up beyond
-// about 2500 digits (too many iterations of its series); there x is
-// reduced first: e**x = 10**m * (e**(r / 2**12))**(2**12) with
-// x = m * ln(10) + r, the squarings done with guard digits.
+// expPrec sets d to e**x at ctx's precision. apd's Exp is not used: it
+// gives up beyond about 2500 digits (too many iterations of its series),
+// has few guard digits for large x, and takes e**x as 1 where |x| is
+// below float64's range ((1 + 1e-499) ** -2.5 came out as 1.000...).
+// Here x is halved h times, to below 2**-expHalvings, e**r is summed as
+// its Taylor series and squared h times, with guard digits for the
+// squarings.
 func expPrec(ctx *apd.Context, d, x *apd.Decimal) error {
-	if _, err := ctx.Exp(d, x); err == nil {
-		return nil
+	const expHalvings = 16
+	h := expHalvings
+	if adj := int64(x.Exponent) + x.NumDigits(); adj > 0 { // |x| < 10**adj
+		h += int(math.Ceil(float64(adj) * math.Log2(10)))
 	}
-	const halvings = 12
-	wc := *ctx
-	wc.Precision = ctx.Precision + 30
-	ln10, q, m, r := new(apd.Decimal), new(apd.Decimal), new(apd.Decimal), new(apd.Decimal)
-	if _, err := wc.Ln(ln10, apd.New(10, 0)); err != nil {
-		return err
-	}
-	if _, err := wc.Quo(q, x, ln10); err != nil {
-		return err
-	}
-	if _, err := wc.Floor(m, q); err != nil {
-		return err
-	}
-	mi, err := m.Int64()
-	if err != nil || mi > math.MaxInt32/2 || mi < math.MinInt32/2 {
+	if h > 62 {
 		return errNumericOverflow
 	}
-	if _, err := wc.Mul(q, m, ln10); err != nil {
+	wc := *ctx
+	wc.Precision = ctx.Precision + 30
+	r, term, sum := new(apd.Decimal), apd.New(1, 0), apd.New(1, 0)
+	if _, err := wc.Quo(r, x, apd.New(1<<h, 0)); err != nil {
 		return err
 	}
-	if _, err := wc.Sub(r, x, q); err != nil {
-		return err
-	}
-	if _, err := wc.Quo(r, r, apd.New(1<<halvings, 0)); err != nil {
-		return err
-	}
-	if _, err := wc.Exp(d, r); err != nil {
-		return err
-	}
-	for range halvings {
-		if _, err := wc.Mul(d, d, d); err != nil {
+	// The terms fall below the last digit of sum (about 1).
+	last := -int64(wc.Precision) - 1
+	for i := int64(1); ; i++ {
+		if _, err := wc.Mul(term, term, r); err != nil {
+			return err
+		}
+		if _, err := wc.Quo(term, term, apd.New(i, 0)); err != nil {
+			return err
+		}
+		if term.IsZero() || int64(term.Exponent)+term.NumDigits() < last {
+			break
+		}
+		if _, err := wc.Add(sum, sum, term); err != nil {
 			return err
 		}
 	}
-	d.Exponent += int32(mi)
-	_, err = ctx.Round(d, d)
+	for range h {
+		if _, err := wc.Mul(sum, sum, sum); err != nil {
+			return err
+		}
+	}
+	_, err := ctx.Round(d, sum)
+	return err
+}
+
+// lnPrec sets d to ln(x), x > 0, at ctx's precision. apd's Ln, beyond
+// 0.1 of 1, iterates on its Exp (slow, and it gives up beyond about 2870
+// digits); within 0.1 of 1 it sums a power series. So x is first brought
+// within 0.01 of 1 by square roots (as PostgreSQL's ln_var does, to
+// within 0.1): ln(x) = 2**k * ln(x**(1/2**k)).
+func lnPrec(ctx *apd.Context, d, x *apd.Decimal) error {
+	wc := *ctx
+	wc.Precision = ctx.Precision + 15
+	lo, hi := apd.New(99, -2), apd.New(101, -2)
+	y := new(apd.Decimal).Set(x)
+	k := 0
+	for ; y.Cmp(lo) < 0 || y.Cmp(hi) > 0; k++ {
+		if k == 62 { // beyond numeric's range
+			return errNumericOverflow
+		}
+		if _, err := wc.Sqrt(y, y); err != nil {
+			return err
+		}
+	}
+	if _, err := wc.Ln(d, y); err != nil {
+		return err
+	}
+	if _, err := wc.Mul(d, d, apd.New(1<<k, 0)); err != nil {
+		return err
+	}
+	_, err := ctx.Round(d, d)
 	return err
 }
 
@@ -411,7 +421,7 @@ func lnRounded(x *apd.Decimal, scale int64) (Numeric, error) {
 	ctx := apd.Context{Precision: uint32(scale + 6 + 20), MaxExponent: apd.MaxExponent, MinExponent: apd.MinExponent,
 		Traps: apd.SystemOverflow | apd.SystemUnderflow | apd.Overflow | apd.Underflow, Rounding: apd.RoundHalfEven}
 	d := new(apd.Decimal)
-	if _, err := ctx.Ln(d, x); err != nil {
+	if err := lnPrec(&ctx, d, x); err != nil {
 		return Numeric{}, err
 	}
 	return Numeric{d}.roundTo(scale, false), nil
@@ -427,12 +437,12 @@ func estimateLnDweight(x *apd.Decimal) int64 {
 		if d.Coeff.Sign() == 0 {
 			return 0
 		}
-		w, digits := nbaseDigits(d)
+		w, digits, _ := nbaseDigits(d)
 		return w*4 + int64(math.Log10(float64(digits[0])))
 	}
-	w, digits := nbaseDigits(x)
+	w, digits, nd := nbaseDigits(x)
 	v, dweight := digits[0], w*4
-	if len(digits) > 1 {
+	if nd > 1 {
 		v = v*10000 + digits[1]
 		dweight -= 4
 	}
@@ -551,7 +561,7 @@ func exactFloat(f float64) *apd.Decimal {
 		m /= 2
 		e++
 	}
-	d := apd.New(m, 0)
+	d := apd.New(m, 0) // the sign in d.Negative, |m| in d.Coeff
 	switch {
 	case e > 0:
 		d.Coeff.Mul(&d.Coeff, new(apd.BigInt).Exp(apd.NewBigInt(2), apd.NewBigInt(int64(e)), nil))
@@ -559,10 +569,6 @@ func exactFloat(f float64) *apd.Decimal {
 		// m / 2^-e = m * 5^-e / 10^-e
 		d.Coeff.Mul(&d.Coeff, new(apd.BigInt).Exp(apd.NewBigInt(5), apd.NewBigInt(int64(-e)), nil))
 		d.Exponent = int32(e)
-	}
-	if d.Coeff.Sign() < 0 {
-		d.Coeff.Neg(&d.Coeff)
-		d.Negative = true
 	}
 	return d
 }

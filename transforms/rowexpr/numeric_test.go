@@ -313,8 +313,15 @@ func BenchmarkFilterFloat(b *testing.B) {
 	}
 }
 
-func BenchmarkSetNumeric(b *testing.B) {
-	s, err := CompileSet(map[string]string{"b": `round(after.b * 1.1, 2)`}, numTable)
+func BenchmarkSetNumeric(b *testing.B) { benchmarkSet(b, `round(after.b * 1.1, 2)`) }
+
+// BenchmarkSetNumericQuo is a numeric division, whose scale comes from
+// the operands' base-10000 weights (divScale).
+func BenchmarkSetNumericQuo(b *testing.B) { benchmarkSet(b, `after.a / after.b`) }
+
+// benchmarkSet measures setting column b to src over a row of numTable.
+func benchmarkSet(b *testing.B, src string) {
+	s, err := CompileSet(map[string]string{"b": src}, numTable)
 	if err != nil {
 		b.Fatal(err)
 	}
