@@ -14,10 +14,8 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -339,24 +337,20 @@ func (r *runner) setPhase(p checkpoint.Phase) error {
 func (r *runner) run(ctx context.Context) (*Summary, error) {
 	start := time.Now()
 	sum := &Summary{Pipeline: r.cfg.Name}
-	src, dst, closeBoth, err := postgres.ConnectBoth(ctx, r.cfg.SourceDSN, r.cfg.SinkDSN)
+	// The state dir opens while both databases are dialled; a run that
+	// cannot connect closes it again and leaves nothing behind.
+	opening, err := r.openStateAhead(ctx)
 	if err != nil {
 		return nil, err
 	}
+	src, dst, closeBoth, err := postgres.ConnectBoth(ctx, r.cfg.SourceDSN, r.cfg.SinkDSN)
+	if err != nil {
+		opening.abandon()
+		return nil, err
+	}
 	defer closeBoth()
-
-	// The state dir is opened once both databases answer, so a run that
-	// cannot connect leaves nothing behind; then it stays open (and locked
-	// against other processes) across retries, until Run returns.
-	if r.store == nil {
-		if _, err := os.Stat(r.cfg.StateDir); err != nil && r.stateOpened {
-			return nil, permanent(fmt.Errorf("state dir %s disappeared while the pipeline ran (was it dropped?): %w", r.cfg.StateDir, err))
-		}
-		r.store, err = checkpoint.Open(ctx, r.cfg.StateDir, r.cfg.Log)
-		if err != nil {
-			return nil, permanent(err)
-		}
-		r.stateOpened = true
+	if err := opening.wait(); err != nil {
+		return nil, err
 	}
 	// Fence off sink sessions a killed earlier run may have left behind:
 	// they must finish (commit or not) before this run reads the sink's
