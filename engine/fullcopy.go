@@ -72,6 +72,12 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	}
 	defer snap.Close(ctx)
 	r.log.Info("snapshot exported", "snapshot", snap.ID)
+	if snapshotID != "" {
+		// A slot's snapshot, taken after the tables were listed.
+		if err := r.checkSnapshotTables(ctx, snap, tables); err != nil {
+			return err
+		}
+	}
 	// The workers connect while the copy is planned (deferred after
 	// snap.Close, so closed before the exporting transaction ends).
 	cw := r.startCopyWorkers(ctx, snap.ID, r.cfg.Parallel)

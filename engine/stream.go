@@ -95,10 +95,6 @@ func (r *runner) prepareStreaming(ctx context.Context, src, dst *pgx.Conn, table
 			slot.Close(ctx)
 			return "", slot.ConsistentPoint, release, nil
 		}
-		if err := r.checkSnapshotTables(ctx, slot.SnapshotID, tables); err != nil {
-			slot.Close(ctx)
-			return "", 0, release, err
-		}
 		return slot.SnapshotID, slot.ConsistentPoint, func() { slot.Close(ctx) }, nil
 	}
 	if st.Plugin != "pgoutput" {

@@ -63,7 +63,34 @@ func pinSource(ctx context.Context, srcDSN, snapshotID string, schemas []string,
 		p.close(ctx)
 		return nil, fmt.Errorf("source: export a snapshot for the schema dump: %w", err)
 	}
-	rows, err := p.tx.Query(ctx, `
+	p.exclude, p.tables, err = otherTables(ctx, p.tx, schemas, oids)
+	if err != nil {
+		p.close(ctx)
+		return nil, err
+	}
+	return p, nil
+}
+
+// TablesSince lists the tables of the selection's whole schemas that the
+// snapshot holds but tables lacks: tables created after tables were
+// discovered and before the snapshot. It queries on the snapshot's own
+// connection, inside its transaction.
+func (s *Snapshot) TablesSince(ctx context.Context, sel []Selection, tables []*Table) ([]record.TableName, error) {
+	schemas := selectedSchemas(sel)
+	if len(schemas) == 0 {
+		return nil, nil
+	}
+	_, late, err := otherTables(ctx, s.conn, schemas, tableOIDs(tables))
+	return late, err
+}
+
+// otherTables lists, as q's snapshot sees them, the tables of schemas that
+// are not among oids (and the sequences they own, as pg_dump
+// --exclude-table arguments with the tables).
+func otherTables(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, schemas []string, oids []uint32) (exclude []string, tables []record.TableName, err error) {
+	rows, err := q.Query(ctx, `
 		WITH other AS (
 			SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
@@ -79,39 +106,21 @@ func pinSource(ctx context.Context, srcDSN, snapshotID string, schemas []string,
 		JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
 		ORDER BY 1, 2`, schemas, oids)
 	if err != nil {
-		p.close(ctx)
-		return nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
+		return nil, nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
 	}
 	var name record.TableName
 	var table bool
 	_, err = pgx.ForEachRow(rows, []any{&name.Schema, &name.Name, &table}, func() error {
-		p.exclude = append(p.exclude, "--exclude-table="+quotePattern(name.Schema)+"."+quotePattern(name.Name))
+		exclude = append(exclude, "--exclude-table="+quotePattern(name.Schema)+"."+quotePattern(name.Name))
 		if table {
-			p.tables = append(p.tables, name)
+			tables = append(tables, name)
 		}
 		return nil
 	})
 	if err != nil {
-		p.close(ctx)
-		return nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
+		return nil, nil, fmt.Errorf("source: list the tables created since the pipeline's were found: %w", err)
 	}
-	return p, nil
-}
-
-// TablesSince lists the tables of the selection's whole schemas that the
-// exported snapshot snapshotID holds but tables lacks: tables created
-// after tables were discovered and before the snapshot.
-func TablesSince(ctx context.Context, srcDSN, snapshotID string, sel []Selection, tables []*Table) ([]record.TableName, error) {
-	schemas := selectedSchemas(sel)
-	if len(schemas) == 0 {
-		return nil, nil
-	}
-	p, err := pinSource(ctx, srcDSN, snapshotID, schemas, tableOIDs(tables))
-	if err != nil {
-		return nil, err
-	}
-	defer p.close(ctx)
-	return p.tables, nil
+	return exclude, tables, nil
 }
 
 // selectedSchemas lists the whole schemas of a selection, once each.
