@@ -443,6 +443,9 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 	} else {
 		d.r.mapping.clearOptions(t.OID) // none: a table joining again may have had some
 	}
+	if err := d.r.bindName(t.OID, t.Name); err != nil {
+		return err
+	}
 	if err := d.stagesJoined(ctx, src, t, state, lsn); err != nil {
 		return err
 	}
@@ -503,6 +506,9 @@ func (d *ddlRun) dropTable(ctx context.Context, a *postgres.Applier, ev *postgre
 	delete(d.parents, ev.RelID)
 	d.r.chain.untrack(ev.RelID)
 	d.ignored[ev.RelID] = true
+	if err := d.r.unbindName(ev.RelID); err != nil {
+		return err
+	}
 	d.r.log.Info("DDL applied", "tag", ev.Tag, "table", name.String(), "sink", target.String(), "lsn", lsn.String())
 	d.r.mon.ddlCounted(true)
 	return nil
@@ -523,8 +529,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 			return nil // not the pipeline's
 		}
 	} else if d.leaves(ev, knownName) {
-		d.leave(ev, lsn, knownName)
-		return nil
+		return d.leave(ev, lsn, knownName)
 	}
 	if !slices.Contains(replicatedTags, ev.Tag) {
 		d.warn(ev, lsn, ev.Tag+" is not replicated")

@@ -43,11 +43,12 @@ func (d *ddlRun) leaves(ev *postgres.DDLEvent, was record.TableName) bool {
 // leave takes a table that left the selection out of the pipeline: its
 // sink table stays under the name it had, with the rows it had, and a
 // warning says so.
-func (d *ddlRun) leave(ev *postgres.DDLEvent, lsn record.LSN, was record.TableName) {
+func (d *ddlRun) leave(ev *postgres.DDLEvent, lsn record.LSN, was record.TableName) error {
 	d.warn(ev, lsn, fmt.Sprintf("table %s left the selection (it is now %s, in a schema the pipeline does not select): its changes from now on are not replicated; its sink table %s stays as it is (drop it there if it is not wanted, or add the table to the objects list and run again)",
 		was, ev.New.TableName(), d.r.target(was)))
 	d.drop(ev.RelID)
 	d.ignored[ev.RelID] = true
+	return d.r.unbindName(ev.RelID)
 }
 
 // creates reports whether a DDL event creates its table.

@@ -14,7 +14,8 @@ import (
 // app.w1 is created under its item's name and renamed away from it, app.e2
 // is created under another name and renamed to w2 (its item's name),
 // app.m is created in the selection and moved out of it, other.c is
-// created outside the selection and moved into it.
+// created outside the selection and moved into it; app.f, copied by the
+// full copy with its item's where, is renamed away from its item's name.
 var joinScript = []string{
 	`CREATE TABLE app.w1 (id integer PRIMARY KEY, v text)`,
 	`INSERT INTO app.w1 SELECT g, 'w1 ' || g FROM generate_series(1, 20) g`,
@@ -32,6 +33,9 @@ var joinScript = []string{
 	`INSERT INTO other.c SELECT generate_series(1, 5)`,
 	`ALTER TABLE other.c SET SCHEMA app`,
 	`INSERT INTO app.c SELECT generate_series(6, 8)`,
+	`ALTER TABLE app.f RENAME TO f2`,
+	`INSERT INTO app.f2 SELECT g, 'f2 ' || g FROM generate_series(-5, 0) g`,
+	`INSERT INTO app.f2 SELECT g, 'f2 ' || g FROM generate_series(21, 25) g`,
 }
 
 // TestDDLJoinByStreamName: whether a table created while streaming joins
@@ -40,8 +44,13 @@ var joinScript = []string{
 // the source's catalog when sluice reads the event. The options stay with
 // the table across its later renames, as they do for the tables the
 // pipeline started with. Run live (the script runs while the pipeline
-// streams) and resumed (the script ran with the pipeline stopped: the
-// catalog is then ahead of the stream); both end with the same sink.
+// streams), resumed (the script ran with the pipeline stopped: the
+// catalog is then ahead of the stream) and stepped (resumed by runs that
+// stop after each sink commit: a run starts after app.w1 joined and
+// before its rename, discovering it as w1b, and takes its options by the
+// name it joined under, recorded in the state); all end with the same
+// sink. Before the record, a run that started after a rename looked the
+// options up by the new name: app.f, discovered as f2, lost its where.
 // Before the fix the resumed run took app.w1 (created as w1, where id >
 // 10) under its later name w1b (no where: rows 1-10 copied), took app.e2
 // under its later name w2 (rows 1-10 filtered out), and did not take
@@ -53,19 +62,18 @@ var joinScript = []string{
 // did not have (SQLSTATE 3F000), and a retry, which discovers the tables
 // anew, skipped that.
 func TestDDLJoinByStreamName(t *testing.T) {
-	for _, live := range []bool{true, false} {
-		name := "resumed"
-		if live {
-			name = "live"
-		}
+	for _, name := range []string{"live", "resumed", "stepped"} {
+		live := name == "live"
 		t.Run(name, func(t *testing.T) {
 			s := newStreamEnv(t, "ddl_join_"+name)
 			s.srcExec(`CREATE SCHEMA app; CREATE SCHEMA other;
-CREATE TABLE app.t (id integer PRIMARY KEY);
+CREATE TABLE app.f (id integer PRIMARY KEY, v text);
+INSERT INTO app.f SELECT g, 'f ' || g FROM generate_series(1, 20) g;
 CREATE TABLE app.marker (id integer PRIMARY KEY);`)
 			s.cfg.Options = []engine.ObjectOptions{
 				{Table: tn("app", "w1"), Where: "id > 10", Origin: "join.yaml:7 (objects[1])"},
 				{Table: tn("app", "w2"), Where: "id > 10", Origin: "join.yaml:9 (objects[2])"},
+				{Table: tn("app", "f"), Where: "id > 10", Origin: "join.yaml:11 (objects[3])"},
 			}
 			s.run(s.cfg)
 			if live {
@@ -82,10 +90,25 @@ CREATE TABLE app.marker (id integer PRIMARY KEY);`)
 					s.srcExec(sql)
 				}
 				s.srcExec(`INSERT INTO app.marker VALUES (1)`)
+				// Stepped: runs that stop after each of their first sink
+				// commits (one source transaction each), so that later
+				// runs start between a CREATE and the renames after it,
+				// with the tables renamed since in the catalog.
+				for i := 0; name == "stepped" && i < 8; i++ {
+					cfg := s.cfg
+					cfg.MaxGroupTxns = 1
+					cfg.Failpoints = streamFailpoints(t, "stream.after_commit=error@1")
+					if err := s.runFail(cfg); !strings.Contains(err.Error(), "stream.after_commit") {
+						t.Fatalf("run %d: %v, want the failpoint", i, err)
+					}
+				}
 				s.run(s.cfg)
 			}
 			// app.w1 joined as w1: its item's where holds, after the rename too.
 			assertSameData2(t, s.srcDSN, `(SELECT * FROM app.w1b WHERE id > 10)`, s.dstDSN, `app.w1b`)
+			// app.f keeps its item's where after its rename, in a run that
+			// discovers it as f2 too.
+			assertSameData2(t, s.srcDSN, `(SELECT * FROM app.f2 WHERE id > 10)`, s.dstDSN, `app.f2`)
 			// app.e2 joined as e2: no where.
 			assertSameData2(t, s.srcDSN, `app.w2`, s.dstDSN, `app.w2`)
 			// other.c entered the selection by SET SCHEMA: its rows from then on.

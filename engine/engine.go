@@ -386,7 +386,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	// Resuming the stream with DDL capture, where conditions are compiled
 	// for the tables as the stream has them (the catalog may be ahead).
-	r.mapping, err = resolveMappingAt(ctx, src, &r.cfg, tables, r.streamOwnsSchema(ctx, src, phase))
+	r.mapping, err = r.resolveMapping(ctx, src, tables, r.streamOwnsSchema(ctx, src, phase))
 	if err != nil {
 		return nil, err
 	}
