@@ -370,7 +370,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	// The state dir is this pipeline's and this process holds it: from now
 	// on the status file there is ours to write.
 	r.mon.setOwnsState()
-	tables, err := postgres.Discover(ctx, src, r.cfg.Objects)
+	tables, err := r.discover(ctx, src)
 	if err != nil {
 		if postgres.IsConnectionError(err) {
 			return nil, err

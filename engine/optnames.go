@@ -13,7 +13,9 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,4 +120,55 @@ func (r *runner) resolveMapping(ctx context.Context, src *pgx.Conn, tables []*po
 		return nil, fmt.Errorf("state: record the tables' option names: %w", err)
 	}
 	return resolveMappingNamed(ctx, src, &r.cfg, tables, resume, names)
+}
+
+// discover resolves the objects list in the source's catalog. A table
+// item names its table as it was when the table entered the pipeline; a
+// run that starts after the source renamed it (the stream may still be
+// behind the rename) finds it by the OID recorded under that name, as the
+// stream keeps replicating a renamed table, instead of stopping because
+// the name is gone. An item whose name exists in the catalog is resolved
+// by it as usual.
+func (r *runner) discover(ctx context.Context, src *pgx.Conn) ([]*postgres.Table, error) {
+	sels := r.cfg.Objects
+	names, err := r.optionNames()
+	if err != nil {
+		return nil, err
+	}
+	cloned := false
+	byName := map[record.TableName][]uint32{}
+	for oid, n := range names {
+		byName[n] = append(byName[n], oid)
+	}
+	for i, s := range sels {
+		if s.Schema != "" || len(byName[s.Table]) == 0 {
+			continue
+		}
+		var exists bool
+		if err := src.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2)`, s.Table.Schema, s.Table.Name).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("source: look up table %s: %w", s.Table, err)
+		}
+		if exists {
+			continue
+		}
+		for _, oid := range byName[s.Table] {
+			var now record.TableName
+			err := src.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+				WHERE c.oid = $1 AND c.relkind IN ('r', 'p')`, oid).Scan(&now.Schema, &now.Name)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("source: look up table %s by OID %d: %w", s.Table, oid, err)
+			}
+			if !cloned {
+				sels, cloned = slices.Clone(sels), true // the config's list stays as written
+			}
+			sels[i].Table = now
+			r.log.Info("objects item follows its table, renamed at the source since it entered the pipeline", "item", s.Where, "table", s.Table.String(), "now", now.String())
+			break
+		}
+	}
+	return postgres.Discover(ctx, src, sels)
 }
