@@ -17,7 +17,9 @@ const sinkIndexSpaces = `SELECT string_agg(i.relname || ' ' || COALESCE(ts.spcna
 // USING INDEX TABLESPACE, and the primary key of a table created while
 // streaming. Before the fix a streamed CREATE INDEX was built in the
 // sink's default tablespace (pg_get_indexdef leaves the tablespace out),
-// while a streamed key went to its tablespace. Then an index in a
+// while a streamed key went to its tablespace. ALTER INDEX ... SET
+// TABLESPACE moves the sink's index too (before: nothing happened, with
+// no warning). Then an index in a
 // tablespace the sink lacks: the run stops before its transaction with an
 // error naming the tablespace, the table and what to do (before: the raw
 // "tablespace does not exist" of the sink, retried for the whole retry
@@ -28,6 +30,8 @@ func TestDDLTablespaces(t *testing.T) {
 	makeTablespace(t, s.src, "fast")
 	makeTablespace(t, s.dst, "fast")
 	makeTablespace(t, s.src, "cold")
+	makeTablespace(t, s.src, "slow")
+	makeTablespace(t, s.dst, "slow")
 	s.srcExec(`CREATE SCHEMA app;
 CREATE TABLE app.t (id integer PRIMARY KEY, v text, w text);
 INSERT INTO app.t SELECT g, 'v' || g, 'w' || g FROM generate_series(1, 20) g;
@@ -49,6 +53,15 @@ CREATE TABLE app.marker (id integer PRIMARY KEY);`)
 	}
 	if got := queryText(t, s.dstDSN, `SELECT pg_get_indexdef('app.t_vw'::regclass)`); !strings.HasSuffix(got, "WHERE ((id > 5) AND (w <> 'x'::text))") {
 		t.Errorf("sink index t_vw lost its predicate: %s", got)
+	}
+	// Indexes moved at the source (one backing a constraint) move at the
+	// sink.
+	s.srcExec(`ALTER INDEX app.t_v SET TABLESPACE slow`)
+	s.srcExec(`ALTER INDEX app.t_w SET TABLESPACE slow`)
+	s.srcExec(`ALTER INDEX app.t_pkey SET TABLESPACE slow`)
+	s.run(s.cfg)
+	if got, want := queryText(t, s.dstDSN, sinkIndexSpaces), "marker_pkey -, n_pk fast, t_pkey slow, t_v slow, t_vw fast, t_w slow"; got != want {
+		t.Errorf("after ALTER INDEX ... SET TABLESPACE, sink indexes and their tablespaces:\n got %s\nwant %s", got, want)
 	}
 
 	// An index in a tablespace the sink lacks.

@@ -356,6 +356,9 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 			out.Statements[len(out.Statements)-1].Tablespaces = []string{w.ix.Tablespace}
 		}
 	}
+	moved, movedWarn := moveIndexes(prev, next, sinkIdx, want.Schema, obj)
+	out.Statements = append(out.Statements, moved...)
+	out.Warnings = append(out.Warnings, movedWarn...)
 	// Partitions: detach what the source detached; report what is missing.
 	if next.Kind == "p" {
 		attached := map[record.TableName]bool{}

@@ -154,3 +154,37 @@ func sinkHasTablespaces(ctx context.Context, conn *pgx.Conn, s Statement, lsn re
 	}
 	return nil
 }
+
+// moveIndexes returns the statements that move the sink's indexes whose
+// tablespace the source changed between prev and next (ALTER INDEX ...
+// SET TABLESPACE, or ALTER TABLE ... SET TABLESPACE on an index): each to
+// its new tablespace, when the sink's index is not there already. An
+// index the source moved back to the database's default gets a warning
+// instead: which tablespace that is at the sink is the sink's own choice.
+func moveIndexes(prev, next *TableState, sinkIdx map[string]*IndexState, schema string, obj string) (stmts []Statement, warnings []string) {
+	if prev == nil {
+		return nil, nil
+	}
+	for _, ix := range next.Indexes {
+		if ix.Inherited {
+			continue
+		}
+		var was *IndexState
+		for i := range prev.Indexes {
+			if prev.Indexes[i].OID == ix.OID {
+				was = &prev.Indexes[i]
+			}
+		}
+		si := sinkIdx[ix.Name]
+		if was == nil || si == nil || was.Tablespace == ix.Tablespace || si.Tablespace == ix.Tablespace {
+			continue
+		}
+		if ix.Tablespace == "" {
+			warnings = append(warnings, fmt.Sprintf("index %s was moved to the database's default tablespace at the source; move it at the sink yourself (ALTER INDEX ... SET TABLESPACE) if the sink needs it", dispIdent(ix.Name)))
+			continue
+		}
+		stmts = append(stmts, Statement{Object: obj, SQL: "ALTER INDEX " + qname(schema, ix.Name) + " SET TABLESPACE " + ix.Tablespace,
+			Tablespaces: []string{ix.Tablespace}})
+	}
+	return stmts, warnings
+}
