@@ -24,7 +24,8 @@ const sinkIndexSpaces = `SELECT string_agg(i.relname || ' ' || COALESCE(ts.spcna
 // error naming the tablespace, the table and what to do (before: the raw
 // "tablespace does not exist" of the sink, retried for the whole retry
 // window), and once the tablespace is created at the sink a rerun
-// converges.
+// converges; the same for a table created while streaming whose primary
+// key is in a tablespace the sink lacks.
 func TestDDLTablespaces(t *testing.T) {
 	s := newPrivateStreamEnv(t, "ddl_ts")
 	makeTablespace(t, s.src, "fast")
@@ -85,5 +86,21 @@ CREATE TABLE app.marker (id integer PRIMARY KEY);`)
 	if got := queryText(t, s.dstDSN, `SELECT COALESCE(ts.spcname, '-') FROM pg_class i LEFT JOIN pg_tablespace ts ON ts.oid = i.reltablespace WHERE i.oid = 'app.t_cold'::regclass`); got != "cold" {
 		t.Errorf("sink index t_cold is in tablespace %s, want cold", got)
 	}
-	assertSameData(t, s.srcDSN, s.dstDSN, []string{"app.t", "app.n"})
+
+	// A table created while streaming whose primary key is in a
+	// tablespace the sink lacks.
+	makeTablespace(t, s.src, "icy")
+	s.srcExec(`CREATE TABLE app.c2 (id integer, CONSTRAINT c2_pk PRIMARY KEY (id) USING INDEX TABLESPACE icy); INSERT INTO app.c2 VALUES (1)`)
+	err = s.runFail(s.cfg)
+	for _, want := range []string{`tablespace icy does not exist at the sink`, `table app.c2`, `CREATE TABLESPACE icy LOCATION`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in the error:\n%v", want, err)
+		}
+	}
+	makeTablespace(t, s.dst, "icy")
+	s.run(s.cfg)
+	if got := queryText(t, s.dstDSN, `SELECT COALESCE(ts.spcname, '-') FROM pg_class i LEFT JOIN pg_tablespace ts ON ts.oid = i.reltablespace WHERE i.oid = 'app.c2_pk'::regclass`); got != "icy" {
+		t.Errorf("sink index c2_pk is in tablespace %s, want icy", got)
+	}
+	assertSameData(t, s.srcDSN, s.dstDSN, []string{"app.t", "app.n", "app.c2"})
 }
