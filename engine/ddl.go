@@ -275,9 +275,10 @@ func (d *ddlRun) relation(ctx context.Context, a *postgres.Applier, rel *record.
 //
 // The source's catalog may be ahead of the stream (the source ran more
 // DDL since; a run resumed behind it): a table, or its partitioned table,
-// renamed since is created at the sink, and attached, under its name as
-// the stream has it here, which its later changes use until the rename's
-// own event renames it at the sink.
+// renamed since is selected, given its objects item's options, created
+// at the sink and attached under its name as the stream has it here,
+// which its later changes use until the rename's own event renames it at
+// the sink (see asStreamed).
 func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn record.LSN, state *postgres.TableState, as record.TableName) (bool, error) {
 	src, err := d.source(ctx)
 	if err != nil {
@@ -299,6 +300,7 @@ func (d *ddlRun) join(ctx context.Context, a *postgres.Applier, oid uint32, lsn 
 		d.ignored[oid] = true
 		return false, nil
 	}
+	asStreamed(t, as)
 	_, parentKnown := d.known[t.ParentOID]
 	if !d.selectedName(t.Name) && !(t.ParentOID != 0 && parentKnown) {
 		return false, nil
@@ -435,7 +437,14 @@ func (d *ddlRun) register(ctx context.Context, src *pgx.Conn, t *postgres.Table,
 		}
 		if to.cond != "" || to.ops != opAll {
 			d.r.mapping.setOptions(t.OID, to)
+		} else {
+			d.r.mapping.clearOptions(t.OID)
 		}
+	} else {
+		d.r.mapping.clearOptions(t.OID) // none: a table joining again may have had some
+	}
+	if err := d.r.bindName(t.OID, t.Name); err != nil {
+		return err
 	}
 	if err := d.stagesJoined(ctx, src, t, state, lsn); err != nil {
 		return err
@@ -497,6 +506,9 @@ func (d *ddlRun) dropTable(ctx context.Context, a *postgres.Applier, ev *postgre
 	delete(d.parents, ev.RelID)
 	d.r.chain.untrack(ev.RelID)
 	d.ignored[ev.RelID] = true
+	if err := d.r.unbindName(ev.RelID); err != nil {
+		return err
+	}
 	d.r.log.Info("DDL applied", "tag", ev.Tag, "table", name.String(), "sink", target.String(), "lsn", lsn.String())
 	d.r.mon.ddlCounted(true)
 	return nil
@@ -507,11 +519,17 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	next, prev := ev.New, ev.Old
 	srcName := next.TableName()
 	knownName, known := d.known[ev.RelID]
+	if known && creates(ev) && !d.routed[ev.RelID] {
+		d.rejoin(ev.RelID)
+		knownName, known = record.TableName{}, false
+	}
 	if !known {
 		_, parentKnown := d.known[parentOID(next)]
 		if !d.selectedName(srcName) && !parentKnown {
 			return nil // not the pipeline's
 		}
+	} else if d.leaves(ev, knownName) {
+		return d.leave(ev, lsn, knownName)
 	}
 	if !slices.Contains(replicatedTags, ev.Tag) {
 		d.warn(ev, lsn, ev.Tag+" is not replicated")
@@ -520,7 +538,7 @@ func (d *ddlRun) alterTable(ctx context.Context, a *postgres.Applier, ev *postgr
 	if d.routed[ev.RelID] {
 		return nil // no table of its own at the sink: its parent's DDL reaches its rows
 	}
-	created := prev == nil && (strings.HasPrefix(ev.Tag, "CREATE TABLE") || ev.Tag == "SELECT INTO")
+	created := creates(ev)
 	if !known {
 		if !created {
 			d.warn(ev, lsn, fmt.Sprintf("table %s entered the selection by %s: it is created at the sink and its changes from now on are replicated, but the rows it held before are not copied (run `sluice verify`)", srcName, ev.Tag))

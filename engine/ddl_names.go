@@ -43,3 +43,20 @@ func (d *ddlRun) streamTarget(t *postgres.Table, as, parent record.TableName) po
 		return d.r.target(n)
 	}
 }
+
+// asStreamed names t, as read from the source's catalog now, by the name
+// the stream has it by at this point (as; empty: unknown, the catalog's
+// name stays). Whether a table created while streaming joins the
+// pipeline, which objects item's options (where, operations) it takes,
+// and its sink name are decided by that name, so that the stream's own
+// order of events decides them and not what DDL the source ran since: a
+// table created under its item's name and renamed away before sluice
+// reads its CREATE keeps its item's options, and one created under
+// another name and renamed to an item's name later does not take them
+// (the options, once taken, stay with the table across renames, as they
+// do for the tables the pipeline started with).
+func asStreamed(t *postgres.Table, as record.TableName) {
+	if as.Name != "" {
+		t.Name = as
+	}
+}

@@ -364,7 +364,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	// The state dir is this pipeline's and this process holds it: from now
 	// on the status file there is ours to write.
 	r.mon.setOwnsState()
-	tables, err := postgres.Discover(ctx, src, r.cfg.Objects)
+	tables, err := r.discover(ctx, src)
 	if err != nil {
 		if postgres.IsConnectionError(err) {
 			return nil, err
@@ -380,7 +380,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	// Resuming the stream with DDL capture, where conditions are compiled
 	// for the tables as the stream has them (the catalog may be ahead).
-	r.mapping, err = resolveMappingAt(ctx, src, &r.cfg, tables, r.streamOwnsSchema(ctx, src, phase))
+	r.mapping, err = r.resolveMapping(ctx, src, tables, r.streamOwnsSchema(ctx, src, phase))
 	if err != nil {
 		return nil, err
 	}

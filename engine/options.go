@@ -200,6 +200,12 @@ func resolveMapping(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*p
 // (whereChange, whereAltered), and stops the pipeline there if it does
 // not fit.
 func resolveMappingAt(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table, resume bool) (*mapping, error) {
+	return resolveMappingNamed(ctx, src, cfg, tables, resume, nil)
+}
+
+// resolveMappingNamed is resolveMappingAt with each table's options looked
+// up by its name in bound, when it has one there (see optnames.go).
+func resolveMappingNamed(ctx context.Context, src *pgx.Conn, cfg *Config, tables []*postgres.Table, resume bool, bound map[uint32]record.TableName) (*mapping, error) {
 	rules, err := rename.New(cfg.Rename)
 	if err != nil {
 		return nil, permanent(err)
@@ -240,10 +246,10 @@ func resolveMappingAt(ctx context.Context, src *pgx.Conn, cfg *Config, tables []
 		problems = append(problems, err)
 	}
 	for _, t := range tables {
-		o, own := optionsFor(cfg.Options, t.Name)
+		o, own := optionsFor(cfg.Options, optionsName(bound, t.OID, t.Name))
 		if !own && t.Parent != nil {
 			// A partition follows its partitioned table's item.
-			if po, pown := optionsFor(cfg.Options, *t.Parent); pown {
+			if po, pown := optionsFor(cfg.Options, optionsName(bound, t.ParentOID, *t.Parent)); pown {
 				o, own = po, true
 			}
 		}

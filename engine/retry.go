@@ -88,6 +88,9 @@ func (p retryPolicy) run(ctx context.Context, attempt func() (progressed bool, e
 		if rejectedRow(err) {
 			return parked(err)
 		}
+		if postgres.IsMissingTablespace(err) {
+			return permanent(err) // a person must create it at the sink
+		}
 		if postgres.IsDiverged(err) {
 			return divergedParked(err)
 		}

@@ -44,7 +44,7 @@ need a primary key or a unique index.`,
 				return usageError{fmt.Errorf("backfill: --table: %w", err)}
 			}
 			if chunkRows < 0 {
-				return usageError{fmt.Errorf("backfill: --chunk-rows must be positive")}
+				return usageError{fmt.Errorf("backfill: --chunk-rows must be 0 (the default: %d rows per chunk) or more, got %d", engine.DefaultBackfillChunkRows, chunkRows)}
 			}
 			_, cfg, err := a.load(args[0], !noProgress && !asJSON)
 			if err != nil {
@@ -91,7 +91,7 @@ need a primary key or a unique index.`,
 	}
 	cmd.Flags().StringVar(&table, "table", "", "the source table, schema.table (quote names with dots: '\"a.b\".c')")
 	cmd.Flags().StringVar(&cond, "where", "", "only rows satisfying this SQL condition over the table's columns")
-	cmd.Flags().IntVar(&chunkRows, "chunk-rows", 0, fmt.Sprintf("rows per chunk (default %d)", engine.DefaultBackfillChunkRows))
+	cmd.Flags().IntVar(&chunkRows, "chunk-rows", 0, fmt.Sprintf("rows per chunk; 0 means the default, %d", engine.DefaultBackfillChunkRows))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&noProgress, "no-progress", false, "no live progress display on a terminal")
 	return cmd

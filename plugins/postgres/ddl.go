@@ -91,7 +91,9 @@ const tableStateSQL = `SELECT pg_catalog.jsonb_build_object(
 			'cols', (SELECT pg_catalog.jsonb_agg(a.attname ORDER BY u.i)
 				FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY u(n, i)
 				LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.n),
-			'exprs', x.indexprs IS NOT NULL OR x.indpred IS NOT NULL
+			'exprs', x.indexprs IS NOT NULL OR x.indpred IS NOT NULL,
+			'tablespace', COALESCE((SELECT pg_catalog.quote_ident(ts.spcname) FROM pg_catalog.pg_tablespace ts WHERE ts.oid = ic.reltablespace), ''),
+			'pred', COALESCE(pg_catalog.pg_get_expr(x.indpred, x.indrelid), '')
 		) ORDER BY ic.relname)
 		FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid
 		WHERE x.indrelid = c.oid), '[]'),
@@ -345,6 +347,11 @@ type IndexState struct {
 	Inherited  bool      `json:"inherited"`  // attached to a partitioned parent's index
 	Cols       []*string `json:"cols"`       // nil entries are expressions
 	Exprs      bool      `json:"exprs"`      // has expressions or a predicate
+	// Tablespace is the index's tablespace, quoted; empty for the
+	// database's default. Pred is its predicate as Def ends with it
+	// (after " WHERE "); empty for none.
+	Tablespace string `json:"tablespace"`
+	Pred       string `json:"pred"`
 }
 
 // TableState is a table's catalog state as the DDL capture records it.

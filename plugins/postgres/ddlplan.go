@@ -339,13 +339,26 @@ func PlanTableDDL(prev, next, sink *TableState, names DDLNames, exact bool) *Tab
 			continue
 		}
 		add(fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", tq, record.QuoteIdent(w.c.Name), w.def))
+		if w.c.Key != nil && w.c.Key.Tablespace != "" {
+			out.Statements[len(out.Statements)-1].Tablespaces = []string{w.c.Key.Tablespace}
+		}
 	}
 	for _, w := range wantIdxs {
 		if sinkIdx[w.ix.Name] != nil {
 			continue
 		}
-		add(w.def)
+		def, placed := w.ix.inTablespace(w.def)
+		if !placed {
+			warn("index %s of table %s is built in the sink's default tablespace, not in %s as at the source: its definition has a predicate sluice cannot place the TABLESPACE clause before; move it at the sink yourself (ALTER INDEX ... SET TABLESPACE) if the sink needs it", dispIdent(w.ix.Name), src, w.ix.Tablespace)
+		}
+		add(def)
+		if placed && w.ix.Tablespace != "" {
+			out.Statements[len(out.Statements)-1].Tablespaces = []string{w.ix.Tablespace}
+		}
 	}
+	moved, movedWarn := moveIndexes(prev, next, sinkIdx, want.Schema, obj)
+	out.Statements = append(out.Statements, moved...)
+	out.Warnings = append(out.Warnings, movedWarn...)
 	// Partitions: detach what the source detached; report what is missing.
 	if next.Kind == "p" {
 		attached := map[record.TableName]bool{}
@@ -520,6 +533,9 @@ func (a *Applier) ExecDDL(ctx context.Context, stmts []Statement, commitLSN reco
 		return nil, err
 	}
 	for _, s := range stmts {
+		if err := sinkHasTablespaces(ctx, conn, s, commitLSN); err != nil {
+			return skipped, err
+		}
 		if s.Optional {
 			if _, err := conn.Exec(ctx, "SAVEPOINT sluice_ddl"); err != nil {
 				return skipped, fmt.Errorf("sink: savepoint for %s: %w", s.Object, err)

@@ -69,6 +69,10 @@ type Statement struct {
 	// (a GRANT to a role the sink lacks), it is skipped and listed in the
 	// plan's Skipped instead of failing the plan.
 	Optional bool
+	// Tablespaces are the tablespaces (quoted) the statement builds
+	// indexes in, as the source has them: ExecDDL checks that the sink
+	// has each before it runs the statement.
+	Tablespaces []string
 }
 
 // Empty reports whether the plan has nothing to do.
@@ -782,12 +786,16 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 		elems = append(elems, col)
 	}
 	plain := parent == nil && attachTo == nil && t.Parent == nil && !t.Partitioned
+	var spaces []string
 	if pk, ok := deps.pk[t.OID]; ok && !((parent != nil || attachTo != nil) && pk.Inherited) && !(p.deferKeys && plain) {
 		def, err := pk.key.sinkDef(t.Name, p.columns)
 		if err != nil {
 			return err
 		}
 		elems = append(elems, "CONSTRAINT "+record.QuoteIdent(pk.Name)+" "+def)
+		if pk.key.tablespace != "" {
+			spaces = append(spaces, pk.key.tablespace)
+		}
 	}
 	var b strings.Builder
 	b.WriteString("CREATE ")
@@ -818,7 +826,7 @@ func (p *planner) planTable(t *Table, deps *tableDeps) error {
 	if t.Partitioned {
 		b.WriteString(" PARTITION BY " + t.PartitionKey)
 	}
-	p.tableStmts = append(p.tableStmts, Statement{Object: "table " + tn.String(), SQL: b.String()})
+	p.tableStmts = append(p.tableStmts, Statement{Object: "table " + tn.String(), SQL: b.String(), Tablespaces: spaces})
 	if attachTo != nil {
 		if t.PartitionBound == "" {
 			return fmt.Errorf("source: partition %s has no partition bound in the catalog", t.Name)

@@ -9,7 +9,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -105,4 +107,95 @@ func MissingTablespaces(ctx context.Context, src, dst *pgx.Conn, tables []*Table
 		m.Indexes = append(m.Indexes, record.TableName{Schema: u.table.Name.Schema, Name: u.index}.String()+" on "+u.table.Name.String())
 	}
 	return out, nil
+}
+
+// inTablespace returns the index's sink definition def (as
+// pg_get_indexdef renders it, which leaves out the tablespace) with the
+// index's source tablespace, as the full copy builds it: the TABLESPACE
+// clause goes before the predicate. placed is false when the index has a
+// tablespace that could not be placed (def does not end with the
+// predicate as captured); def is then returned as it is.
+func (ix IndexState) inTablespace(def string) (out string, placed bool) {
+	if ix.Tablespace == "" {
+		return def, true
+	}
+	if ix.Pred == "" {
+		return def + " TABLESPACE " + ix.Tablespace, true
+	}
+	where := " WHERE " + ix.Pred
+	if !strings.HasSuffix(def, where) {
+		return def, false
+	}
+	i := len(def) - len(where)
+	return def[:i] + " TABLESPACE " + ix.Tablespace + def[i:], true
+}
+
+// MissingTablespaceError is streamed DDL that would build an index in a
+// tablespace the sink lacks. Retrying cannot fix it: a person must create
+// the tablespace at the sink.
+type MissingTablespaceError struct {
+	Tablespace string // quoted, as at the source
+	Object     string // what the statement creates or changes, e.g. "table app.t"
+	Statement  string
+	LSN        record.LSN
+}
+
+func (e *MissingTablespaceError) Error() string {
+	return fmt.Sprintf("sink: tablespace %s does not exist at the sink, and DDL of the source transaction committed at %s builds an index of %s in it, as at the source (%s): the pipeline stopped before that transaction (nothing of it or after it is applied at the sink); create the tablespace at the sink as a superuser (CREATE TABLESPACE %s LOCATION '<an empty directory owned by the sink server's OS user>'), then run again",
+		e.Tablespace, e.LSN, e.Object, firstLine(e.Statement), e.Tablespace)
+}
+
+// IsMissingTablespace reports whether err is a MissingTablespaceError.
+func IsMissingTablespace(err error) bool {
+	var m *MissingTablespaceError
+	return errors.As(err, &m)
+}
+
+// sinkHasTablespaces fails with a MissingTablespaceError when the sink
+// lacks a tablespace statement s builds an index in.
+func sinkHasTablespaces(ctx context.Context, conn *pgx.Conn, s Statement, lsn record.LSN) error {
+	for _, ts := range s.Tablespaces {
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tablespace WHERE pg_catalog.quote_ident(spcname) = $1)`, ts).Scan(&exists); err != nil {
+			return fmt.Errorf("sink: look up tablespace %s: %w", ts, err)
+		}
+		if !exists {
+			return &MissingTablespaceError{Tablespace: ts, Object: s.Object, Statement: s.SQL, LSN: lsn}
+		}
+	}
+	return nil
+}
+
+// moveIndexes returns the statements that move the sink's indexes whose
+// tablespace the source changed between prev and next (ALTER INDEX ...
+// SET TABLESPACE, or ALTER TABLE ... SET TABLESPACE on an index): each to
+// its new tablespace, when the sink's index is not there already. An
+// index the source moved back to the database's default gets a warning
+// instead: which tablespace that is at the sink is the sink's own choice.
+func moveIndexes(prev, next *TableState, sinkIdx map[string]*IndexState, schema string, obj string) (stmts []Statement, warnings []string) {
+	if prev == nil {
+		return nil, nil
+	}
+	for _, ix := range next.Indexes {
+		if ix.Inherited {
+			continue
+		}
+		var was *IndexState
+		for i := range prev.Indexes {
+			if prev.Indexes[i].OID == ix.OID {
+				was = &prev.Indexes[i]
+			}
+		}
+		si := sinkIdx[ix.Name]
+		if was == nil || si == nil || was.Tablespace == ix.Tablespace || si.Tablespace == ix.Tablespace {
+			continue
+		}
+		if ix.Tablespace == "" {
+			warnings = append(warnings, fmt.Sprintf("index %s was moved to the database's default tablespace at the source; move it at the sink yourself (ALTER INDEX ... SET TABLESPACE) if the sink needs it", dispIdent(ix.Name)))
+			continue
+		}
+		stmts = append(stmts, Statement{Object: obj, SQL: "ALTER INDEX " + qname(schema, ix.Name) + " SET TABLESPACE " + ix.Tablespace,
+			Tablespaces: []string{ix.Tablespace}})
+	}
+	return stmts, warnings
 }
