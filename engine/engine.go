@@ -433,7 +433,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		defer release()
 	}
-	var ahead *sourceDumpAhead // the post-data dump, taken once the rows are in
+	var ahead *sourceDumpAhead // the post-data dump, taken as the last chunks copy
 	if copyPending {
 		if phase != checkpoint.PhaseCopy {
 			if err := r.setPhase(checkpoint.PhaseCopy); err != nil {

@@ -56,9 +56,10 @@ func (j copyJob) estBytes() int64 {
 // chunks copied in this run, so streaming knows which changes the copied
 // rows already hold.
 //
-// rowsCopied, when not nil, is called (on this goroutine, with src and dst
-// free) once every row is copied, before the last primary keys are built.
-func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, snapshotID string, copyLSN record.LSN, sum *Summary, rowsCopied func()) error {
+// lastChunks, when not nil, is called (on this goroutine, with src and dst
+// free) once every chunk has been handed to a worker, while the last ones
+// copy and before the last primary keys are built.
+func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, snapshotID string, copyLSN record.LSN, sum *Summary, lastChunks func()) error {
 	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
 		return err
 	}
@@ -157,9 +158,16 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
 	go func() { prog.run(progCtx, r.log); close(progDone) }()
-	err = r.copyChunks(ctx, cw, jobs, sum, keys)
-	if err == nil && rowsCopied != nil {
-		rowsCopied()
+	called := false
+	once := func() {
+		if !called && lastChunks != nil {
+			called = true
+			lastChunks()
+		}
+	}
+	err = r.copyChunks(ctx, cw, jobs, sum, keys, once)
+	if err == nil {
+		once() // no chunk was left to copy
 	}
 	if kerr := keys.wait(err); err == nil {
 		err = kerr
@@ -372,7 +380,10 @@ func (cw *copyWorkers) close(ctx context.Context) {
 // copyChunks runs the jobs on Parallel workers, each with one source
 // connection inside the snapshot and one sink connection. The first error
 // stops every worker.
-func (r *runner) copyChunks(ctx context.Context, cw *copyWorkers, jobs []copyJob, sum *Summary, keys *keyBuilder) error {
+//
+// handedOut is called once the last job is taken by a worker (on this
+// goroutine), unless the copy is failing.
+func (r *runner) copyChunks(ctx context.Context, cw *copyWorkers, jobs []copyJob, sum *Summary, keys *keyBuilder, handedOut func()) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -458,6 +469,9 @@ func (r *runner) copyChunks(ctx context.Context, cw *copyWorkers, jobs []copyJob
 		}
 	}
 	close(queue)
+	if ctx.Err() == nil {
+		handedOut()
+	}
 	wg.Wait()
 	if len(errs) > 0 {
 		return errs[0]

@@ -8,11 +8,13 @@ import (
 	"github.com/sluicehq/sluice/plugins/postgres"
 )
 
-// sourceDumpAhead dumps the source's post-data schema as soon as the full
-// copy's rows are in, while the primary keys are still being built at the
-// sink: pg_dump then stays off the copy's critical path (it took ~0.1 s
-// after the last key at scale 20). The dump is taken after the copy, as
-// before, so objects created at the source during a long copy are in it.
+// sourceDumpAhead dumps the source's post-data schema ahead: once the full
+// copy has handed its last chunks to the workers, while they copy and the
+// primary keys build at the sink, so pg_dump stays off the copy's critical
+// path (it took ~0.1 s after the last key at scale 20; started when the
+// rows were all in, post-data still waited up to ~50 ms for it). It is
+// taken at the end of the copy, not before, so objects created at the
+// source during a long copy are in it.
 type sourceDumpAhead struct {
 	r       *runner
 	tables  []*postgres.Table
