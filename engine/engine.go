@@ -257,6 +257,10 @@ type runner struct {
 	mapping *mapping
 	// chain is the transform stages, built for the run's tables.
 	chain *transformChain
+	// keysBuilt is set by fullCopy when every primary key the copied
+	// tables lacked was built while it ran and every table had chunks to
+	// copy: buildKeys then has nothing to look for.
+	keysBuilt bool
 	// mon keeps the live status; metrics is nil unless served.
 	mon     *monitor
 	metrics *metrics.Metrics
@@ -453,7 +457,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		sum.SequencesSet = len(set)
 	}
-	if r.cfg.Schema && copyPending {
+	if r.cfg.Schema && copyPending && !r.keysBuilt {
 		if err := r.buildKeys(ctx, src, dst, tables); err != nil {
 			return nil, err
 		}

@@ -48,6 +48,21 @@ func (j copyJob) estBytes() int64 {
 	return j.chunk.EstRows * 100
 }
 
+// everyTableCopied reports whether every table holding rows (not a
+// partitioned parent) had chunks copied in this run (jobs by table OID).
+func everyTableCopied(tables []*postgres.Table, jobs map[uint32]int) bool {
+	for _, t := range tables {
+		if !t.Partitioned && jobs[t.OID] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tinyTableBytes is the largest table (in one chunk) copied before the
+// others: a few MB take moments to copy and its key moments to build.
+const tinyTableBytes = 8 << 20
+
 // fullCopy copies every selected table at one snapshot. Chunks already
 // committed at the sink by an earlier run are skipped.
 //
@@ -60,6 +75,7 @@ func (j copyJob) estBytes() int64 {
 // free) once every chunk has been handed to a worker, while the last ones
 // copy and before the last primary keys are built.
 func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, snapshotID string, copyLSN record.LSN, sum *Summary, lastChunks func()) error {
+	r.keysBuilt = false
 	if err := postgres.EnsureSinkState(ctx, dst); err != nil {
 		return err
 	}
@@ -128,17 +144,26 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		return err
 	}
 	r.metrics.SetChunks(planned, planned-len(jobs))
-	// Biggest table first, its chunks biggest first (by bytes: a chunk of
-	// large TOASTed values takes longer than its rows say). The biggest
-	// table is then done early and its primary key, the longest build,
-	// is built while the smaller tables still copy, instead of alone after
-	// the copy; and the last chunks to finish are small.
+	// Tiny tables first: their copies take moments, and their keys then
+	// build at the start instead of in the copy's tail, and the post-data
+	// dump (started when the last chunk is handed out) starts earlier.
+	// Then the biggest table first, its chunks biggest first (by bytes: a
+	// chunk of large TOASTed values takes longer than its rows say). The
+	// biggest table is then done early and its primary key, the longest
+	// build, is built while the smaller tables still copy, instead of alone
+	// after the copy; and the last chunks to finish are small.
 	tableBytes := map[uint32]int64{}
+	tableJobs := map[uint32]int{}
 	for _, j := range jobs {
 		tableBytes[j.table.OID] += j.estBytes()
+		tableJobs[j.table.OID]++
 	}
+	tiny := func(oid uint32) bool { return tableJobs[oid] == 1 && tableBytes[oid] <= tinyTableBytes }
 	sort.SliceStable(jobs, func(i, j int) bool {
 		a, b := jobs[i], jobs[j]
+		if ta, tb := tiny(a.table.OID), tiny(b.table.OID); ta != tb {
+			return ta
+		}
 		if ta, tb := tableBytes[a.table.OID], tableBytes[b.table.OID]; ta != tb {
 			return ta > tb
 		}
@@ -171,6 +196,9 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 	}
 	if kerr := keys.wait(err); err == nil {
 		err = kerr
+	}
+	if err == nil && r.cfg.Schema {
+		r.keysBuilt = everyTableCopied(tables, tableJobs)
 	}
 	stopProgress()
 	<-progDone

@@ -705,13 +705,14 @@ func TestStreamInterruptedCopyThenStream(t *testing.T) {
 		partial        string // the table the failed run leaves part copied
 		spec           string
 	}{
-		// One worker copies the chunks biggest first, ties in table name
-		// order (ChunkRows 5000). Here app.pk's 12 chunks come first (at
-		// least 5000 rows each), then app.uq (5000), then app.nokey's 4
-		// chunks (4750 each).
+		// One worker copies tiny tables (one chunk of a few MB) first,
+		// then the chunks biggest first, ties in table name order
+		// (ChunkRows 5000). Here app.uq (5000) comes first, then app.pk's
+		// 12 chunks (at least 5000 rows each), then app.nokey's 4 chunks
+		// (4750 each).
 		{"keyed_partial", 60000, 4750, "app.pk", "copy.chunk.after_commit=error@5"},
-		// Here app.pk is one chunk (6000), then app.nokey's 4 chunks (5000
-		// each), then app.uq (5000).
+		// Here app.pk (one chunk of 6000) and app.uq (5000) come first,
+		// then app.nokey's 4 chunks (5000 each).
 		{"keyless_partial", 6000, 5000, "app.nokey", "copy.chunk.after_commit=error@3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
