@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine/display"
@@ -224,36 +226,56 @@ func (r *runner) heartbeat(ctx context.Context) {
 // streamOnce runs one streaming session: connect, check the positions,
 // apply until an error, ctx's end, or the target is reached.
 func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.ApplyTable, start, target record.LSN, sum *Summary) (caughtUp, progressed bool, err error) {
+	// The sink's applier, the source's slot check and the replication
+	// connection open at once: each is a connection of its own.
+	slotName := postgres.SlotName(r.cfg.Name)
+	var (
+		wg      sync.WaitGroup
+		st      postgres.SlotState
+		srcErr  error
+		repl    *pgconn.PgConn
+		replErr error
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		st, srcErr = r.readSlotAndLack(ctx, slotName)
+	}()
+	go func() {
+		defer wg.Done()
+		repl, replErr = postgres.DialStream(ctx, r.cfg.SourceDSN)
+	}()
 	applier, err := postgres.OpenApplier(ctx, r.cfg.SinkDSN, r.cfg.Name, tables, r.log)
-	if err != nil {
-		return false, false, err
+	var applied, end record.LSN
+	if err == nil {
+		defer applier.Close(ctx)
+		applied, end, err = applier.Position(ctx)
 	}
-	defer applier.Close(ctx)
-	applied, end, err := applier.Position(ctx)
+	wg.Wait()
+	if err == nil {
+		err = srcErr
+	}
+	if err == nil {
+		err = replErr
+	}
 	if err != nil {
+		if repl != nil {
+			repl.Close(context.WithoutCancel(ctx))
+		}
 		return false, false, err
 	}
 	if end == 0 {
 		end = start
 	}
-	src, err := postgres.Connect(ctx, r.cfg.SourceDSN, "source")
-	if err != nil {
-		return false, false, err
-	}
-	slotName := postgres.SlotName(r.cfg.Name)
-	st, err := postgres.ReadSlot(ctx, src, slotName)
-	if err == nil && r.backfill != nil {
-		err = r.backfill.lack.load(ctx, src, r.cfg.Name)
+	if r.backfill != nil {
 		applier.SetMayLack(r.backfill.lack.has)
 	}
-	src.Close(context.WithoutCancel(ctx))
-	if err != nil {
-		return false, false, err
-	}
 	if !st.Exists {
+		repl.Close(context.WithoutCancel(ctx))
 		return false, false, permanent(fmt.Errorf("source: replication slot %s no longer exists: changes since %s are lost; run `sluice drop` and start over", slotName, end))
 	}
 	if st.ConfirmedFlush > end {
+		repl.Close(context.WithoutCancel(ctx))
 		return false, false, permanent(fmt.Errorf("source: replication slot %s has confirmed %s but the sink has only applied up to %s: the changes in between are gone (was the slot used by another consumer, or the sink restored from an older backup?); run `sluice drop` and start over", slotName, st.ConfirmedFlush, end))
 	}
 	if sum.Stream.LastCommit == 0 {
@@ -262,9 +284,10 @@ func (r *runner) streamOnce(ctx context.Context, tables map[uint32]*postgres.App
 	r.mon.streamStarted()
 	r.mon.streamStats(sum.Stream)
 	if target != 0 && applied >= target {
+		repl.Close(context.WithoutCancel(ctx))
 		return true, false, nil
 	}
-	stream, err := postgres.StartStream(ctx, r.cfg.SourceDSN, slotName, slotName, end, postgres.StreamOptions{StatusInterval: r.cfg.StatusInterval})
+	stream, err := postgres.StartStreamOn(ctx, repl, slotName, slotName, end, postgres.StreamOptions{StatusInterval: r.cfg.StatusInterval})
 	if err != nil {
 		return false, false, err
 	}
@@ -599,4 +622,20 @@ func (r *runner) truncated(rels []*record.Relation) []*record.Relation {
 		out = append(out, rel)
 	}
 	return out
+}
+
+// readSlotAndLack reads the slot's state and loads the relations that
+// pending backfill requests may leave the sink lacking rows of, on a
+// source connection of its own.
+func (r *runner) readSlotAndLack(ctx context.Context, slotName string) (postgres.SlotState, error) {
+	src, err := postgres.Connect(ctx, r.cfg.SourceDSN, "source")
+	if err != nil {
+		return postgres.SlotState{}, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	st, err := postgres.ReadSlot(ctx, src, slotName)
+	if err == nil && r.backfill != nil {
+		err = r.backfill.lack.load(ctx, src, r.cfg.Name)
+	}
+	return st, err
 }

@@ -74,12 +74,16 @@ type Stream struct {
 // from start (the position just past the last transaction the sink has
 // applied). Flushed starts at start.
 func StartStream(ctx context.Context, dsn, slot, publication string, start record.LSN, opts StreamOptions) (*Stream, error) {
-	if opts.StatusInterval <= 0 {
-		opts.StatusInterval = 10 * time.Second
+	conn, err := DialStream(ctx, dsn)
+	if err != nil {
+		return nil, err
 	}
-	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = 512
-	}
+	return StartStreamOn(ctx, conn, slot, publication, start, opts)
+}
+
+// DialStream opens a replication connection for StartStreamOn, so that
+// connecting can overlap other work before the start position is known.
+func DialStream(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
 	cfg, err := ReplicationConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -88,7 +92,19 @@ func StartStream(ctx context.Context, dsn, slot, publication string, start recor
 	if err != nil {
 		return nil, fmt.Errorf("source: open a replication connection: %w", err)
 	}
-	err = pglogrepl.StartReplication(ctx, conn, slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+	return conn, nil
+}
+
+// StartStreamOn is StartStream on a connection from DialStream, which it
+// owns from then on (closed on error).
+func StartStreamOn(ctx context.Context, conn *pgconn.PgConn, slot, publication string, start record.LSN, opts StreamOptions) (*Stream, error) {
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = 10 * time.Second
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 512
+	}
+	err := pglogrepl.StartReplication(ctx, conn, slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(publication, "'", "''") + "'"},
 	})
 	if err != nil {
