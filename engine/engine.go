@@ -463,7 +463,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	if r.cfg.Schema {
-		if err := r.postData(ctx, src, dst, tables, sum, ahead.result()); err != nil {
+		if err := r.postData(ctx, src, dst, tables, sum, ahead); err != nil {
 			return nil, err
 		}
 	}

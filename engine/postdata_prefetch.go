@@ -19,6 +19,7 @@ type sourceDumpAhead struct {
 	r       *runner
 	tables  []*postgres.Table
 	cancel  context.CancelFunc
+	d       *postgres.SourceDumper
 	done    chan struct{}
 	dump    *postgres.SourceDump
 	err     error
@@ -48,12 +49,29 @@ func (a *sourceDumpAhead) start(ctx context.Context, src, dst *pgx.Conn) {
 	if err != nil {
 		return
 	}
-	a.started = true
+	a.started, a.d = true, d
 	ctx, a.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(a.done)
 		a.dump, a.err = d.Run(ctx, a.r.cfg.SourceDSN)
 	}()
+}
+
+// sinkDump dumps the sink (dst, owned by the caller's goroutine) while the
+// source's dump may still run: both are needed to plan post-data, and the
+// sink's waits for no source dump. nil when no dump was started ahead or
+// the sink's failed (postData then dumps it, and reports that error if it
+// recurs).
+func (a *sourceDumpAhead) sinkDump(ctx context.Context, dst *pgx.Conn, target postgres.TargetName) *postgres.SinkDump {
+	if a == nil || !a.started {
+		return nil
+	}
+	sd, err := a.d.DumpSink(ctx, dst, a.r.cfg.SinkDSN, a.r.cfg.Objects, a.tables, target)
+	if err != nil {
+		a.r.log.Debug("post-data: the sink dump taken while the source's ran failed; dumping again", "error", err)
+		return nil
+	}
+	return sd
 }
 
 // result waits for the dump; nil when none was taken or it failed (the

@@ -73,9 +73,10 @@ func schemaErr(err error) error {
 // place. A run after a successful post-data step skips it; an interrupted
 // one is redone (the step is one sink transaction and skips what exists).
 //
-// pre, when not nil, is the source's dump taken once the copy's rows were
-// in (sourceDumpAhead); else the source is dumped here.
-func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary, pre *postgres.SourceDump) error {
+// ahead, when started, is the source's dump taken as the copy ended
+// (sourceDumpAhead): the sink is dumped while it finishes. Else both are
+// dumped here.
+func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*postgres.Table, sum *Summary, ahead *sourceDumpAhead) error {
 	done, err := r.store.PostDataDone()
 	if err != nil || done {
 		return err
@@ -89,8 +90,9 @@ func (r *runner) postData(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		mapped = r.mappedTables(tables)
 	}
 	var plan *postgres.SchemaPlan
-	if pre != nil {
-		plan, err = postgres.PlanPostDataFrom(ctx, src, dst, pre, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
+	sink := ahead.sinkDump(ctx, dst, r.target)
+	if pre := ahead.result(); pre != nil {
+		plan, err = postgres.PlanPostDataFrom(ctx, src, dst, pre, sink, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
 	} else {
 		plan, err = postgres.PlanPostDataMapped(ctx, src, dst, r.cfg.SourceDSN, r.cfg.SinkDSN, r.cfg.Objects, tables, r.target, mapped)
 	}

@@ -333,8 +333,55 @@ func (d *SourceDumper) Run(ctx context.Context, srcDSN string) (*SourceDump, err
 
 // PlanPostDataFrom is PlanPostDataMapped with the source already dumped
 // (pre): it dumps only the sink.
-func PlanPostDataFrom(ctx context.Context, src, dst *pgx.Conn, pre *SourceDump, dstDSN string, sel []Selection, tables []*Table, target TargetName, mapped []MappedTable) (*SchemaPlan, error) {
-	return planFromSource(ctx, src, dst, pre.s, dstDSN, sel, tables, target, stagePostData, mapped)
+//
+// sink, when not nil, is the sink's dump taken by DumpSink, after the last
+// change to the sink's schema before this plan (the keys built).
+func PlanPostDataFrom(ctx context.Context, src, dst *pgx.Conn, pre *SourceDump, sink *SinkDump, dstDSN string, sel []Selection, tables []*Table, target TargetName, mapped []MappedTable) (*SchemaPlan, error) {
+	var sinkEntries []DumpEntry
+	if sink != nil {
+		sinkEntries = sink.entries
+		if sinkEntries == nil {
+			sinkEntries = []DumpEntry{}
+		}
+	}
+	return planFromSource(ctx, src, dst, pre.s, sinkEntries, dstDSN, sel, tables, target, stagePostData, mapped)
+}
+
+// SinkDump is the sink's dump of what it has of the selection, for
+// PlanPostDataFrom.
+type SinkDump struct{ entries []DumpEntry }
+
+// DumpSink dumps what the sink (dst, dstDSN) has of the selection with the
+// pg_dump and extensions d was prepared with: it may run while d runs at
+// the source (on the goroutine that owns dst).
+func (d *SourceDumper) DumpSink(ctx context.Context, dst *pgx.Conn, dstDSN string, sel []Selection, tables []*Table, target TargetName) (*SinkDump, error) {
+	if target == nil {
+		target = SameName
+	}
+	entries, err := dumpSink(ctx, dst, d.d.dump, d.d.exts, dstDSN, sel, tables, target)
+	if err != nil {
+		return nil, err
+	}
+	return &SinkDump{entries: entries}, nil
+}
+
+// dumpSink dumps what the sink has of the selection, with the source's
+// selected extensions exts that the sink has installed.
+func dumpSink(ctx context.Context, dst *pgx.Conn, dump *PgDump, exts []string, dstDSN string, sel []Selection, tables []*Table, target TargetName) ([]DumpEntry, error) {
+	// The sink is dumped for what it has of the selection: pg_dump fails
+	// when none of its schema or table patterns match.
+	sinkSel, sinkTables, err := existingAtSink(ctx, dst, sel, tables, target)
+	if err != nil {
+		return nil, err
+	}
+	// Likewise for --extension: only those the sink has installed.
+	sinkExts, err := installedExtensions(ctx, dst, exts)
+	if err != nil {
+		return nil, err
+	}
+	schemaArgs, tableArgs := dumpArgs(sinkSel, sinkTables, target)
+	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, sinkExts)
+	return dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
 }
 
 // dumpStage is the part of the dump a plan takes: the entries that come
@@ -356,34 +403,27 @@ func planDump(ctx context.Context, src, dst *pgx.Conn, srcDSN, dstDSN string, se
 	if err != nil {
 		return nil, err
 	}
-	return planFromSource(ctx, src, dst, pre, dstDSN, sel, tables, target, stage, mapped)
+	return planFromSource(ctx, src, dst, pre, nil, dstDSN, sel, tables, target, stage, mapped)
 }
 
 // planFromSource is planDump once the source is dumped.
-func planFromSource(ctx context.Context, src, dst *pgx.Conn, pre *sourceSchema, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
+//
+// sinkEntries, when not nil, is the sink's dump taken beforehand (DumpSink);
+// else the sink is dumped here.
+func planFromSource(ctx context.Context, src, dst *pgx.Conn, pre *sourceSchema, sinkEntries []DumpEntry, dstDSN string, sel []Selection, tables []*Table, target TargetName, stage dumpStage, mapped []MappedTable) (*SchemaPlan, error) {
 	if target == nil {
 		target = SameName
 	}
-	dump, exts, srcEntries := pre.dump, pre.exts, pre.entries
+	srcEntries := pre.entries
 	if stage == stagePreTables {
 		srcEntries = preTableEntries(srcEntries)
 	}
-	// The sink is dumped for what it has of the selection: pg_dump fails
-	// when none of its schema or table patterns match.
-	sinkSel, sinkTables, err := existingAtSink(ctx, dst, sel, tables, target)
-	if err != nil {
-		return nil, err
-	}
-	// Likewise for --extension: only those the sink has installed.
-	sinkExts, err := installedExtensions(ctx, dst, exts)
-	if err != nil {
-		return nil, err
-	}
-	schemaArgs, tableArgs := dumpArgs(sinkSel, sinkTables, target)
-	schemaArgs, tableArgs = withExtensions(schemaArgs, tableArgs, sinkExts)
-	dstEntries, err := dumpSelection(ctx, dump, dstDSN, "sink", schemaArgs, tableArgs)
-	if err != nil {
-		return nil, err
+	dstEntries := sinkEntries
+	if dstEntries == nil {
+		var err error
+		if dstEntries, err = dumpSink(ctx, dst, pre.dump, pre.exts, dstDSN, sel, tables, target); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := newEntryKeys(ctx, src, mapped)
 	if err != nil {
