@@ -66,10 +66,7 @@ CREATE TABLE app.marker (id integer PRIMARY KEY);`)
 		t.Fatalf("engine.Backfill: %v", o.err)
 	}
 	t.Logf("backfill: %+v", *o.res)
-	s.waitMarker(bg, 1, "app.marker")
-	if err := bg.stop(); err != nil {
-		t.Fatalf("engine.Run: %v", err)
-	}
+	s.stopAtMarker(bg)
 	if n := queryInt(t, s.dstDSN, `SELECT count(*) FROM app.t WHERE v <> 'after truncate'`); n != 0 {
 		t.Errorf("the sink has %d rows the TRUNCATE removed at the source (brought back by the backfill's chunk)", n)
 	}

@@ -170,6 +170,45 @@ func (b *background) ended() (bool, error) {
 	}
 }
 
+// applyScript runs script at the source and brings the sink up to its end
+// (marker 1 in app.marker): live, while the pipeline streams; else with the
+// pipeline stopped, then through steps runs that each stop after their
+// first sink commit (one source transaction), then one whole run.
+func (s *streamEnv) applyScript(live bool, steps int, script []string) {
+	s.t.Helper()
+	if live {
+		bg := s.streamInBackground(s.cfg)
+		for _, sql := range script {
+			s.srcExec(sql)
+		}
+		s.stopAtMarker(bg)
+		return
+	}
+	for _, sql := range script {
+		s.srcExec(sql)
+	}
+	s.srcExec(`INSERT INTO app.marker VALUES (1)`)
+	for i := range steps {
+		cfg := s.cfg
+		cfg.MaxGroupTxns = 1
+		cfg.Failpoints = streamFailpoints(s.t, "stream.after_commit=error@1")
+		if err := s.runFail(cfg); !strings.Contains(err.Error(), "stream.after_commit") {
+			s.t.Fatalf("run %d: %v, want the failpoint", i, err)
+		}
+	}
+	s.run(s.cfg)
+}
+
+// stopAtMarker waits until marker 1 reaches the sink's app.marker (see
+// waitMarker), then stops the background run, which must end cleanly.
+func (s *streamEnv) stopAtMarker(bg *background) {
+	s.t.Helper()
+	s.waitMarker(bg, 1, "app.marker")
+	if err := bg.stop(); err != nil {
+		s.t.Fatalf("engine.Run: %v", err)
+	}
+}
+
 // waitMarker inserts a marker row at the source and waits until the sink
 // has it: everything committed before is then applied.
 func (s *streamEnv) waitMarker(bg *background, id int, sinkTable string) {

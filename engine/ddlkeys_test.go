@@ -59,10 +59,7 @@ INSERT INTO app.k SELECT g, 'b' || g, 'c' || g, g FROM generate_series(1, 200) g
 	s.srcExec(`ALTER TABLE app.k ADD CONSTRAINT k_pk PRIMARY KEY (a, b) INCLUDE (c) WITH (fillfactor = 70) USING INDEX TABLESPACE fast`)
 	s.srcExec(`ALTER TABLE app.k ADD CONSTRAINT k_u UNIQUE (c, a) INCLUDE (d) WITH (fillfactor = 80, deduplicate_items = off) DEFERRABLE INITIALLY DEFERRED`)
 	s.srcExec(`INSERT INTO app.k VALUES (201, 'b201', 'c201', 201); UPDATE app.k SET d = -d WHERE a <= 5`)
-	s.waitMarker(bg, 1, "app.marker")
-	if err := bg.stop(); err != nil {
-		t.Fatalf("engine.Run: %v", err)
-	}
+	s.stopAtMarker(bg)
 	if w := grepLines(s.log.String(), "DDL not replicated"); w != "" {
 		t.Errorf("warnings:\n%s", w)
 	}

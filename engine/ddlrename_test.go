@@ -96,30 +96,7 @@ func TestDDLRenamesNeverUndefinedTable(t *testing.T) {
 			if err := s.dst.Exec(t.Context(), s.dstDB, `CREATE TABLE app.parts_rest PARTITION OF app.parts FOR VALUES FROM (100) TO (MAXVALUE)`); err != nil {
 				t.Fatal(err)
 			}
-			if live {
-				bg := s.streamInBackground(s.cfg)
-				for _, sql := range renameScript {
-					s.srcExec(sql)
-				}
-				s.waitMarker(bg, 1, "app.marker")
-				if err := bg.stop(); err != nil {
-					t.Fatalf("engine.Run: %v", err)
-				}
-			} else {
-				for _, sql := range renameScript {
-					s.srcExec(sql)
-				}
-				s.srcExec(`INSERT INTO app.marker VALUES (1)`)
-				for i := range 4 {
-					cfg := s.cfg
-					cfg.MaxGroupTxns = 1
-					cfg.Failpoints = streamFailpoints(t, "stream.after_commit=error@1")
-					if err := s.runFail(cfg); !strings.Contains(err.Error(), "stream.after_commit") {
-						t.Fatalf("run %d: %v, want the failpoint", i, err)
-					}
-				}
-				s.run(s.cfg)
-			}
+			s.applyScript(live, 4, renameScript)
 			if strings.Contains(s.log.String(), "42P01") {
 				t.Errorf("a change missed its table at the sink:\n%s", grepLines(s.log.String(), "42P01"))
 			}

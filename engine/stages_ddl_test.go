@@ -123,10 +123,7 @@ INSERT INTO app.parts VALUES (2, 'two', 'test'), (3, 'three', 'keep');`)
 	s.srcExec(`INSERT INTO app.t VALUES (105, 7.5, 'f', 'x'), (106, 5.5, 'g', 'test'), (107, 2.5, 'h', 'x');
 UPDATE app.t SET n = 9.25 WHERE id = 1;
 UPDATE app.t SET n = 0.5 WHERE id = 10;`)
-	s.waitMarker(bg, 1, "app.marker")
-	if err := bg.stop(); err != nil {
-		t.Fatalf("engine.Run: %v", err)
-	}
+	s.stopAtMarker(bg)
 	want := `SELECT string_agg(id || ':' || n || ':' || coalesce(tag, '-'), ' ' ORDER BY id) FROM app.t WHERE n > 5 AND tag IS DISTINCT FROM 'test'`
 	got := `SELECT string_agg(id || ':' || n || ':' || coalesce(tag, '-'), ' ' ORDER BY id) FROM app.t`
 	if w, g := streamQuery[string](t, s.srcDSN, want), streamQuery[string](t, s.dstDSN, got); w != g {

@@ -55,10 +55,7 @@ INSERT INTO app."T 2" VALUES (1, 7), (2, 3);
 ALTER TABLE app."T 2" ALTER COLUMN n TYPE numeric;
 INSERT INTO app."T 2" VALUES (3, 7.5), (4, 2.5);
 COMMIT;`)
-	s.waitMarker(bg, 1, "app.marker")
-	if err := bg.stop(); err != nil {
-		t.Fatalf("engine.Run: %v", err)
-	}
+	s.stopAtMarker(bg)
 	for _, p := range [][2]string{
 		{`(SELECT * FROM app.t WHERE n > 5)`, `app.t`},
 		{`(SELECT * FROM app.parts WHERE n > 5)`, `app.parts`},
