@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,15 +18,7 @@ import (
 // has the source's schema and data: nothing applied twice, nothing lost.
 func TestDDLKillAtApply(t *testing.T) {
 	ctx := streamCtx(t, 3*time.Minute)
-	src, snk := pgtest.Source(t), pgtest.Sink(t)
-	srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
-	dropSlotsAtCleanup(t, srcDSN)
-	exec := func(sql string) {
-		t.Helper()
-		if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	srcDSN, dstDSN, exec := ddlPair(ctx, t)
 	exec(`CREATE SCHEMA app;
 CREATE TABLE app.t (id integer PRIMARY KEY, a integer, b text);
 INSERT INTO app.t SELECT g, g, 'r' || g FROM generate_series(1, 100) g;`)
@@ -93,7 +86,7 @@ state_dir: state
 		}
 		return strings.Join(keep, "\n")
 	}
-	if a, b := dump(src, srcDSN), dump(snk, dstDSN); a != b {
+	if a, b := dump(pgtest.Source(t), srcDSN), dump(pgtest.Sink(t), dstDSN); a != b {
 		t.Errorf("pg_dump --schema-only --schema=app differs:\nsource:\n%s\nsink:\n%s", a, b)
 	}
 	// drop removes the DDL capture with the rest.
@@ -102,5 +95,21 @@ state_dir: state
 	}
 	if n := queryInt(t, ctx, srcDSN, `SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'sluice%'`); n != 0 {
 		t.Errorf("source: %d sluice event triggers left after drop", n)
+	}
+}
+
+// ddlPair makes a source and a sink database for a DDL test (the source's
+// slots dropped at cleanup) and returns their DSNs and a function running
+// SQL at the source.
+func ddlPair(ctx context.Context, t *testing.T) (srcDSN, dstDSN string, srcExec func(sql string)) {
+	t.Helper()
+	src, snk := pgtest.Source(t), pgtest.Sink(t)
+	srcDSN, dstDSN = pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
+	dropSlotsAtCleanup(t, srcDSN)
+	return srcDSN, dstDSN, func(sql string) {
+		t.Helper()
+		if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

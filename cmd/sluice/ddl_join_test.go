@@ -5,8 +5,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 )
 
 // joinScript renames the tables of two objects items with a where
@@ -47,15 +45,7 @@ func TestDDLJoinByStreamNameCLI(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := streamCtx(t, 5*time.Minute)
-			src, snk := pgtest.Source(t), pgtest.Sink(t)
-			srcDSN, dstDSN := pgtest.NewDB(t, src), pgtest.NewDB(t, snk)
-			dropSlotsAtCleanup(t, srcDSN)
-			exec := func(sql string) {
-				t.Helper()
-				if err := src.Exec(ctx, dbOf(t, srcDSN), sql); err != nil {
-					t.Fatal(err)
-				}
-			}
+			srcDSN, dstDSN, exec := ddlPair(ctx, t)
 			exec(`CREATE SCHEMA shop;
 CREATE TABLE shop.w1 (id integer PRIMARY KEY, v text);
 INSERT INTO shop.w1 SELECT g, 'w1 ' || g FROM generate_series(1, 20) g;
