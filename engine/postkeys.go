@@ -64,8 +64,11 @@ type keyBuilder struct {
 	builds map[uint32]postgres.KeyBuild // keys missing at the sink, by source table OID
 	small  map[uint32]bool              // tables whose key builds in moments (smallKeyTable)
 	wg     sync.WaitGroup
-	sem    chan struct{}
-	errs   []error
+	sem    chan struct{} // big builds at once: they compete with the copy for cores
+	// smallSem bounds small builds apart: each holds a sink connection,
+	// and a schema of many small tables must not open one per table.
+	smallSem chan struct{}
+	errs     []error
 }
 
 // newKeyBuilder lists the keys the sink lacks for the tables of jobs; nil
@@ -84,7 +87,8 @@ func (r *runner) newKeyBuilder(ctx context.Context, src, dst *pgx.Conn, jobs []c
 		return nil, err
 	}
 	kb := &keyBuilder{r: r, left: left, total: len(jobs), builds: map[uint32]postgres.KeyBuild{},
-		small: map[uint32]bool{}, sem: make(chan struct{}, max(1, r.cfg.Parallel/2))}
+		small: map[uint32]bool{}, sem: make(chan struct{}, max(1, r.cfg.Parallel/2)),
+		smallSem: make(chan struct{}, max(1, r.cfg.Parallel))}
 	kb.ctx, kb.cancel = context.WithCancel(ctx)
 	byName := map[string]postgres.KeyBuild{}
 	for _, b := range builds {
@@ -101,8 +105,9 @@ func (r *runner) newKeyBuilder(ctx context.Context, src, dst *pgx.Conn, jobs []c
 
 // smallKeyTablePages is the largest table (in 8 kB blocks of its main
 // fork, at the source: 16 MiB) whose key build does not queue behind the
-// others: it takes milliseconds, while a big table's can take minutes, and
-// the copy would end with the small tables' keys still waiting.
+// big ones: it takes milliseconds, while a big table's can take minutes,
+// and the copy would end with the small tables' keys still waiting. Small
+// builds have a bound of their own (copy.parallel at once).
 const smallKeyTablePages = 2048
 
 // chunkDone counts one copied chunk of table oid and starts its key build
@@ -124,14 +129,16 @@ func (kb *keyBuilder) chunkDone(oid uint32) {
 	kb.wg.Add(1)
 	go func() {
 		defer kb.wg.Done()
-		if !small {
-			select {
-			case kb.sem <- struct{}{}:
-			case <-kb.ctx.Done():
-				return
-			}
-			defer func() { <-kb.sem }()
+		sem := kb.sem
+		if small {
+			sem = kb.smallSem
 		}
+		select {
+		case sem <- struct{}{}:
+		case <-kb.ctx.Done():
+			return
+		}
+		defer func() { <-sem }()
 		// Decided as the build starts (it may have waited for another):
 		// chunks of other tables still copying keep the sink's cores busy.
 		kb.mu.Lock()

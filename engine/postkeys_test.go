@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/record"
+	"github.com/sluicehq/sluice/plugins/postgres/pgtest"
 	"github.com/sluicehq/sluice/transforms/rename"
 )
 
@@ -170,5 +172,83 @@ ANALYZE public.big, public.small;`)
 	assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.big", "public.small"})
 	if n := queryInt(t, e.dstDSN, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.big'::regclass AND contype = 'p'`); n != 1 {
 		t.Errorf("big has %d primary keys after the run, want 1", n)
+	}
+}
+
+// TestSmallKeyBuildsBounded: the keys of many small tables are built at
+// most copy.parallel at a time, each on a sink connection of its own, not
+// all at once (a schema of many small tables opened one connection per
+// table, past the sink's max_connections). Here every build waits for a
+// lock the test holds, so the builds started pile up while it watches.
+func TestSmallKeyBuildsBounded(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	const n = 30
+	var src, dstDDL, names strings.Builder
+	for i := range n {
+		fmt.Fprintf(&src, "CREATE TABLE public.s%d (id int PRIMARY KEY); INSERT INTO public.s%d VALUES (1), (2);\n", i, i)
+		fmt.Fprintf(&dstDDL, "CREATE TABLE public.s%d (id int NOT NULL);\n", i)
+		if i > 0 {
+			names.WriteString(", ")
+		}
+		fmt.Fprintf(&names, "public.s%d", i)
+	}
+	e.srcExec(src.String())
+	sink := pgtest.NewClusterOpts(t, pgtest.Options{Settings: map[string]string{"max_connections": "14"}})
+	if _, err := sink.CreateDatabase(ctx, "few"); err != nil {
+		t.Fatal(err)
+	}
+	dstDSN := sink.DSN("few")
+	if err := sink.Exec(ctx, "few", dstDDL.String()); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := pgx.Connect(ctx, dstDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.WithoutCancel(ctx))
+	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE "+names.String()+" IN ROW EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(schemaSel("public")...)
+	cfg.SinkDSN, cfg.Parallel = dstDSN, 2
+	done := make(chan error, 1)
+	go func() {
+		_, err := engine.Run(ctx, cfg)
+		done <- err
+	}()
+	// Wait until builds are waiting for the lock, then give any others
+	// time to start too.
+	deadline := time.Now().Add(90 * time.Second)
+	waiting := func() int64 {
+		return queryInt(t, dstDSN, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%ADD CONSTRAINT%PRIMARY KEY%' AND wait_event_type = 'Lock'`)
+	}
+	for waiting() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no key build came to wait for the test's lock")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended (%v) while the test held the tables' lock", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if w := waiting(); w > int64(cfg.Parallel) {
+		t.Errorf("%d key builds at once, want at most copy.parallel (%d)", w, cfg.Parallel)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the run ended (%v) while the test held the tables' lock", err)
+	default:
+	}
+	if _, err := lock.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("engine.Run: %v", err)
+	}
+	if k := queryInt(t, dstDSN, `SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text ~ '^s[0-9]+$'`); k != n {
+		t.Errorf("%d primary keys at the sink, want %d", k, n)
 	}
 }
