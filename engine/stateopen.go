@@ -54,16 +54,19 @@ func (o *stateOpening) wait() error {
 
 // abandon closes the store again when the databases did not answer, and
 // removes the dir if this run made it: a run that cannot connect leaves
-// nothing behind.
+// nothing behind. Only a dir this run opened (and so held locked) is
+// removed: one that another process created meanwhile and holds is never
+// touched.
 func (o *stateOpening) abandon() {
 	if o == nil {
 		return
 	}
 	<-o.done
-	if o.store != nil {
-		if err := o.store.Close(); err != nil {
-			o.r.log.Debug("close the state dir after a failed connection", "error", err)
-		}
+	if o.store == nil {
+		return
+	}
+	if err := o.store.Close(); err != nil {
+		o.r.log.Debug("close the state dir after a failed connection", "error", err)
 	}
 	if !o.existed {
 		if err := os.RemoveAll(o.r.cfg.StateDir); err != nil {
