@@ -59,6 +59,19 @@ func everyTableCopied(tables []*postgres.Table, jobs map[uint32]int) bool {
 	return true
 }
 
+// estimatedChunks is how many chunks a fresh plan of tables would have
+// (postgres.ChunkCount), partitioned parents left out: no query needed.
+func estimatedChunks(tables []*postgres.Table, chunkRows int64) int {
+	n := 0
+	for _, t := range tables {
+		if !t.Partitioned {
+			c, _ := postgres.ChunkCount(t, chunkRows)
+			n += c
+		}
+	}
+	return max(1, n)
+}
+
 // tinyTableBytes is the largest table (in one chunk) copied before the
 // others: a few MB take moments to copy and its key moments to build.
 const tinyTableBytes = 8 << 20
@@ -96,8 +109,10 @@ func (r *runner) fullCopy(ctx context.Context, src, dst *pgx.Conn, tables []*pos
 		}
 	}
 	// The workers connect while the copy is planned (deferred after
-	// snap.Close, so closed before the exporting transaction ends).
-	cw := r.startCopyWorkers(ctx, snap.ID, r.cfg.Parallel)
+	// snap.Close, so closed before the exporting transaction ends): as
+	// many as a fresh plan would have chunks, up to copy.parallel (a
+	// resumed copy may use fewer; the rest close with the copy).
+	cw := r.startCopyWorkers(ctx, snap.ID, min(r.cfg.Parallel, estimatedChunks(tables, r.cfg.ChunkRows)))
 	defer cw.close(ctx)
 
 	prog := newProgress(r.cfg)
@@ -365,17 +380,18 @@ func (r *runner) openCopyWorkers(ctx context.Context, snapshotID string, readers
 // snapshot and a writer each, opened in the background while the copy is
 // planned.
 type copyWorkers struct {
-	readers []*postgres.Reader
-	writers []*postgres.Writer
-	done    chan struct{} // closed once every connection is open or failed
-	err     error
+	snapshotID string
+	readers    []*postgres.Reader
+	writers    []*postgres.Writer
+	done       chan struct{} // closed once every connection is open or failed
+	err        error
 }
 
 // startCopyWorkers starts opening n workers' connections. Every reader
 // imports the snapshot before any work is handed out (copyChunks waits):
 // it must be imported while the exporting transaction is open.
 func (r *runner) startCopyWorkers(ctx context.Context, snapshotID string, n int) *copyWorkers {
-	cw := &copyWorkers{readers: make([]*postgres.Reader, n), writers: make([]*postgres.Writer, n), done: make(chan struct{})}
+	cw := &copyWorkers{snapshotID: snapshotID, readers: make([]*postgres.Reader, n), writers: make([]*postgres.Writer, n), done: make(chan struct{})}
 	go func() {
 		defer close(cw.done)
 		cw.err = r.openCopyWorkers(ctx, snapshotID, cw.readers, cw.writers)
@@ -387,6 +403,20 @@ func (r *runner) startCopyWorkers(ctx context.Context, snapshotID string, n int)
 func (cw *copyWorkers) wait() error {
 	<-cw.done
 	return cw.err
+}
+
+// grow opens more workers, up to n in all, once the plan has more chunks
+// than the estimate cw was started with (the exporting transaction is
+// still open).
+func (cw *copyWorkers) grow(ctx context.Context, r *runner, n int) error {
+	if err := cw.wait(); err != nil || n <= len(cw.readers) {
+		return err
+	}
+	more := n - len(cw.readers)
+	readers, writers := make([]*postgres.Reader, more), make([]*postgres.Writer, more)
+	err := r.openCopyWorkers(ctx, cw.snapshotID, readers, writers)
+	cw.readers, cw.writers = append(cw.readers, readers...), append(cw.writers, writers...)
+	return err
 }
 
 // close closes the connections once they are open (or failed); again, it
@@ -418,7 +448,7 @@ func (r *runner) copyChunks(ctx context.Context, cw *copyWorkers, jobs []copyJob
 	// Closed when the copy ends: the readers' snapshot no longer holds
 	// back the source's vacuum while the last keys build.
 	defer cw.close(ctx)
-	if err := cw.wait(); err != nil {
+	if err := cw.grow(ctx, r, min(r.cfg.Parallel, len(jobs))); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -435,6 +465,7 @@ func (r *runner) copyChunks(ctx context.Context, cw *copyWorkers, jobs []copyJob
 		cancel(err)
 	}
 	readers, writers := cw.readers[:workers], cw.writers[:workers]
+	r.log.Debug("copy workers at work", "workers", workers, "chunks", len(jobs))
 	defer r.capProcsForRelay(jobs, workers)()
 	for i := 0; i < workers; i++ {
 		wg.Add(1)

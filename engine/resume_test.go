@@ -240,3 +240,29 @@ ANALYZE public.nokey, public.small;`)
 		assertNoDuplicates(t, e.dstDSN, "public.items", "id")
 	})
 }
+
+// TestResumeOpensWorkersForSavedPlan: the copy's workers connect while it
+// is planned, as many as the tables' estimated chunks; a resumed copy
+// whose saved plan has more chunks than that (here: chunk_rows raised
+// between the runs) opens the rest before copying, up to copy.parallel.
+func TestResumeOpensWorkersForSavedPlan(t *testing.T) {
+	e := newEnv(t)
+	// Key ranges carry over to the next run (one worker: no shared scan).
+	e.srcExec(`CREATE TABLE public.keyed (n bigint PRIMARY KEY, body text);
+INSERT INTO public.keyed SELECT g, md5(g::text) FROM generate_series(1, 40000) g;
+ANALYZE public.keyed;`)
+	cfg := e.config(schemaSel("public")...)
+	cfg.ChunkRows, cfg.Parallel = 4000, 1
+	cfg.Failpoints = failpoints(t, "copy.chunk.after_commit=error@2")
+	runErr(t, cfg)
+
+	cfg.Failpoints = nil
+	cfg.ChunkRows, cfg.Parallel = 1000000, 3 // estimate: one chunk
+	var logs logBuffer
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	runOK(t, cfg)
+	if !strings.Contains(logs.String(), `msg="copy workers at work" workers=3`) {
+		t.Errorf("the resumed copy did not use copy.parallel workers for its saved plan's chunks; log:\n%s", grepLines(logs.String(), "copy workers"))
+	}
+	assertSameData(t, e.srcDSN, e.dstDSN, []string{"public.keyed"})
+}
